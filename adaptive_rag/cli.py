@@ -1,0 +1,179 @@
+"""`arag`: ingest, delete, search, collections.
+
+Exit codes: 0 ok; 1 the run finished but some inputs failed (each named on stderr); 2 the
+command could not run (bad arguments, unknown collection, ...), with one line saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adaptive_rag.errors import UserError
+from adaptive_rag.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="adaptive-rag: ingest document collections and search them (dense + BM25 hybrid).")
+EXIT_PARTIAL, EXIT_USAGE = 1, 2
+
+
+class _State:
+    overrides: dict = {}
+
+
+def settings(**extra) -> Settings:
+    try:
+        return Settings(**{**_State.overrides, **extra})
+    except Exception as exc:  # pydantic ValidationError: say which setting is wrong
+        raise UserError(f"invalid settings: {exc}".replace("\n", " ")) from exc
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main_options(
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory (env ARAG_DATA_DIR, default ./.arag).")] = None,
+) -> None:
+    _State.overrides = {"data_dir": data_dir} if data_dir else {}
+
+
+def _components(s: Settings):
+    from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.store import open_store
+
+    if s.embedder == "minilm-l6" and not s.embedder_path:
+        from adaptive_rag.models.minilm_export import is_exported
+
+        variant = "int8" if s.embedder_quantize else "fp32"
+        if not is_exported(s.models_dir / f"minilm-l6-onnx-{variant}"):
+            typer.echo("Preparing the embedder (one-time ONNX export of all-MiniLM-L6-v2, ~15 s)...", err=True)
+    return open_store(s), load_embedder(s)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, jsonl:PATH, squad:PATH, hotpotqa:PATH, or squad-dev / hotpotqa-train / hotpotqa-test.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
+    chunk_size: Annotated[Optional[int], typer.Option(help="Chunk size in embedder tokens.")] = None,
+    chunk_overlap: Annotated[Optional[int], typer.Option(help="Chunk overlap in embedder tokens.")] = None,
+) -> None:
+    """Add or update documents; unchanged documents are skipped, changed ones replaced."""
+    from tqdm import tqdm
+
+    from ingest.pipeline import Ingestor
+    from ingest.sources import read_source
+
+    extra = {k: v for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items() if v is not None}
+    s = settings(**extra)
+    store, embedder = _components(s)
+    ingestor = Ingestor(s, store, embedder)
+    ingestor.open_collection(collection)
+    results = [r for spec in paths for r in read_source(spec, s)]
+    bar = tqdm(total=len(results), unit="doc", desc=f"ingest {collection}", disable=None, file=sys.stderr)
+
+    def progress(docs: int, chunks: int) -> None:
+        bar.update(docs - bar.n)
+        bar.set_postfix(chunks=chunks)
+
+    report = ingestor.run(collection, results, progress=progress, on_problem=lambda p: tqdm.write(f"problem: {p}", file=sys.stderr))
+    bar.close()
+    store.close()
+    typer.echo(report.summary())
+    if report.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def delete(
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")],
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+) -> None:
+    """Remove documents and their chunks from a collection."""
+    from adaptive_rag.store import open_store
+    from ingest.pipeline import delete_documents
+
+    store = open_store(settings())
+    store.get_meta(collection)
+    deleted, unknown = delete_documents(store, collection, doc_ids)
+    store.close()
+    for doc_id in unknown:
+        typer.echo(f"problem: no document {doc_id!r} in {collection}", err=True)
+    typer.echo(f"{collection}: {len(deleted)} documents deleted")
+    if unknown:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query text.")],
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Ranked chunks with scores, document ids and chunk ids."""
+    from dataclasses import asdict
+
+    from adaptive_rag.retrieve import Retriever
+
+    s = settings()
+    store, embedder = _components(s)
+    result = Retriever(s, store, embedder).search(collection, query, k=k, mode=mode)  # type: ignore[arg-type]
+    store.close()
+    if as_json:
+        typer.echo(json.dumps({"query": query, "collection": collection, "mode": mode,
+                               "timings_ms": result.timings_ms, "hits": [asdict(h) for h in result.hits]}, indent=2))
+        return
+    if not result.hits:
+        typer.echo("no results")
+    for rank, hit in enumerate(result.hits, start=1):
+        snippet = " ".join(hit.text.split())
+        snippet = snippet[:160] + ("..." if len(snippet) > 160 else "")
+        typer.echo(f"{rank:>2}. {hit.score:.4f}  doc={hit.doc_id}  chunk={hit.key} ({hit.chunk_id})\n    {snippet}")
+
+
+@app.command()
+def collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Collections with their document and chunk counts."""
+    from dataclasses import asdict
+
+    from adaptive_rag.store import open_store
+
+    store = open_store(settings())
+    infos = [store.collection_info(n) for n in store.list_collections()]
+    store.close()
+    if as_json:
+        typer.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    if not infos:
+        typer.echo("no collections")
+    for info in infos:
+        typer.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.embedder}, {info.dim}-d)")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        fail(str(exc))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and aborts
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            fail(exc.format_message())
+        if isinstance(exc, click.exceptions.Abort):
+            fail("aborted", 130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

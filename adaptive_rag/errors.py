@@ -1,0 +1,14 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits non-zero; the
+API maps them to 4xx. Anything else is a bug and is allowed to surface as such."""
+
+
+class UserError(Exception):
+    """Bad input or configuration, described in a message a user can act on."""
+
+
+class NotFoundError(UserError):
+    """A named thing (collection, document) does not exist."""
+
+
+class ConfigError(UserError):
+    """Settings that cannot work together, or a model file that fails its checks."""

@@ -1,0 +1,67 @@
+"""Query-time retrieval: embed the query (dense), encode it for BM25 (sparse), search the store."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from adaptive_rag.errors import UserError
+from adaptive_rag.models.embedder import DenseEmbedder
+from adaptive_rag.models.sparse import Bm25Encoder, Bm25Params
+from adaptive_rag.settings import Settings
+from adaptive_rag.store.base import Store
+from adaptive_rag.types import SEARCH_MODES, SearchHit, SearchMode
+
+MAX_QUERY_CHARS = 4000
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    hits: list[SearchHit]
+    mode: SearchMode
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever:
+    def __init__(self, settings: Settings, store: Store, embedder: DenseEmbedder):
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self._bm25: dict[str, Bm25Encoder] = {}
+
+    def _encoder(self, collection: str) -> Bm25Encoder:
+        if collection not in self._bm25:
+            meta = self.store.get_meta(collection)
+            meta.check_compatible(self.embedder.name, self.embedder.dim)
+            self._bm25[collection] = Bm25Encoder(Bm25Params(meta.bm25_k, meta.bm25_b, meta.bm25_avg_len))
+        return self._bm25[collection]
+
+    def search(self, collection: str, query: str, k: int = 5, mode: SearchMode = "hybrid") -> Retrieval:
+        if mode not in SEARCH_MODES:
+            raise UserError(f"unknown search mode {mode!r}; valid: {', '.join(SEARCH_MODES)}")
+        if not query or not query.strip():
+            raise UserError("empty query")
+        if len(query) > MAX_QUERY_CHARS:
+            raise UserError(f"query too long: {len(query)} characters (at most {MAX_QUERY_CHARS})")
+        if not 1 <= k <= MAX_K:
+            raise UserError(f"k must be between 1 and {MAX_K}, got {k}")
+        encoder = self._encoder(collection)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        dense = self.embedder.embed_query(query) if mode != "bm25" else None
+        t1 = time.perf_counter()
+        sparse = encoder.encode_query(query) if mode != "dense" else None
+        t2 = time.perf_counter()
+        if sparse is not None and not sparse.indices:  # only stop words: BM25 has nothing to say
+            if mode == "bm25":
+                return Retrieval([], mode, {"embed_ms": 0.0, "bm25_ms": (t2 - t1) * 1e3, "search_ms": 0.0})
+            mode_used: SearchMode = "dense"
+        else:
+            mode_used = mode
+        s = self.settings
+        hits = self.store.search(collection, mode_used, k, dense, sparse, s.prefetch_limit, s.rrf_k,
+                                 (s.dense_weight, s.bm25_weight))
+        t3 = time.perf_counter()
+        timings = {"embed_ms": (t1 - t0) * 1e3, "bm25_ms": (t2 - t1) * 1e3, "search_ms": (t3 - t2) * 1e3}
+        return Retrieval(hits, mode, timings)

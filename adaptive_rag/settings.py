@@ -1,0 +1,76 @@
+"""The one reader of environment variables and `.env`.
+
+Every knob has an `ARAG_` environment variable (e.g. `ARAG_DATA_DIR`, `ARAG_QDRANT_URL`); the CLI
+overrides a few of them per invocation. Nothing else in the code base reads `os.environ` for
+configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_shared_data() -> Path:
+    """`../shared/data` beside the checkout, where CI and the dev machines keep the eval sets."""
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARAG_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".arag"), description="Indexes, documents and model caches.")
+
+    # Store: embedded Qdrant Edge unless a server URL is given.
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = embedded Edge.")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_timeout_s: float = 30.0
+
+    # Dense embedder: "minilm-l6" is the bundled all-MiniLM-L6-v2 exported to ONNX once;
+    # any other name is handed to fastembed (which downloads it when a network is available).
+    embedder: str = "minilm-l6"
+    embedder_path: Path | None = Field(None, description="Local ONNX model dir for `embedder`.")
+    embedder_quantize: bool = Field(
+        False, description="Use a dynamically int8-quantized export (faster, slightly less exact)."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    embed_threads: int | None = Field(None, description="ONNX Runtime threads; None = all cores.")
+
+    # Chunking, in embedder tokens (MiniLM reads at most 256).
+    chunk_size: int = Field(200, ge=16, le=8192)
+    chunk_overlap: int = Field(30, ge=0)
+    # Ingestion writes and commits documents in groups of about this many chunks.
+    ingest_group_chunks: int = Field(512, ge=1)
+
+    # BM25 (qdrant_edge.Bm25; identical on the embedded and server stores).
+    bm25_k: float = 1.2
+    bm25_b: float = 0.75
+    bm25_avg_len: float = Field(90.0, gt=0, description="Average chunk length in BM25 tokens.")
+
+    # Hybrid search: each side prefetches this many candidates, fused with RRF(k).
+    prefetch_limit: int = Field(50, ge=1)
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, gt=0)
+    bm25_weight: float = Field(1.0, gt=0)
+
+    shared_data_dir: Path = Field(default_factory=_default_shared_data)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.data_dir / "collections"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,0 +1,1 @@
+"""Evaluation and benchmarks; sits on top of everything else."""

@@ -26,15 +26,15 @@ class _State:
 
 
 def settings(**extra) -> Settings:
+    from pydantic import ValidationError
+
     try:
         return Settings(**{**_State.overrides, **extra})
-    except Exception as exc:  # pydantic ValidationError: say which setting is wrong
-        raise UserError(f"invalid settings: {exc}".replace("\n", " ")) from exc
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    except ValidationError as exc:  # say which setting is wrong, without pydantic's URL
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(f"invalid settings: {problems}") from exc
 
 
 @app.callback()
@@ -158,21 +158,21 @@ def collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         typer.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.embedder}, {info.dim}-d)")
 
 
-def main() -> None:
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code. Click reports usage errors itself (exit 2); a
+    UserError raised by a command becomes one `error: ...` line and exit 2."""
     try:
-        app(standalone_mode=False)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     except UserError as exc:
-        fail(str(exc))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and aborts
-        import click
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    return 0
 
-        if isinstance(exc, click.exceptions.UsageError):
-            fail(exc.format_message())
-        if isinstance(exc, click.exceptions.Abort):
-            fail("aborted", 130)
-        raise
+
+def main() -> None:
+    sys.exit(run())
 
 
 if __name__ == "__main__":

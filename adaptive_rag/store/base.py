@@ -62,6 +62,11 @@ class CollectionMeta:
             )
 
 
+def rrf_weights(weights: tuple[float, float]) -> list[float] | None:
+    """None for equal weights: plain RRF, which Qdrant servers older than weighted RRF accept."""
+    return None if weights[0] == weights[1] else list(weights)
+
+
 def chunk_payload(chunk: Chunk) -> dict[str, Any]:
     return {"doc_id": chunk.doc_id, "position": chunk.position, "key": chunk.key,
             "text": chunk.text, "title": chunk.title}

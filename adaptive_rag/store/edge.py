@@ -17,7 +17,7 @@ import numpy as np
 
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.store.base import (
-    DENSE, SPARSE, CollectionMeta, Store, check_collection_name, chunk_payload, hit_from_payload,
+    DENSE, SPARSE, CollectionMeta, Store, check_collection_name, chunk_payload, rrf_weights, hit_from_payload,
 )
 from adaptive_rag.store.documents_db import DocumentsDB
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
@@ -157,7 +157,7 @@ class EdgeStore(Store):
             request = qe.QueryRequest(limit=k, query=sparse_q, with_payload=True)
         else:
             request = qe.QueryRequest(
-                limit=k, with_payload=True, query=qe.Fusion.Rrf(k=rrf_k, weights=list(weights)),
+                limit=k, with_payload=True, query=qe.Fusion.Rrf(k=rrf_k, weights=rrf_weights(weights)),
                 prefetches=[qe.Prefetch(limit=max(prefetch, k), query=dense_q),
                             qe.Prefetch(limit=max(prefetch, k), query=sparse_q)],
             )

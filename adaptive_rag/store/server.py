@@ -15,7 +15,7 @@ import numpy as np
 
 from adaptive_rag.errors import NotFoundError
 from adaptive_rag.store.base import (
-    DENSE, SPARSE, CollectionMeta, Store, check_collection_name, chunk_payload, document_from_dict,
+    DENSE, SPARSE, CollectionMeta, Store, rrf_weights, check_collection_name, chunk_payload, document_from_dict,
     document_to_dict, hit_from_payload,
 )
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
@@ -162,7 +162,7 @@ class QdrantServerStore(Store):
                 name, limit=k, with_payload=True,
                 prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=limit),
                           models.Prefetch(query=sparse_q, using=SPARSE, limit=limit)],
-                query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=list(weights))),
+                query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=rrf_weights(weights))),
             )
         return [hit_from_payload(p.id, p.score, p.payload or {}) for p in result.points]
 

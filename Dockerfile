@@ -1,0 +1,15 @@
+# The adaptive-rag API/CLI image (used by compose.yaml).
+FROM python:3.11-slim
+WORKDIR /app
+ENV PIP_NO_CACHE_DIR=1 ARAG_DATA_DIR=/data
+# torch is pinned to the CPU wheel index so the image does not pull a multi-GB CUDA build.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+COPY pyproject.toml README.md ./
+COPY adaptive_rag ./adaptive_rag
+COPY ingest ./ingest
+COPY gatekeeper ./gatekeeper
+COPY eval ./eval
+COPY corpora ./corpora
+RUN pip install .
+EXPOSE 8000
+CMD ["arag", "--help"]

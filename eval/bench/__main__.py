@@ -1,0 +1,75 @@
+"""Command line of the benchmarks; see `python -m eval.bench -h`.
+
+Output: a human-readable table on stdout, or with `--json` one JSON object; `--out FILE` also
+writes the JSON to FILE (so a long run can be read by tools without re-running). Progress goes
+to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    p.add_argument("--models-dir", type=Path, default=None,
+                   help="where the exported ONNX embedder lives (default: Settings().models_dir, ./.arag/models); "
+                        "exported there first if missing")
+    p.add_argument("--quantize", action="store_true", help="use the int8-quantized embedder (embedder_quantize=True)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="benchmark", required=True)
+    r = sub.add_parser("retrieval", help="SQuAD quality + latency, synthetic 100k-chunk latency, baselines")
+    _common(r)
+    r.add_argument("--questions", type=int, default=300, help="SQuAD questions sampled (0 = all in the split)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the question sample and the synthetic corpus")
+    r.add_argument("--split", choices=("report", "tune", "all"), default="report",
+                   help="SQuAD articles to draw questions from: report = 32-47, tune = 0-31")
+    r.add_argument("--synthetic", type=int, default=100_000, help="synthetic corpus size in chunks (0 = skip)")
+    r.add_argument("--synthetic-queries", type=int, default=200, help="queries against the synthetic corpus")
+    r.add_argument("--baseline-queries", type=int, default=50,
+                   help="synthetic queries run through the slow baselines (rank-bm25, local mode)")
+    r.add_argument("--local-mode-max", type=int, default=100_000,
+                   help="at most this many synthetic points go into qdrant-client local mode (0 = skip it)")
+    i = sub.add_parser("ingest", help="ingest squad-dev; throughput against the raw embedder")
+    _common(i)
+    i.add_argument("--repeat", type=int, default=1, help="ingest/raw-embed pairs to run (medians are reported)")
+    return ap
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf are not JSON; they become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.benchmark == "retrieval":
+        from eval.bench import retrieval as bench
+    else:
+        from eval.bench import ingest as bench
+    result = bench.run(args)
+    text = json.dumps(_clean(result), indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text if args.json else bench.format_result(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a model hub
+
+from adaptive_rag.settings import Settings  # noqa: E402
+from tests.fakes import FakeEmbedder  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "corpora" / "squad_sample.json"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", chunk_size=40, chunk_overlap=5, ingest_group_chunks=8)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(params=["edge", "server"])
+def store(request, settings: Settings):
+    """Both adapters: embedded Qdrant Edge, and the server adapter on qdrant-client's local mode."""
+    if request.param == "edge":
+        from adaptive_rag.store.edge import EdgeStore
+
+        st = EdgeStore(settings.collections_dir)
+    else:
+        import warnings
+
+        from qdrant_client import QdrantClient
+
+        from adaptive_rag.store.server import QdrantServerStore
+
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+        st = QdrantServerStore(client=QdrantClient(":memory:"))
+    yield st
+    st.close()

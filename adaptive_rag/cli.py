@@ -158,6 +158,17 @@ def collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         typer.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.embedder}, {info.dim}-d)")
 
 
+@app.command()
+def demo() -> None:
+    """Ingest the bundled SQuAD sample into `demo` and search it with a few of its questions."""
+    from adaptive_rag.demo import run_demo
+
+    s = settings()
+    store, embedder = _components(s)
+    run_demo(s, store, embedder)
+    store.close()
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code. Click reports usage errors itself (exit 2); a
     UserError raised by a command becomes one `error: ...` line and exit 2."""

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adaptive_rag.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def minilm_dir(tmp_path_factory) -> Path:
+    """The real all-MiniLM-L6-v2 ONNX export, built once per test session (~15 s)."""
+    from adaptive_rag.models.minilm_export import export_minilm
+
+    return export_minilm(tmp_path_factory.mktemp("models") / "minilm-l6-onnx-fp32", quantize=False)
+
+
+@pytest.fixture
+def real_settings(tmp_path: Path, minilm_dir: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", embedder_path=minilm_dir)

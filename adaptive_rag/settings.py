@@ -51,11 +51,14 @@ class Settings(BaseSettings):
     bm25_b: float = 0.75
     bm25_avg_len: float = Field(90.0, gt=0, description="Average chunk length in BM25 tokens.")
 
-    # Hybrid search: each side prefetches this many candidates, fused with RRF(k).
+    # Hybrid search: each side prefetches this many candidates, fused with weighted RRF(k).
+    # k = 2 and BM25 weight 1.25 were chosen on SQuAD dev questions of the tuning split
+    # (articles 0-31; recall@10 0.962 -> 0.975 over k = 60 with equal weights): a small k trusts
+    # the top ranks of each side, and BM25 is the stronger side with MiniLM on these questions.
     prefetch_limit: int = Field(50, ge=1)
-    rrf_k: int = Field(60, ge=1)
+    rrf_k: int = Field(2, ge=1)
     dense_weight: float = Field(1.0, gt=0)
-    bm25_weight: float = Field(1.0, gt=0)
+    bm25_weight: float = Field(1.25, gt=0)
 
     shared_data_dir: Path = Field(default_factory=_default_shared_data)
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     embedder_quantize: bool = Field(
         False, description="Use a dynamically int8-quantized export (faster, slightly less exact)."
     )
+    embedder_max_tokens: int | None = Field(
+        None, ge=16, description="Truncate embedder input here (None = the model's own limit, 256 for MiniLM)."
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_threads: int | None = Field(None, description="ONNX Runtime threads; None = all cores.")
 

@@ -51,7 +51,7 @@ class FastEmbedEmbedder(DenseEmbedder):
     to the longest text of a batch is the main waste on CPU, and sorting removes most of it."""
 
     def __init__(self, model_name: str, model_dir: Path | None, batch_size: int = 32,
-                 threads: int | None = None, register_as_minilm: bool = False):
+                 threads: int | None = None, register_as_minilm: bool = False, max_tokens: int | None = None):
         try:
             from fastembed import TextEmbedding
         except ImportError as exc:  # pragma: no cover
@@ -70,6 +70,8 @@ class FastEmbedEmbedder(DenseEmbedder):
         self._lock = threading.Lock()  # one ONNX session; fastembed's tokenizer is not re-entrant
         self.name = model_name
         self.dim = int(inner._embedding_size or len(self.embed_query("probe")))
+        if max_tokens is not None:  # attention cost grows with length: a shorter cap trades recall for speed
+            inner.tokenizer.enable_truncation(max_length=max_tokens)
         self.max_tokens = int(inner.tokenizer.truncation["max_length"]) if inner.tokenizer.truncation else 512
         self._counter = copy.deepcopy(inner.tokenizer)
         self._counter.no_truncation()
@@ -115,7 +117,7 @@ def _bundled_minilm(settings: Settings) -> DenseEmbedder:
     )
     return FastEmbedEmbedder(
         f"local/{BUNDLED_MINILM}-{variant}", Path(model_dir), settings.embed_batch_size,
-        settings.embed_threads, register_as_minilm=True,
+        settings.embed_threads, register_as_minilm=True, max_tokens=settings.embedder_max_tokens,
     )
 
 
@@ -127,7 +129,7 @@ _cache_lock = threading.Lock()
 
 def load_embedder(settings: Settings) -> DenseEmbedder:
     """The configured embedder, loaded once per process (loading costs ~0.3 s)."""
-    key = (settings.embedder, str(settings.embedder_path), settings.embedder_quantize,
+    key = (settings.embedder, str(settings.embedder_path), settings.embedder_quantize, settings.embedder_max_tokens,
            str(settings.models_dir.resolve()), settings.embed_batch_size, settings.embed_threads)
     with _cache_lock:
         if key not in _cache:
@@ -136,6 +138,7 @@ def load_embedder(settings: Settings) -> DenseEmbedder:
                 _cache[key] = factory(settings)
             else:
                 _cache[key] = FastEmbedEmbedder(
-                    settings.embedder, settings.embedder_path, settings.embed_batch_size, settings.embed_threads
+                    settings.embedder, settings.embedder_path, settings.embed_batch_size, settings.embed_threads,
+                    max_tokens=settings.embedder_max_tokens,
                 )
         return _cache[key]

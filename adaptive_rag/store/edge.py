@@ -83,6 +83,11 @@ class EdgeStore(Store):
                 try:
                     shard = qe.EdgeShard.load(str(root / "shard"))
                 except Exception as exc:
+                    if "WouldBlock" in str(exc):
+                        raise UserError(
+                            f"collection {name!r} is open in another process (an ingest or a server); the embedded "
+                            "store serves one process at a time; wait for it, or use a Qdrant server (ARAG_QDRANT_URL)"
+                        ) from exc
                     raise UserError(f"cannot open collection {name!r} at {root}: {exc}") from exc
                 self._open[name] = _Collection(root, meta, shard, DocumentsDB(root / "documents.sqlite"))
             return self._open[name]

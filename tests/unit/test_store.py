@@ -83,3 +83,28 @@ def test_collections_are_listed_validated_and_reopened(store):
             store.create_collection(CollectionMeta(bad, "e", 4, 1.2, 0.75, 10.0))
     store.drop_collection("alpha")
     assert store.list_collections() == []
+
+
+def test_embedded_collection_open_in_another_process_is_a_clear_error(settings):
+    import subprocess
+    import sys
+
+    from adaptive_rag.store.edge import EdgeStore
+    from tests.conftest import REPO
+
+    store = EdgeStore(settings.collections_dir)
+    _fill(store, "busy")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from adaptive_rag.store.edge import EdgeStore; "
+         "s = EdgeStore(sys.argv[1]); s.collection_info('busy'); print('open', flush=True); time.sleep(30)",
+         str(settings.collections_dir)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        store.close()
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(UserError, match="open in another process"):
+            EdgeStore(settings.collections_dir).collection_info("busy")
+    finally:
+        holder.kill()
+        holder.wait()

@@ -45,14 +45,13 @@ def main_options(
 
 
 def _components(s: Settings):
-    from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.models.embedder import BUNDLED_MINILM, bundled_minilm_dir, load_embedder
     from adaptive_rag.store import open_store
 
-    if s.embedder == "minilm-l6" and not s.embedder_path:
+    if s.embedder == BUNDLED_MINILM and not s.embedder_path:
         from adaptive_rag.models.minilm_export import is_exported
 
-        variant = "int8" if s.embedder_quantize else "fp32"
-        if not is_exported(s.models_dir / f"minilm-l6-onnx-{variant}"):
+        if not is_exported(bundled_minilm_dir(s), s.embedder_quantize):
             typer.echo("Preparing the embedder (one-time ONNX export of all-MiniLM-L6-v2, ~15 s)...", err=True)
     return open_store(s), load_embedder(s)
 

@@ -19,7 +19,7 @@ MAX_K = 1000
 @dataclass(frozen=True)
 class Retrieval:
     hits: list[SearchHit]
-    mode: SearchMode
+    mode: SearchMode  # the mode actually run: hybrid falls back to dense when BM25 has no terms
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -47,7 +47,6 @@ class Retriever:
         if not 1 <= k <= MAX_K:
             raise UserError(f"k must be between 1 and {MAX_K}, got {k}")
         encoder = self._encoder(collection)
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         dense = self.embedder.embed_query(query) if mode != "bm25" else None
         t1 = time.perf_counter()
@@ -64,4 +63,4 @@ class Retriever:
                                  (s.dense_weight, s.bm25_weight))
         t3 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1e3, "bm25_ms": (t2 - t1) * 1e3, "search_ms": (t3 - t2) * 1e3}
-        return Retrieval(hits, mode, timings)
+        return Retrieval(hits, mode_used, timings)

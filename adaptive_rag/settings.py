@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARAG_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path(".arag"), description="Indexes, documents and model caches.")
+    model_cache_dir: Path | None = Field(None, description="Model exports; default <data_dir>/models.")
 
     # Store: embedded Qdrant Edge unless a server URL is given.
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = embedded Edge.")
@@ -79,4 +80,4 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.model_cache_dir or self.data_dir / "models"

@@ -108,13 +108,16 @@ def _register_local_minilm(model_name: str) -> None:
         )
 
 
+def bundled_minilm_dir(settings: Settings) -> Path:
+    """Where the MiniLM ONNX export for these settings lives (built on first use)."""
+    return settings.models_dir / f"minilm-l6-onnx-{'int8' if settings.embedder_quantize else 'fp32'}"
+
+
 def _bundled_minilm(settings: Settings) -> DenseEmbedder:
     from adaptive_rag.models.minilm_export import export_minilm
 
     variant = "int8" if settings.embedder_quantize else "fp32"
-    model_dir = settings.embedder_path or export_minilm(
-        settings.models_dir / f"minilm-l6-onnx-{variant}", quantize=settings.embedder_quantize
-    )
+    model_dir = settings.embedder_path or export_minilm(bundled_minilm_dir(settings), quantize=settings.embedder_quantize)
     return FastEmbedEmbedder(
         f"local/{BUNDLED_MINILM}-{variant}", Path(model_dir), settings.embed_batch_size,
         settings.embed_threads, register_as_minilm=True, max_tokens=settings.embedder_max_tokens,

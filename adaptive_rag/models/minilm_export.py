@@ -60,19 +60,20 @@ def verify_weights(src: Path) -> None:
             raise ConfigError(f"embedder weights fail their checksum: {path} has sha256 {actual}, expected {expected}")
 
 
-def is_exported(target: Path) -> bool:
+def is_exported(target: Path, quantize: bool) -> bool:
     marker = target / "export.json"
     if not marker.is_file() or not (target / "model.onnx").is_file():
         return False
     try:
-        return json.loads(marker.read_text()).get("version") == EXPORT_VERSION
+        info = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
+    return info.get("version") == EXPORT_VERSION and info.get("quantized") == quantize
 
 
 def export_minilm(target: Path, quantize: bool) -> Path:
     """Build `target` (model.onnx + tokenizer files) unless it is already complete."""
-    if is_exported(target):
+    if is_exported(target, quantize):
         return target
     src = bundled_weights_dir()
     verify_weights(src)
@@ -148,13 +149,21 @@ def _optimize(src: Path, out: Path) -> None:
 
 
 def _quantize(src: Path, out: Path) -> None:
+    import logging
+
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
+    try:
+        quantize_dynamic(
+            str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        root.setLevel(level)
 
 
 def _copy_tokenizer(src: Path, out: Path) -> None:

@@ -144,5 +144,9 @@ class Store(ABC):
         """Top-k chunks. hybrid = dense and BM25 prefetches fused by weighted RRF in Qdrant:
         score(d) = sum_i w_i / (rrf_k + rank_i(d))."""
 
+    def optimize(self, name: str) -> None:
+        """Merge segments and build indexes after bulk writes. A Qdrant server does this in the
+        background by itself; the embedded engine only when asked."""
+
     def close(self) -> None:
         """Release files and connections."""

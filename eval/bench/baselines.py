@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -53,10 +54,12 @@ class LocalModeDense:
         n = int(vectors.shape[0])
         for start in range(0, n, batch):
             end = min(start + batch, n)
-            self._client.upsert(self.COLLECTION, wait=True, points=models.Batch(
-                ids=list(range(start, end)), vectors=vectors[start:end].tolist(),
-                payloads=list(payloads[start:end]) if payloads is not None else None))
-            if log and n > batch:
+            with warnings.catch_warnings():  # "not recommended above 20,000 points": that is the point
+                warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
+                self._client.upsert(self.COLLECTION, wait=True, points=models.Batch(
+                    ids=list(range(start, end)), vectors=vectors[start:end].tolist(),
+                    payloads=list(payloads[start:end]) if payloads is not None else None))
+            if log and n > batch and (end % 20000 == 0 or end == n):
                 log(f"  local mode: {end}/{n} points upserted ({time.perf_counter() - t0:.0f} s)")
         self.build_s = time.perf_counter() - t0
         self.size = n

@@ -87,21 +87,21 @@ def bench_settings(data_dir: Path, models_dir: Path | None, quantize: bool) -> t
     first when missing). Returns (settings, seconds spent exporting; 0 when it was already there).
     The store is forced to the embedded Edge store: a stray ARAG_QDRANT_URL must not make the
     benchmark write into somebody's server."""
-    from adaptive_rag.models.embedder import BUNDLED_MINILM
+    from adaptive_rag.models.embedder import BUNDLED_MINILM, bundled_minilm_dir
     from adaptive_rag.settings import Settings
 
-    base = Settings(embedder_quantize=quantize)
+    base = Settings(**({"embedder_quantize": True} if quantize else {}))  # else ARAG_EMBEDDER_QUANTIZE applies
     settings = base.model_copy(update={"data_dir": Path(data_dir), "qdrant_url": None})
     export_s = 0.0
     if base.embedder == BUNDLED_MINILM and base.embedder_path is None:
         from adaptive_rag.models.minilm_export import export_minilm, is_exported
 
-        variant = "int8" if quantize else "fp32"
-        target = Path(models_dir or base.models_dir).resolve() / f"minilm-l6-onnx-{variant}"
-        if not is_exported(target):
+        located = base.model_copy(update={"model_cache_dir": Path(models_dir)}) if models_dir else base
+        target = bundled_minilm_dir(located).resolve()
+        if not is_exported(target, base.embedder_quantize):
             log(f"exporting the embedder to {target} (one time, ~15 s)")
             t0 = time.perf_counter()
-            export_minilm(target, quantize=quantize)
+            export_minilm(target, quantize=base.embedder_quantize)
             export_s = time.perf_counter() - t0
         settings = settings.model_copy(update={"embedder_path": target})
     return settings, export_s
@@ -110,6 +110,7 @@ def bench_settings(data_dir: Path, models_dir: Path | None, quantize: bool) -> t
 def settings_summary(settings: Any, embedder: Any) -> dict[str, Any]:
     return {"embedder": embedder.name, "embedder_dim": embedder.dim, "embedder_quantize": settings.embedder_quantize,
             "embedder_path": str(settings.embedder_path) if settings.embedder_path else None,
+            "embedder_max_tokens": getattr(embedder, "max_tokens", None),
             "embed_batch_size": settings.embed_batch_size, "embed_threads": settings.embed_threads,
             "rrf_k": settings.rrf_k, "prefetch_limit": settings.prefetch_limit,
             "weights": {"dense": settings.dense_weight, "bm25": settings.bm25_weight},

@@ -101,13 +101,14 @@ def format_result(r: dict[str, Any]) -> str:
         f"  raw embed_documents   {raw['seconds']:7.1f} s   {raw['chunks_per_s']:7.1f} chunks/s   "
         f"(same {raw['texts']} texts)",
         f"  ingest / raw throughput = {rr['ratio']:.3f} (target >= {rr['target_min']}: {yes(rr['met'])})",
-        f"  LlamaIndex reference* {li['seconds']:7.1f} s -> ours is {li['speedup']:.2f}x faster "
+        f"  LlamaIndex reference* {li['seconds']:7.1f} s -> speed-up {li['speedup']:.2f}x (reference s / ours) "
         f"(target >= {li['target_speedup_min']:.0f}x, i.e. <= {li['target_max_s']} s: {yes(li['met'])})",
         f"  * {li['note']}.",
         "",
         f"machine: {m['usable_cpus']}/{m['cpu_count']} CPUs, {m['platform']}, load at start "
         f"{', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}",
         f"settings: embedder {st['embedder']} (quantize={st['embedder_quantize']}), batch {st['embed_batch_size']}, "
-        f"threads {st['embed_threads'] or 'all'}, ingest group {st['ingest_group_chunks']} chunks",
+        f"threads {st['embed_threads'] or 'all'}, max tokens {st.get('embedder_max_tokens')}, "
+        f"ingest group {st['ingest_group_chunks']} chunks",
     ]
     return "\n".join(out)

@@ -166,14 +166,14 @@ def format_result(r: dict[str, Any]) -> str:
     out.append(f"  * {ref['system']}: {ref['note']}.")
     out.append("")
     out.append("== SQuAD latency, top-10")
-    for m in MODES:
-        out.append(f"  our store {m:7} (precomputed query)  {_lat(lat['store_search_top10'][m])}")
-    out.append(f"  our end-to-end hybrid (embed+bm25+search) {_lat(lat['end_to_end_hybrid_top10'])}")
-    out.append(f"  query embedding alone                     {_lat(lat['query_embedding'])}")
-    out.append(f"  BM25 query encoding alone                 {_lat(lat['bm25_query_encoding'])}")
     b = lat["baselines"]
-    out.append(f"  rank-bm25 BM25Okapi                       {_lat(b['rank_bm25'])}")
-    out.append(f"  qdrant-client local mode dense            {_lat(b['qdrant_client_local_mode_dense'])}")
+    rows = [(f"our store {m} (precomputed query vectors)", lat["store_search_top10"][m]) for m in MODES]
+    rows += [("our end-to-end hybrid (embed + BM25 + search)", lat["end_to_end_hybrid_top10"]),
+             ("query embedding alone", lat["query_embedding"]),
+             ("BM25 query encoding alone", lat["bm25_query_encoding"]),
+             ("rank-bm25 BM25Okapi (baseline)", b["rank_bm25"]),
+             ("qdrant-client local mode dense (baseline)", b["qdrant_client_local_mode_dense"])]
+    out.extend(f"  {label:46}{_lat(d)}" for label, d in rows)
     sp = lat["speedup_p50"]
     out.append(f"  speed-up (baseline p50 / ours p50): rank-bm25 vs our bm25 {sp['rank_bm25_vs_our_bm25']:.1f}x, "
                f"vs our hybrid {sp['rank_bm25_vs_our_hybrid']:.1f}x; local-mode dense vs our dense "
@@ -189,6 +189,7 @@ def format_result(r: dict[str, Any]) -> str:
     out.append("")
     out.append(f"machine: {m['usable_cpus']}/{m['cpu_count']} CPUs, {m['platform']}, load at start "
                f"{', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}")
-    out.append(f"settings: embedder {st['embedder']} (quantize={st['embedder_quantize']}), rrf_k {st['rrf_k']}, "
+    out.append(f"settings: embedder {st['embedder']} (quantize={st['embedder_quantize']}, max tokens {st.get('embedder_max_tokens')}), "
+               f"rrf_k {st['rrf_k']}, "
                f"prefetch {st['prefetch_limit']}, weights dense {st['weights']['dense']} / bm25 {st['weights']['bm25']}")
     return "\n".join(out)

@@ -35,8 +35,10 @@ class Settings(BaseSettings):
     # any other name is handed to fastembed (which downloads it when a network is available).
     embedder: str = "minilm-l6"
     embedder_path: Path | None = Field(None, description="Local ONNX model dir for `embedder`.")
+    # int8 by default: on SQuAD dev it embeds ~2x faster than fp32 with the same hybrid recall
+    # (R@10 0.977 both; dense alone R@10 0.920 vs 0.933). See README, Performance.
     embedder_quantize: bool = Field(
-        False, description="Use a dynamically int8-quantized export (faster, slightly less exact)."
+        True, description="Use the dynamically int8-quantized MiniLM export (faster, slightly less exact)."
     )
     embedder_max_tokens: int | None = Field(
         None, ge=16, description="Truncate embedder input here (None = the model's own limit, 256 for MiniLM)."

@@ -114,10 +114,11 @@ def bundled_minilm_dir(settings: Settings) -> Path:
 
 
 def _bundled_minilm(settings: Settings) -> DenseEmbedder:
-    from adaptive_rag.models.minilm_export import export_minilm
+    from adaptive_rag.models.minilm_export import export_minilm, exported_as_quantized
 
-    variant = "int8" if settings.embedder_quantize else "fp32"
     model_dir = settings.embedder_path or export_minilm(bundled_minilm_dir(settings), quantize=settings.embedder_quantize)
+    quantized = exported_as_quantized(Path(model_dir), default=settings.embedder_quantize)
+    variant = "int8" if quantized else "fp32"
     return FastEmbedEmbedder(
         f"local/{BUNDLED_MINILM}-{variant}", Path(model_dir), settings.embed_batch_size,
         settings.embed_threads, register_as_minilm=True, max_tokens=settings.embedder_max_tokens,

@@ -71,6 +71,14 @@ def is_exported(target: Path, quantize: bool) -> bool:
     return info.get("version") == EXPORT_VERSION and info.get("quantized") == quantize
 
 
+def exported_as_quantized(target: Path, default: bool) -> bool:
+    """What an export directory holds, so a collection records the model that really embedded it."""
+    try:
+        return bool(json.loads((target / "export.json").read_text())["quantized"])
+    except (OSError, ValueError, KeyError):
+        return default
+
+
 def export_minilm(target: Path, quantize: bool) -> Path:
     """Build `target` (model.onnx + tokenizer files) unless it is already complete."""
     if is_exported(target, quantize):

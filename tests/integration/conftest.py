@@ -9,10 +9,10 @@ from adaptive_rag.settings import Settings
 
 @pytest.fixture(scope="session")
 def minilm_dir(tmp_path_factory) -> Path:
-    """The real all-MiniLM-L6-v2 ONNX export, built once per test session (~15 s)."""
+    """The real all-MiniLM-L6-v2 ONNX export (int8, the default), built once per session (~15 s)."""
     from adaptive_rag.models.minilm_export import export_minilm
 
-    return export_minilm(tmp_path_factory.mktemp("models") / "minilm-l6-onnx-fp32", quantize=False)
+    return export_minilm(tmp_path_factory.mktemp("models") / "minilm-l6-onnx-int8", quantize=True)
 
 
 @pytest.fixture

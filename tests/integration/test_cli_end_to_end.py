@@ -48,4 +48,4 @@ def test_mixed_folder_ingest_update_search_delete(real_settings, tmp_path):
     assert gone.returncode == 0 and "1 documents deleted" in gone.stdout
     listing = _arag(real_settings, "collections", "--json")
     assert json.loads(listing.stdout) == [{"name": "handbook", "documents": 2, "chunks": 2,
-                                           "embedder": "local/minilm-l6-fp32", "dim": 384}]
+                                           "embedder": "local/minilm-l6-int8", "dim": 384}]

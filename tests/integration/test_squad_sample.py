@@ -31,17 +31,23 @@ def _questions(limit=60, seed=0):
     return [items[i] for i in rng.choice(len(items), size=limit, replace=False)]
 
 
-def test_embedder_matches_sentence_transformers_reference(real_settings):
-    """The ONNX export must reproduce all-MiniLM-L6-v2 (cosine > 0.999 to the PyTorch model)."""
+def test_onnx_exports_match_the_sentence_transformers_reference(real_settings, tmp_path):
+    """fp32 must reproduce all-MiniLM-L6-v2 (cosine > 0.999 to the PyTorch model); the int8
+    default stays close (> 0.97 per text; ~0.99 on average over SQuAD paragraphs)."""
     from sentence_transformers import SentenceTransformer
 
-    from adaptive_rag.models.minilm_export import bundled_weights_dir
+    from adaptive_rag.models.minilm_export import bundled_weights_dir, export_minilm
 
-    texts = ["How many parishes are in Jacksonville?", "Prime numbers have exactly two divisors. " * 30]
-    ours = load_embedder(real_settings).embed_documents(texts)
+    texts = ["How many parishes are in Jacksonville?", "Prime numbers have exactly two divisors. " * 30,
+             "The Amazon rainforest covers much of the Amazon basin of South America."]
     reference = SentenceTransformer(str(bundled_weights_dir()), device="cpu").encode(texts, normalize_embeddings=True)
-    assert ours.shape == (2, 384)
-    assert np.all(np.sum(ours * reference, axis=1) > 0.999)
+    fp32_dir = export_minilm(tmp_path / "fp32", quantize=False)
+    fp32 = load_embedder(real_settings.model_copy(update={"embedder_path": fp32_dir, "embedder_quantize": False}))
+    int8 = load_embedder(real_settings)
+    assert fp32.name.endswith("fp32") and int8.name.endswith("int8")
+    assert np.all(np.sum(fp32.embed_documents(texts) * reference, axis=1) > 0.999)
+    assert np.all(np.sum(int8.embed_documents(texts) * reference, axis=1) > 0.97)
+    assert int8.embed_documents(texts).shape == (3, 384)
 
 
 def test_sample_ingest_keeps_paragraph_keys_and_finds_gold_passages(sample_collection):
@@ -57,7 +63,8 @@ def test_sample_ingest_keeps_paragraph_keys_and_finds_gold_passages(sample_colle
     for mode in ("hybrid", "dense", "bm25"):
         found = [gold in [h.key for h in retriever.search("sample", q, k=5, mode=mode).hits] for q, gold in _questions()]
         recall5[mode] = float(np.mean(found))
-    # Measured 2026-11-23 on this sample (60 seeded questions): hybrid 0.967, dense 0.90, bm25 0.95.
+    # Measured 2026-11-23 on this sample (60 seeded questions, int8 embedder, RRF k=2, BM25 weight
+    # 1.25): hybrid 0.983, dense 0.90, bm25 0.95.
     assert recall5["hybrid"] >= 0.85, recall5
     assert recall5["hybrid"] >= max(recall5["dense"], recall5["bm25"]) - 0.05, recall5
 

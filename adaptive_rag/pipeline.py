@@ -1,0 +1,136 @@
+"""The query path: validate, retrieve (once, when a route needs it), run the policy's routes,
+record every stage in a Decision, store it, return it.
+
+The answer of a request is `decision.answer`; everything that led to it is in `decision.stages`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+from adaptive_rag import routes
+from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
+from adaptive_rag.errors import UserError
+from adaptive_rag.models.lm import BackendError, LanguageModel
+from adaptive_rag.policies import DEFAULT_THRESHOLDS, get_policy
+from adaptive_rag.retrieve import MAX_QUERY_CHARS, Retriever
+from adaptive_rag.routes import RouteResult
+from adaptive_rag.usage import Prices
+
+MAX_TOP_K = 50
+
+
+@dataclass
+class Models:
+    reader: LanguageModel
+    long_context: LanguageModel
+    prices: Mapping[str, Prices]
+
+
+class Engine:
+    def __init__(self, retriever: Retriever, models: Models, log: DecisionLog | None,
+                 default_policy: str = "self_route", top_k: int = 5, max_new_tokens: int = 32,
+                 long_context_budget: int = 6000, thresholds: Mapping[str, float] | None = None):
+        self.retriever = retriever
+        self.models = models
+        self.log = log
+        self.default_policy = default_policy
+        self.top_k = top_k
+        self.max_new_tokens = max_new_tokens
+        self.long_context_budget = long_context_budget
+        self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+
+    def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
+               thresholds: Mapping[str, float] | None = None) -> Decision:
+        """Raises UserError for bad requests (nothing recorded) and BackendError when a model
+        fails (recorded with status "error")."""
+        chosen = get_policy(policy or self.default_policy)
+        if not isinstance(query, str) or not query.strip():
+            raise UserError("empty query")
+        if len(query) > MAX_QUERY_CHARS:
+            raise UserError(f"query too long: {len(query)} characters (at most {MAX_QUERY_CHARS})")
+        k = self.top_k if top_k is None else top_k
+        if not 1 <= k <= MAX_TOP_K:
+            raise UserError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
+        unknown = set(thresholds or {}) - set(self.thresholds)
+        if unknown:
+            raise UserError(f"unknown thresholds {sorted(unknown)}; valid: {', '.join(sorted(self.thresholds))}")
+        self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
+        run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query), k,
+                       {**self.thresholds, **(thresholds or {})})
+        started = time.perf_counter()
+        try:
+            chosen.run(run)
+        except BackendError as exc:
+            run.decision.status, run.decision.error = "error", str(exc)
+            raise
+        finally:
+            run.decision.latency_ms = (time.perf_counter() - started) * 1e3
+            if self.log is not None:
+                self.log.write(run.decision)
+        return run.decision
+
+
+class QueryRun:
+    """One request in flight: the routes a policy may call, each recorded as a stage."""
+
+    def __init__(self, engine: Engine, decision: Decision, top_k: int, thresholds: Mapping[str, float]):
+        self.engine = engine
+        self.decision = decision
+        self.top_k = top_k
+        self.thresholds = thresholds
+        self._hits = None
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds[name])
+
+    def note(self, name: str, signals: dict, thresholds: dict, outcome: str) -> None:
+        self.decision.stages.append(Stage(name=name, signals=signals, thresholds=thresholds, outcome=outcome))
+
+    def hits(self):
+        if self._hits is None:
+            started = time.perf_counter()
+            result = self.engine.retriever.search(self.decision.collection, self.decision.query, k=self.top_k)
+            self._hits = result.hits
+            scores = [h.score for h in result.hits]
+            self.decision.stages.append(Stage(
+                name="retrieve", model=self.engine.retriever.embedder.name,
+                signals={"mode": result.mode, "hits": len(scores), "top_score": scores[0] if scores else None,
+                         "score_gap": scores[0] - scores[1] if len(scores) > 1 else None, **result.timings_ms},
+                outcome=f"{len(scores)} chunks", latency_ms=(time.perf_counter() - started) * 1e3,
+            ))
+        return self._hits
+
+    def _record(self, result: RouteResult, lm: LanguageModel, started: float) -> RouteResult:
+        gen = result.generation
+        outcome = "unanswerable" if result.unanswerable else "answered"
+        self.decision.stages.append(Stage(
+            name=result.route, model=lm.name, signals={**result.signals, "context_tokens": result.context_tokens},
+            outcome=outcome, usage=gen.usage, latency_ms=(time.perf_counter() - started) * 1e3,
+        ))
+        self.decision.usage = self.decision.usage + gen.usage
+        self.decision.cost += gen.usage.cost(self.engine.models.prices.get(lm.name, Prices()))
+        return result
+
+    def closed_book(self) -> RouteResult:
+        lm, started = self.engine.models.reader, time.perf_counter()
+        return self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens), lm, started)
+
+    def rag(self) -> RouteResult:
+        hits = self.hits()
+        lm, started = self.engine.models.reader, time.perf_counter()
+        return self._record(routes.rag(lm, self.decision.query, hits, self.engine.max_new_tokens), lm, started)
+
+    def long_context(self) -> RouteResult:
+        hits = self.hits()
+        lm, started = self.engine.models.long_context, time.perf_counter()
+        result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.decision.query,
+                                     hits, self.engine.max_new_tokens, self.engine.long_context_budget)
+        return self._record(result, lm, started)
+
+    def finish(self, result: RouteResult) -> None:
+        self.decision.route = result.route
+        self.decision.answer = result.generation.text
+        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score) for h in result.sources]

@@ -1,0 +1,26 @@
+"""Prompts of the three routes. Short and explicit: small local readers follow them best."""
+
+from __future__ import annotations
+
+from adaptive_rag.models.lm import Message
+from adaptive_rag.signals import REFUSAL
+
+SYSTEM = "You answer questions with a short phrase taken from what you know or from the given context."
+
+
+def closed_book(question: str) -> list[Message]:
+    return [Message("system", SYSTEM),
+            Message("user", f"Answer with a short phrase only.\nQuestion: {question}\nAnswer:")]
+
+
+def with_context(question: str, context: str) -> list[Message]:
+    """Self-Route: the reader may decline when the context does not hold the answer."""
+    return [Message("system", SYSTEM),
+            Message("user", f"Context:\n{context}\n\nAnswer the question with a short phrase copied from the context. "
+                            f"If the context does not contain the answer, reply exactly \"{REFUSAL}\".\n"
+                            f"Question: {question}\nAnswer:")]
+
+
+def overhead_tokens(count_tokens, question: str) -> int:
+    """Tokens a context prompt costs besides the context itself (budgeting long context)."""
+    return sum(count_tokens(m.content) for m in with_context(question, "")) + 32

@@ -1,0 +1,95 @@
+"""The three routes. Each runs one LM call and returns its generation plus what it read:
+
+- closed_book: the question alone;
+- rag: the top-k hybrid chunks, Self-Route prompt (the reader may reply "unanswerable");
+- long_context: whole source documents of the top hits, in retrieval order, until the long-context
+  model's budget is full; a document longer than the remaining budget contributes the window
+  around its best-matching chunk instead of its first pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from adaptive_rag import prompts
+from adaptive_rag.models.lm import Generation, LanguageModel
+from adaptive_rag.signals import REFUSAL, logprob_signals, says_unanswerable
+from adaptive_rag.store.base import Store
+from adaptive_rag.types import SearchHit, StoredDocument
+
+ROUTES = ("closed_book", "rag", "long_context")
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    route: str
+    generation: Generation
+    signals: dict
+    unanswerable: bool
+    sources: list[SearchHit] = field(default_factory=list)
+    context_tokens: int = 0
+
+
+def _result(route: str, gen: Generation, sources: Sequence[SearchHit], context_tokens: int) -> RouteResult:
+    return RouteResult(route, gen, logprob_signals(gen), says_unanswerable(gen.text), list(sources), context_tokens)
+
+
+def closed_book(reader: LanguageModel, question: str, max_new_tokens: int) -> RouteResult:
+    gen = reader.generate(prompts.closed_book(question), max_new_tokens, first_token_candidates=(REFUSAL,))
+    return _result("closed_book", gen, [], 0)
+
+
+def rag(reader: LanguageModel, question: str, hits: Sequence[SearchHit], max_new_tokens: int) -> RouteResult:
+    context = "\n\n".join(f"[{i + 1}] {h.title}\n{h.text}" if h.title else f"[{i + 1}] {h.text}" for i, h in enumerate(hits))
+    gen = reader.generate(prompts.with_context(question, context), max_new_tokens, first_token_candidates=(REFUSAL,))
+    return _result("rag", gen, hits, reader.count_tokens(context))
+
+
+def window_around(text: str, anchor: str, budget_tokens: int, count_tokens) -> str:
+    """The part of `text` centred on `anchor` (a chunk of it) that fits `budget_tokens`."""
+    total = count_tokens(text)
+    if total <= budget_tokens:
+        return text
+    chars = max(1, int(len(text) * budget_tokens / total))
+    centre = text.find(anchor)
+    centre = len(text) // 2 if centre < 0 else centre + len(anchor) // 2
+    start = max(0, min(centre - chars // 2, len(text) - chars))
+    window = text[start:start + chars]
+    while window and count_tokens(window) > budget_tokens:  # chars/token varies inside a document
+        cut = max(1, len(window) // 20)
+        window = window[cut // 2: len(window) - (cut - cut // 2)]
+    return window
+
+
+def long_context_text(store: Store, collection: str, hits: Sequence[SearchHit], budget_tokens: int,
+                      count_tokens) -> tuple[str, list[SearchHit]]:
+    """Documents of the hits in retrieval order, whole while they fit, then a window."""
+    order: list[str] = []
+    best: dict[str, SearchHit] = {}
+    for hit in hits:
+        if hit.doc_id not in best:
+            order.append(hit.doc_id)
+            best[hit.doc_id] = hit
+    docs: dict[str, StoredDocument] = {d.doc_id: d for d in store.get_documents(collection, order)}
+    parts, used, remaining = [], [], budget_tokens
+    for doc_id in order:
+        doc = docs.get(doc_id)
+        if doc is None or remaining < 64:
+            continue
+        header = f"# {doc.title or doc.doc_id}\n"
+        body = window_around(doc.text, best[doc_id].text, remaining - count_tokens(header), count_tokens)
+        parts.append(header + body)
+        used.append(best[doc_id])
+        remaining -= count_tokens(header + body) + 2
+    return "\n\n".join(parts), used
+
+
+def long_context(lm: LanguageModel, store: Store, collection: str, question: str, hits: Sequence[SearchHit],
+                 max_new_tokens: int, budget_tokens: int | None = None) -> RouteResult:
+    budget = lm.context_window - prompts.overhead_tokens(lm.count_tokens, question) - max_new_tokens
+    if budget_tokens is not None:
+        budget = min(budget, budget_tokens)
+    context, used = long_context_text(store, collection, hits, budget, lm.count_tokens)
+    gen = lm.generate(prompts.with_context(question, context), max_new_tokens, first_token_candidates=(REFUSAL,))
+    return _result("long_context", gen, used, lm.count_tokens(context))

@@ -250,6 +250,19 @@ def decisions(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Run the REST server (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    import uvicorn
+
+    from adaptive_rag.api.app import create_app
+
+    uvicorn.run(create_app(settings()), host=host, port=port)
+
+
+@app.command()
 def demo() -> None:
     """Ingest the bundled SQuAD sample into `demo` and search it with a few of its questions."""
     from adaptive_rag.demo import run_demo

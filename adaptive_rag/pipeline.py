@@ -65,6 +65,7 @@ class Engine:
             chosen.run(run)
         except BackendError as exc:
             run.decision.status, run.decision.error = "error", str(exc)
+            exc.decision_id = run.decision.id
             raise
         finally:
             run.decision.latency_ms = (time.perf_counter() - started) * 1e3

@@ -21,6 +21,7 @@ class BackendError(Exception):
     def __init__(self, message: str, retryable: bool = False):
         super().__init__(message)
         self.retryable = retryable
+        self.decision_id: str | None = None  # set by the engine once the failure is recorded
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,72 @@
+"""The FastAPI application. The engine (store, embedder, models, decision log) is built once in
+the lifespan and kept on `app.state`; tests pass a ready engine instead.
+
+Errors use OpenAI's shape, {"error": {"message", "type", "code"}}, so OpenAI SDKs show them: a bad
+request is a 4xx (400 bad values, 404 unknown collection
+or decision, 422 malformed JSON or wrong types); a model backend failure is a 502 (503 when it is
+worth retrying) whose body names the failure and the decision id that recorded it. Never a 500
+for input a client sent.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from adaptive_rag import __version__
+from adaptive_rag.errors import NotFoundError, UserError
+from adaptive_rag.models.lm import BackendError
+from adaptive_rag.pipeline import Engine
+from adaptive_rag.settings import Settings
+
+
+def error_response(status: int, kind: str, message: str, decision_id: str | None = None) -> JSONResponse:
+    body: dict = {"error": {"message": message, "type": kind, "code": status}}
+    headers = {}
+    if decision_id:
+        body["decision_id"] = decision_id
+        headers["X-Decision-Id"] = decision_id
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if engine is not None:
+            app.state.engine = engine
+        else:
+            from adaptive_rag.engine_factory import build_engine
+
+            app.state.engine = build_engine(settings or Settings())
+        yield
+
+    app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan,
+                  description="Answers questions over document collections and shows, per query, why it routed as it did.")
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError):
+        return error_response(404, "not_found_error", str(exc))
+
+    @app.exception_handler(UserError)
+    async def bad_request(_: Request, exc: UserError):
+        return error_response(400, "invalid_request_error", str(exc))
+
+    @app.exception_handler(BackendError)
+    async def backend_failed(_: Request, exc: BackendError):
+        return error_response(503 if exc.retryable else 502, "backend_error", f"model backend failed: {exc}",
+                              exc.decision_id)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+                             for e in exc.errors())
+        return error_response(422, "invalid_request_error", f"invalid request: {problems}")
+
+    from adaptive_rag.api.routes import collections, decisions, openai_compat, query
+
+    for module in (query, decisions, collections, openai_compat):
+        app.include_router(module.router)
+    return app

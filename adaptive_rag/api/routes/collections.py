@@ -1,0 +1,24 @@
+"""Collections and health."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter
+
+from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.api.schemas import CollectionOut
+
+router = APIRouter(tags=["collections"])
+
+
+@router.get("/v1/collections", response_model=list[CollectionOut])
+def collections(engine: EngineDep) -> list[CollectionOut]:
+    store = engine.retriever.store
+    return [CollectionOut(**asdict(store.collection_info(name))) for name in store.list_collections()]
+
+
+@router.get("/healthz")
+def healthz(engine: EngineDep) -> dict[str, object]:
+    return {"status": "ok", "reader": engine.models.reader.name, "long_context": engine.models.long_context.name,
+            "collections": len(engine.retriever.store.list_collections())}

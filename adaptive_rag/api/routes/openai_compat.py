@@ -1,0 +1,68 @@
+"""OpenAI-compatible chat completions, so existing OpenAI clients can use the server unchanged.
+
+`model` names the collection and optionally the policy: `adaptive-rag:<collection>[:<policy>]`.
+The last user message is the query. The response is a standard chat.completion with `usage`;
+the decision id is in the body (`decision_id`, plus `route`) and in the `X-Decision-Id` header.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.api.schemas import ChatCompletionRequest
+from adaptive_rag.errors import UserError
+from adaptive_rag.policies import POLICIES
+
+router = APIRouter(tags=["openai-compatible"])
+PREFIX = "adaptive-rag"
+
+
+def parse_model(model: str) -> tuple[str, str | None]:
+    parts = model.split(":")
+    if parts[0] != PREFIX or len(parts) not in (2, 3) or not parts[1]:
+        raise UserError(f"model must be '{PREFIX}:<collection>' or '{PREFIX}:<collection>:<policy>', got {model!r}")
+    return parts[1], (parts[2] if len(parts) == 3 else None)
+
+
+def _last_user_text(body: ChatCompletionRequest) -> str:
+    for message in reversed(body.messages):
+        if message.role == "user":
+            if isinstance(message.content, str):
+                return message.content
+            texts = [p.get("text", "") for p in message.content or [] if isinstance(p, dict) and p.get("type") == "text"]
+            return "\n".join(texts)
+    raise UserError("messages hold no user message")
+
+
+@router.post("/v1/chat/completions")
+def chat_completions(body: ChatCompletionRequest, engine: EngineDep, response: Response) -> dict[str, Any]:
+    if body.stream:
+        raise UserError("streaming is not supported; send stream=false")
+    collection, policy = parse_model(body.model)
+    decision = engine.answer(collection, _last_user_text(body), policy=policy)
+    response.headers["X-Decision-Id"] = decision.id
+    return {
+        "id": f"chatcmpl-{decision.id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": decision.answer or ""},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": decision.usage.input_tokens, "completion_tokens": decision.usage.output_tokens,
+                  "total_tokens": decision.usage.total_tokens},
+        "decision_id": decision.id,
+        "route": decision.route,
+    }
+
+
+@router.get("/v1/models")
+def list_models(engine: EngineDep) -> dict[str, Any]:
+    names = engine.retriever.store.list_collections()
+    data = [{"id": f"{PREFIX}:{c}", "object": "model", "created": 0, "owned_by": PREFIX} for c in names]
+    data += [{"id": f"{PREFIX}:{c}:{p}", "object": "model", "created": 0, "owned_by": PREFIX}
+             for c in names for p in POLICIES]
+    return {"object": "list", "data": data}

@@ -1,0 +1,20 @@
+"""POST /v1/query: answer a question and return the decision that produced the answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.api.schemas import QueryRequest, QueryResponse
+
+router = APIRouter(tags=["query"])
+
+
+@router.post("/v1/query", response_model=QueryResponse)
+def query(body: QueryRequest, engine: EngineDep) -> QueryResponse:
+    """Sync on purpose: the work is CPU-bound model calls, so FastAPI runs it in its thread pool."""
+    decision = engine.answer(body.collection, body.query, policy=body.policy, top_k=body.top_k,
+                             thresholds=body.thresholds).to_dict()
+    return QueryResponse(id=decision["id"], answer=decision["answer"], route=decision["route"],
+                         citations=decision["citations"], usage=decision["usage"], cost=decision["cost"],
+                         decision=decision)

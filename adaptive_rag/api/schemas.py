@@ -1,0 +1,67 @@
+"""Request and response bodies of the REST API (pydantic at the edge)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adaptive_rag.retrieve import MAX_QUERY_CHARS
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
+    collection: str = Field(..., min_length=1, max_length=63)
+    policy: str | None = None
+    top_k: int | None = Field(None, ge=1, le=50)
+    thresholds: dict[str, float] | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class CitationOut(BaseModel):
+    chunk_id: str
+    doc_id: str
+    key: str
+    score: float
+
+
+class QueryResponse(BaseModel):
+    id: str
+    answer: str | None
+    route: str | None
+    citations: list[CitationOut]
+    usage: Usage
+    cost: float
+    decision: dict[str, Any]
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+    embedder: str
+    dim: int
+
+
+class ChatMessage(BaseModel):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI fields we use; the rest (temperature, stream=false, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    stream: bool | None = False
+
+

@@ -1,0 +1,117 @@
+"""The REST API end to end on fake models (deterministic), through FastAPI's TestClient."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adaptive_rag.api.app import create_app
+from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.models.lm import BackendError
+from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.retrieve import Retriever
+from adaptive_rag.types import SourceDocument
+from adaptive_rag.usage import Prices
+from ingest.pipeline import Ingestor
+from tests.fakes import FakeLM
+
+DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters")]
+
+
+@pytest.fixture
+def client_for(settings, fake_embedder, tmp_path):
+    from adaptive_rag.store.edge import EdgeStore
+
+    store = EdgeStore(settings.collections_dir)
+    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
+
+    def make(reader=None):
+        reader = reader or FakeLM("reader", facts={"otters": "hold hands"})
+        engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
+                        DecisionLog(tmp_path / "decisions.sqlite"))
+        return TestClient(create_app(engine=engine))
+
+    yield make
+    store.close()
+
+
+def test_query_returns_answer_route_citations_and_a_retrievable_decision(client_for):
+    with client_for() as client:
+        r = client.post("/v1/query", json={"query": "What do otters do asleep?", "collection": "kb"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["answer"] == "hold hands" and body["route"] == "rag"
+        assert body["citations"][0]["doc_id"] == "otters"
+        assert body["usage"]["total_tokens"] == body["usage"]["input_tokens"] + body["usage"]["output_tokens"] > 0
+        assert [s["name"] for s in body["decision"]["stages"]] == ["retrieve", "rag"]
+
+        stored = client.get(f"/v1/decisions/{body['id']}").json()
+        assert stored["answer"] == "hold hands" and stored["stages"][1]["signals"]["mean_logprob"] == pytest.approx(-0.1)
+        client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "closed_book"})
+        listing = client.get("/v1/decisions", params={"route": "rag"}).json()
+        assert [d["id"] for d in listing["items"]] == [body["id"]]
+        assert client.get("/v1/decisions", params={"limit": 1}).json()["items"][0]["policy"] == "closed_book"
+        assert client.get("/v1/collections").json() == [
+            {"name": "kb", "documents": 1, "chunks": 1, "embedder": "fake-bow", "dim": 64}]
+        assert client.get("/healthz").json()["status"] == "ok"
+        assert client.get("/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize("request_kwargs, status, message", [
+    ({"json": {"query": "", "collection": "kb"}}, 422, "query"),
+    ({"json": {"query": "x" * 4001, "collection": "kb"}}, 422, "query"),
+    ({"json": {"query": "hi", "collection": "nope"}}, 404, "unknown collection"),
+    ({"json": {"query": "hi", "collection": "kb", "policy": "yolo"}}, 400, "unknown policy"),
+    ({"json": {"query": "hi", "collection": "kb", "top_k": "many"}}, 422, "top_k"),
+    ({"json": {"query": "hi", "collection": "kb", "thresholds": {"bogus": 1}}}, 400, "unknown thresholds"),
+    ({"json": {"query": 5, "collection": "kb"}}, 422, "query"),
+    ({"json": {"collection": "kb"}}, 422, "query"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid request"),
+])
+def test_bad_input_is_a_4xx_with_a_message(client_for, request_kwargs, status, message):
+    with client_for() as client:
+        r = client.post("/v1/query", **request_kwargs)
+        assert r.status_code == status, r.text
+        error = r.json()["error"]
+        assert message in error["message"] and error["code"] == status
+
+
+def test_unknown_decision_is_404(client_for):
+    with client_for() as client:
+        r = client.get("/v1/decisions/doesnotexist")
+        assert r.status_code == 404 and "no decision" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("retryable, status", [(False, 502), (True, 503)])
+def test_backend_failure_is_502_or_503_with_the_recorded_decision(client_for, retryable, status):
+    broken = FakeLM("reader", fail_with=BackendError("reader: server answered HTTP 500", retryable=retryable))
+    with client_for(broken) as client:
+        r = client.post("/v1/query", json={"query": "otters?", "collection": "kb"})
+        assert r.status_code == status
+        body = r.json()
+        assert "HTTP 500" in body["error"]["message"] and r.headers["X-Decision-Id"] == body["decision_id"]
+        record = client.get(f"/v1/decisions/{body['decision_id']}").json()
+        assert record["status"] == "error" and "HTTP 500" in record["error"]
+
+
+def test_official_openai_sdk_talks_to_the_chat_completions_endpoint(client_for):
+    import openai
+
+    with client_for() as client:
+        sdk = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
+        models = [m.id for m in sdk.models.list().data]
+        assert "adaptive-rag:kb" in models and "adaptive-rag:kb:self_route" in models
+
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="adaptive-rag:kb:self_route",
+            messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "What do otters do asleep?"}],
+        )
+        completion = raw.parse()
+        assert completion.choices[0].message.content == "hold hands"
+        assert completion.usage.total_tokens > 0
+        decision_id = raw.headers["X-Decision-Id"]
+        assert completion.model_extra["decision_id"] == decision_id and completion.model_extra["route"] == "rag"
+        assert client.get(f"/v1/decisions/{decision_id}").json()["policy"] == "self_route"
+
+        with pytest.raises(openai.BadRequestError, match="model must be"):
+            sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.NotFoundError, match="unknown collection"):
+            sdk.chat.completions.create(model="adaptive-rag:nope", messages=[{"role": "user", "content": "hi"}])

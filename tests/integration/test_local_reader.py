@@ -1,0 +1,56 @@
+"""The local transformers backend with the real SmolLM2-135M (GGUF from `arag models pull`,
+converted once into the model cache), and the whole query path on the corpora sample."""
+
+import pytest
+
+from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.models.catalog import DEFAULT_CATALOG, load_lm
+from adaptive_rag.models.embedder import load_embedder
+from adaptive_rag.models.lm import Message
+from adaptive_rag.models.pull import pull
+from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.retrieve import Retriever
+from adaptive_rag.store import open_store
+from ingest.pipeline import Ingestor
+from ingest.sources import read_source
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+CACHE = REPO / ".arag" / "models"
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    pull(CACHE, "smollm2-135m", say=lambda _: None)
+    return load_lm("smollm2-135m", DEFAULT_CATALOG["smollm2-135m"], CACHE)
+
+
+def test_greedy_generation_with_token_logprobs(smollm2):
+    gen = smollm2.generate([Message("user", "What is the capital of France? Answer with one word.")], 8,
+                           first_token_candidates=("unanswerable",))
+    assert "Paris" in gen.text
+    assert gen.has_logprobs and 1 <= len(gen.tokens) <= 8
+    assert all(t.logprob <= 0 and len(t.top) == 5 and t.top[0][1] >= t.logprob - 1e-6 for t in gen.tokens)
+    assert gen.usage.input_tokens > 10 and gen.usage.output_tokens >= len(gen.tokens)
+    assert gen.extra["first_token_logprobs"]["unanswerable"] < 0
+    again = smollm2.generate([Message("user", "What is the capital of France? Answer with one word.")], 8)
+    assert again.text == gen.text  # greedy is deterministic
+
+
+def test_self_route_on_the_sample_records_every_stage(smollm2, real_settings, tmp_path):
+    store, embedder = open_store(real_settings), load_embedder(real_settings)
+    Ingestor(real_settings, store, embedder).run("sample", read_source("squad-sample", real_settings))
+    engine = Engine(Retriever(real_settings, store, embedder), Models(smollm2, smollm2, {}),
+                    DecisionLog(tmp_path / "d.sqlite"), top_k=3, max_new_tokens=12, long_context_budget=1500)
+    for policy in ("self_route", "probe", "always_lc"):
+        d = engine.answer("sample", "What river runs alongside Jacksonville?", policy=policy)
+        names = [s.name for s in d.stages]
+        assert d.route in ("closed_book", "rag", "long_context") and d.answer is not None
+        assert d.usage.input_tokens == sum(s.usage.input_tokens for s in d.stages)
+        if policy == "always_lc":
+            assert names == ["retrieve", "long_context"]
+            assert 500 < d.stages[1].signals["context_tokens"] <= 1500
+        for stage in d.stages:
+            if stage.name in ("closed_book", "rag", "long_context"):
+                assert stage.signals["mean_logprob"] is not None and stage.model == "smollm2-135m"
+    store.close()

@@ -209,22 +209,9 @@ def query(
     if as_json:
         typer.echo(json.dumps(decision.to_dict(), indent=2, default=str))
         return
-    typer.echo(_format_decision(decision.to_dict()))
+    from adaptive_rag.present import format_decision
 
-
-def _format_decision(d: dict) -> str:
-    lines = [f"answer: {d['answer']}", f"route: {d['route']}  policy: {d['policy']}  decision: {d['id']}",
-             f"tokens: {d['usage']['input_tokens']} in / {d['usage']['output_tokens']} out  cost: ${d['cost']:.6f}  "
-             f"latency: {d['latency_ms']:.0f} ms"]
-    for stage in d["stages"]:
-        signals = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in stage["signals"].items() if v is not None)
-        limits = ", ".join(f"{k}={v}" for k, v in stage["thresholds"].items())
-        lines.append(f"  - {stage['name']}{' [' + stage['model'] + ']' if stage['model'] else ''}: {stage['outcome']} "
-                     f"({stage['latency_ms']:.0f} ms, {stage['usage']['input_tokens']}+{stage['usage']['output_tokens']} tokens)"
-                     f"{'; ' + signals if signals else ''}{'; thresholds ' + limits if limits else ''}")
-    if d["citations"]:
-        lines.append("citations: " + ", ".join(c["key"] for c in d["citations"]))
-    return "\n".join(lines)
+    typer.echo(format_decision(decision.to_dict()))
 
 
 @app.command()
@@ -263,14 +250,16 @@ def serve(
 
 
 @app.command()
-def demo() -> None:
-    """Ingest the bundled SQuAD sample into `demo` and search it with a few of its questions."""
-    from adaptive_rag.demo import run_demo
+def demo(answer: Annotated[bool, typer.Option("--answer/--no-answer", help="Also answer with the local reader.")] = True) -> None:
+    """Ingest the bundled SQuAD sample into `demo`, search it, and answer a few of its questions."""
+    from adaptive_rag.demo import answer_demo, run_demo
 
     s = settings()
     store, embedder = _components(s)
     run_demo(s, store, embedder)
-    store.close()
+    store.close()  # the engine opens the embedded collection itself; one process handle at a time
+    if answer:
+        answer_demo(s)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -39,6 +39,12 @@ def parser() -> argparse.ArgumentParser:
                    help="synthetic queries run through the slow baselines (rank-bm25, local mode)")
     r.add_argument("--local-mode-max", type=int, default=100_000,
                    help="at most this many synthetic points go into qdrant-client local mode (0 = skip it)")
+    q = sub.add_parser("query", help="query-path overhead without generation; local reader speed")
+    _common(q)
+    q.add_argument("--questions", type=int, default=200, help="SQuAD report-split questions for the overhead")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--reader", default=None, help="catalog model to time (default: the settings' reader)")
+    q.add_argument("--no-reader", action="store_true", help="skip the reader-speed part")
     i = sub.add_parser("ingest", help="ingest squad-dev; throughput against the raw embedder")
     _common(i)
     i.add_argument("--repeat", type=int, default=1, help="ingest/raw-embed pairs to run (medians are reported)")
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.benchmark == "retrieval":
         from eval.bench import retrieval as bench
+    elif args.benchmark == "query":
+        from eval.bench import query as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

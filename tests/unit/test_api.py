@@ -41,7 +41,7 @@ def test_query_returns_answer_route_citations_and_a_retrievable_decision(client_
         assert body["answer"] == "hold hands" and body["route"] == "rag"
         assert body["citations"][0]["doc_id"] == "otters"
         assert body["usage"]["total_tokens"] == body["usage"]["input_tokens"] + body["usage"]["output_tokens"] > 0
-        assert [s["name"] for s in body["decision"]["stages"]] == ["retrieve", "rag"]
+        assert [s["name"] for s in body["decision"]["stages"]] == ["retrieve", "rag", "self_route"]
 
         stored = client.get(f"/v1/decisions/{body['id']}").json()
         assert stored["answer"] == "hold hands" and stored["stages"][1]["signals"]["mean_logprob"] == pytest.approx(-0.1)

@@ -51,7 +51,8 @@ def test_self_route_stays_on_rag_when_the_chunk_answers(engine):
     eng, reader, long_lm, _ = engine()
     d = eng.answer("kb", "What do otters do while they sleep?", policy="self_route")
     assert d.route == "rag" and d.answer == "hold hands"
-    assert _stage_names(d) == ["retrieve", "rag"] and not long_lm.calls
+    assert _stage_names(d) == ["retrieve", "rag", "self_route"] and not long_lm.calls
+    assert d.stages[2].outcome == "keep RAG answer" and d.stages[2].thresholds == {"refusal_min_logprob": -4.0}
     assert d.citations[0].doc_id == "otters"
 
 
@@ -76,7 +77,7 @@ def test_probe_keeps_a_confident_draft_and_retrieves_otherwise(engine):
 
     unsure = eng.answer("kb", "What do otters do while they sleep?", policy="probe",
                         thresholds={"probe_min_mean_logprob": 0.0})
-    assert unsure.route == "rag" and _stage_names(unsure) == ["closed_book", "probe", "retrieve", "rag"]
+    assert unsure.route == "rag" and _stage_names(unsure) == ["closed_book", "probe", "retrieve", "rag", "self_route"]
     assert unsure.stages[1].thresholds == {"probe_min_mean_logprob": 0.0}
 
 

@@ -54,3 +54,30 @@ def test_self_route_on_the_sample_records_every_stage(smollm2, real_settings, tm
             if stage.name in ("closed_book", "rag", "long_context"):
                 assert stage.signals["mean_logprob"] is not None and stage.model == "smollm2-135m"
     store.close()
+
+
+def test_cli_query_and_decisions_with_the_small_reader(smollm2, real_settings, monkeypatch, capsys):
+    import json
+
+    from adaptive_rag import cli
+
+    for key, value in {"ARAG_DATA_DIR": real_settings.data_dir, "ARAG_EMBEDDER_PATH": real_settings.embedder_path,
+                       "ARAG_MODEL_CACHE_DIR": CACHE, "ARAG_READER_MODEL": "smollm2-135m",
+                       "ARAG_LONG_CONTEXT_MODEL": "smollm2-135m", "ARAG_MAX_NEW_TOKENS": "12"}.items():
+        monkeypatch.setenv(key, str(value))
+    assert cli.run(["ingest", "squad-sample", "-c", "sample"]) == 0
+    capsys.readouterr()
+
+    assert cli.run(["query", "What river runs alongside Jacksonville?", "-c", "sample", "--policy", "probe"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("answer: ") and "policy: probe" in out and "- closed_book [smollm2-135m]" in out
+
+    assert cli.run(["query", "Which river?", "-c", "sample", "--policy", "always_rag", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["route"] == "rag" and record["stages"][0]["name"] == "retrieve" and record["citations"]
+
+    assert cli.run(["decisions", "--limit", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "always_rag" in lines[0] and "probe" in lines[1]
+    assert cli.run(["query", "x", "-c", "sample", "--policy", "nope"]) == 2
+    assert "unknown policy" in capsys.readouterr().err

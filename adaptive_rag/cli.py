@@ -262,6 +262,21 @@ def demo(answer: Annotated[bool, typer.Option("--answer/--no-answer", help="Also
         answer_demo(s)
 
 
+def _add_plugin_commands() -> None:
+    """Sub-commands registered by higher layers (eval) through the `adaptive_rag.commands` entry
+    point group, so that this module depends on none of them."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="adaptive_rag.commands"):
+        try:
+            app.add_typer(entry.load(), name=entry.name)
+        except ImportError:  # a layer that is not installed: its command is simply absent
+            continue
+
+
+_add_plugin_commands()
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code. Click reports usage errors itself (exit 2); a
     UserError raised by a command becomes one `error: ...` line and exit 2."""

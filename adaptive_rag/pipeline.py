@@ -108,7 +108,8 @@ class QueryRun:
         gen = result.generation
         outcome = "unanswerable" if result.unanswerable else "answered"
         self.decision.stages.append(Stage(
-            name=result.route, model=lm.name, signals={**result.signals, "context_tokens": result.context_tokens},
+            name=result.route, model=lm.name,
+            signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms},
             outcome=outcome, usage=gen.usage, latency_ms=(time.perf_counter() - started) * 1e3,
         ))
         self.decision.usage = self.decision.usage + gen.usage

@@ -1,0 +1,68 @@
+"""A persistent generation cache: (model, prompt, parameters) -> Generation, in SQLite. Wrapping
+the engine's models with it makes re-runs, resumed runs and threshold sweeps free: a cached call
+returns the original generation, including the latency it took when it was computed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from adaptive_rag.models.lm import Generation, LanguageModel, Message, TokenLogprob
+from adaptive_rag.usage import TokenUsage
+
+
+class GenerationCache:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(model: str, messages: Sequence[Message], max_new_tokens: int, candidates: Sequence[str]) -> str:
+        payload = json.dumps([model, [[m.role, m.content] for m in messages], max_new_tokens, list(candidates)])
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def get(self, key: str) -> Generation | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM generations WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return Generation(text=data["text"], usage=TokenUsage(**data["usage"]), model=data["model"],
+                          latency_ms=data["latency_ms"], finish_reason=data["finish_reason"], extra=data["extra"],
+                          tokens=tuple(TokenLogprob(t["token"], t["logprob"], tuple(map(tuple, t["top"]))) for t in data["tokens"]))
+
+    def put(self, key: str, gen: Generation) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO generations VALUES (?, ?)", (key, json.dumps(asdict(gen))))
+
+
+class CachedLM(LanguageModel):
+    def __init__(self, inner: LanguageModel, cache: GenerationCache):
+        self.inner = inner
+        self.cache = cache
+        self.name = inner.name
+        self.context_window = inner.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
+                 first_token_candidates: Sequence[str] = ()) -> Generation:
+        key = self.cache.key(self.name, messages, max_new_tokens, first_token_candidates)
+        found = self.cache.get(key)
+        if found is not None:
+            self.cache.hits += 1
+            return found
+        self.cache.misses += 1
+        gen = self.inner.generate(messages, max_new_tokens, first_token_candidates)
+        self.cache.put(key, gen)
+        return gen

@@ -1,0 +1,95 @@
+"""`arag eval`: run policies side by side on a data set and write the report; `arag eval
+compare A B`: two runs' tables side by side. Registered into `arag` through the
+`adaptive_rag.commands` entry point, so adaptive_rag never imports eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adaptive_rag.errors import UserError
+
+app = typer.Typer(help="Evaluate policies: accuracy (EM/F1, context precision/recall) against tokens and cost.")
+DEFAULT_POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
+
+
+@app.callback(invoke_without_command=True)
+def evaluate(
+    ctx: typer.Context,
+    dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
+    split: Annotated[Optional[str], typer.Option(help="dev|test (SQuAD articles 0-31 | 32-47), train|test (HotpotQA)")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    policies: Annotated[str, typer.Option(help="Comma-separated policy names.")] = DEFAULT_POLICIES,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory.")] = None,
+    collection: Annotated[Optional[str], typer.Option(help="Collection to ask (default: derived from the data set).")] = None,
+) -> None:
+    if ctx.invoked_subcommand:
+        return
+    if not dataset or not out:
+        raise UserError("arag eval needs --dataset and --out (or the `compare` subcommand)")
+    from tqdm import tqdm
+
+    from adaptive_rag.cli import settings as cli_settings
+    from adaptive_rag.engine_factory import build_engine
+    from adaptive_rag.policies import get_policy
+    from eval import datasets, report, runner
+    from eval.cache import CachedLM, GenerationCache
+
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    for name in names:
+        get_policy(name)
+    s = cli_settings()
+    eval_set = datasets.sample(datasets.load_eval_set(dataset, s, split, collection), limit, seed)
+    _ensure_collections(s, eval_set.sources)
+    engine = build_engine(s)
+    cache = GenerationCache(s.data_dir / "eval_cache.sqlite")
+    engine.models.reader = CachedLM(engine.models.reader, cache)
+    engine.models.long_context = CachedLM(engine.models.long_context, cache)
+    bar = tqdm(total=len(eval_set.samples) * len(names), unit="answer", disable=None, file=sys.stderr)
+    records = runner.run(engine, eval_set.samples, names, out, progress=bar.update)
+    bar.close()
+    ids = {sm.id for sm in eval_set.samples}
+    summary = report.summarize([r for r in records if r["id"] in ids and r["policy"] in names])
+    summary["dataset"], summary["split"], summary["seed"] = eval_set.name, split, seed
+    summary["cache"] = {"hits": cache.hits, "misses": cache.misses}
+    report.write_report(summary, out, f"{eval_set.name} ({len(eval_set.samples)} questions)")
+    typer.echo((out / "report.md").read_text())
+
+
+def _ensure_collections(s, sources: dict[str, str]) -> None:
+    from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.store import open_store
+    from ingest.pipeline import Ingestor
+    from ingest.sources import read_source
+
+    store = open_store(s)
+    try:
+        for name, spec in sources.items():
+            if name not in store.list_collections():
+                typer.echo(f"ingesting {spec} into collection {name} ...", err=True)
+                Ingestor(s, store, load_embedder(s)).run(name, read_source(spec, s))
+    finally:
+        store.close()
+
+
+@app.command()
+def compare(run_a: Path, run_b: Path) -> None:
+    """Two runs' summaries side by side, with deltas (B - A)."""
+    summaries = []
+    for run_dir in (run_a, run_b):
+        path = run_dir / "summary.json"
+        if not path.is_file():
+            raise UserError(f"{path} not found (run `arag eval` first)")
+        summaries.append(json.loads(path.read_text())["policies"])
+    a, b = summaries
+    lines = ["| policy | F1 A | F1 B | ΔF1 | tokens/q A | tokens/q B | Δtokens |", "|---|---|---|---|---|---|---|"]
+    for policy in [p for p in a if p in b]:
+        fa, fb = a[policy]["f1"], b[policy]["f1"]
+        ta, tb = a[policy]["tokens_per_query"], b[policy]["tokens_per_query"]
+        lines.append(f"| {policy} | {fa:.3f} | {fb:.3f} | {fb - fa:+.3f} | {ta:.0f} | {tb:.0f} | {tb - ta:+.0f} |")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,147 @@
+"""Evaluation data sets: questions with gold answers and gold passages, plus the collection they
+are asked against (ingested on first use with the same readers as `arag ingest`).
+
+Specs: `squad-dev` (../shared/data's SQuAD v1.1 dev, or the corpora sample when it is absent),
+`squad:PATH` (any SQuAD-format file; collection named after the file), `hotpotqa` (the shared
+CSVs; split train|test picks the file), `hotpotqa:PATH`, `jsonl:PATH` (`{"question", "answers",
+"gold_doc_ids"?, "collection"}` per line). Splits (../shared/data/README.md): SQuAD articles 0-31
+are `dev` (tuning and training), 32-47 `test` (reporting); HotpotQA train.csv / test.csv.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import random
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adaptive_rag.errors import UserError
+from adaptive_rag.settings import Settings
+from ingest.sources import CORPORA_DIR
+
+SQUAD_TEST_FROM = 32  # article index where the report split starts
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    collection: str
+    gold_doc_ids: tuple[str, ...] = ()
+    gold_chunk_keys: tuple[str, ...] = ()
+
+
+@dataclass
+class EvalSet:
+    name: str
+    samples: list[EvalSample]
+    # collection -> ingest spec for collections that must exist before the run
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _collection_name(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem)[:63].strip("-.") or "eval"
+
+
+def _squad(path: Path, collection: str, split: str | None, source_spec: str) -> EvalSet:
+    try:
+        articles = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not a SQuAD-format JSON file ({type(exc).__name__})") from exc
+    full_dev = len(articles) == 48
+    samples = []
+    for index, article in enumerate(articles):
+        if split and full_dev and (index >= SQUAD_TEST_FROM) != (split == "test"):
+            continue
+        for p, para in enumerate(article.get("paragraphs", [])):
+            for qa in para.get("qas", []):
+                answers = tuple(a["text"] for a in qa.get("answers", []))
+                if answers:
+                    samples.append(EvalSample(str(qa["id"]), qa["question"], answers, collection,
+                                              (article["title"],), (f"{article['title']}#{p}",)))
+    return EvalSet(f"squad:{path.name}" + (f":{split}" if split and full_dev else ""), samples, {collection: source_spec})
+
+
+def _hotpotqa(path: Path, collection: str, source_spec: str) -> EvalSet:
+    csv.field_size_limit(sys.maxsize)
+    samples = []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"qid", "question_text", "reference", "context"} <= set(reader.fieldnames):
+                raise UserError(f"{path}: not a HotpotQA CSV (needs qid, question_text, reference, context)")
+            for row in reader:
+                answers = tuple(str(a) for a in ast.literal_eval(row["reference"]))
+                gold = tuple(dict.fromkeys(p["title"] for p in ast.literal_eval(row["context"]) if p.get("is_supporting")))
+                samples.append(EvalSample(row["qid"], row["question_text"], answers, collection, gold, gold))
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+    except (ValueError, SyntaxError) as exc:
+        raise UserError(f"{path}: malformed HotpotQA row ({exc})") from exc
+    return EvalSet(f"hotpotqa:{path.name}", samples, {collection: source_spec})
+
+
+def _jsonl(path: Path) -> EvalSet:
+    samples = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            question, answers, collection = obj["question"], obj["answers"], obj["collection"]
+            if not isinstance(question, str) or not isinstance(answers, list) or not isinstance(collection, str):
+                raise TypeError("question and collection must be strings, answers a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{path}:{number}: expected {{\"question\", \"answers\": [...], \"collection\"}} ({exc})") from exc
+        gold = tuple(str(g) for g in obj.get("gold_doc_ids") or ())
+        samples.append(EvalSample(str(obj.get("id", number)), question, tuple(map(str, answers)), collection, gold))
+    return EvalSet(f"jsonl:{path.name}", samples)
+
+
+def load_eval_set(spec: str, settings: Settings, split: str | None = None, collection: str | None = None) -> EvalSet:
+    shared = settings.shared_data_dir
+    if spec == "squad-dev":
+        path = shared / "squad_dev_v1.1.json"
+        if not path.is_file():
+            path = CORPORA_DIR / "squad_sample.json"
+        result = _squad(path, collection or "squad-dev", split, "squad-dev" if path.name.startswith("squad_dev") else f"squad:{path}")
+    elif spec == "hotpotqa":
+        name = "train" if split in ("train", "dev") else "test"
+        path = shared / "hotpotqa" / f"{name}.csv"
+        if not path.is_file():
+            raise UserError(f"data set file {path} not found")
+        result = _hotpotqa(path, collection or f"hotpotqa-{name}", f"hotpotqa:{path}")
+    else:
+        kind, sep, rest = spec.partition(":")
+        path = Path(rest).expanduser()
+        if not sep or kind not in ("squad", "hotpotqa", "jsonl"):
+            raise UserError(f"unknown dataset {spec!r}; use squad-dev, hotpotqa, squad:PATH, hotpotqa:PATH or jsonl:PATH")
+        if not path.is_file():
+            raise UserError(f"dataset file {path} not found")
+        if kind == "squad":
+            name = collection or _collection_name(path)
+            result = _squad(path, name, split, f"squad:{path}")
+        elif kind == "hotpotqa":
+            result = _hotpotqa(path, collection or _collection_name(path), f"hotpotqa:{path}")
+        else:
+            result = _jsonl(path)
+    if not result.samples:
+        raise UserError(f"{spec}: no questions with answers" + (f" in split {split!r}" if split else ""))
+    return result
+
+
+def sample(eval_set: EvalSet, limit: int | None, seed: int) -> EvalSet:
+    """A seeded subset, in a stable order: the same seed always means the same questions."""
+    if not limit or limit >= len(eval_set.samples):
+        return eval_set
+    chosen = random.Random(seed).sample(eval_set.samples, limit)
+    return EvalSet(eval_set.name, chosen, eval_set.sources)

@@ -1,0 +1,127 @@
+"""Summaries and reports of an evaluation run: summary.json, report.md, cost_quality.png.
+
+Rows are policies plus `oracle`: per question, the cheapest of the fixed routes (closed_book,
+always_rag, always_lc) that answered correctly (F1 >= 0.5), else the cheapest route; the bound
+any router over these routes can reach. APGR and CPT use the cheapest fixed policy as the weak
+end and the most accurate (by F1) as the strong end; which ones those are depends on the models
+and is written into the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from statistics import mean
+
+import numpy as np
+
+from eval.metrics import apgr, cpt, oracle_route
+
+FIXED = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context"}
+CORRECT_F1 = 0.5
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return mean(values) if values else None
+
+
+def summarize_policy(rows: list[dict]) -> dict:
+    latencies = np.array([r["latency_ms"] for r in rows]) if rows else np.zeros(1)
+    routes = Counter(r["route"] for r in rows)
+    return {
+        "n": len(rows), "em": _mean(r["em"] for r in rows), "f1": _mean(r["f1"] for r in rows),
+        "context_precision": _mean(r["context_precision"] for r in rows),
+        "context_recall": _mean(r["context_recall"] for r in rows),
+        "tokens_per_query": _mean(r["total_tokens"] for r in rows), "cost_per_query": _mean(r["cost"] for r in rows),
+        "lm_calls_per_query": _mean(r["lm_calls"] for r in rows),
+        "retrieval_calls_per_query": _mean(r["retrieval_calls"] for r in rows),
+        "latency_p50_ms": float(np.percentile(latencies, 50)), "latency_p95_ms": float(np.percentile(latencies, 95)),
+        "route_mix": {k: v / len(rows) for k, v in sorted(routes.items())} if rows else {},
+    }
+
+
+def oracle_rows(records: list[dict]) -> list[dict]:
+    by_id: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in records:
+        if r["policy"] in FIXED:
+            by_id[r["id"]][r["policy"]] = r
+    rows = []
+    for rows_of_q in by_id.values():
+        if len(rows_of_q) < 2:
+            continue
+        choice = oracle_route({p: (r["f1"] >= CORRECT_F1, r["cost"]) for p, r in rows_of_q.items()})
+        chosen = rows_of_q[choice] if choice else min(rows_of_q.values(), key=lambda r: r["cost"])
+        rows.append({**chosen, "policy": "oracle"})
+    return rows
+
+
+def summarize(records: list[dict]) -> dict:
+    by_policy: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_policy[r["policy"]].append(r)
+    table = {p: summarize_policy(rows) for p, rows in by_policy.items()}
+    oracle = oracle_rows(records)
+    if oracle:
+        table["oracle"] = summarize_policy(oracle)
+    fixed = {p: table[p] for p in FIXED if p in table}
+    summary: dict = {"policies": table, "correct_if_f1_at_least": CORRECT_F1}
+    if len(fixed) >= 2:
+        weak = min(fixed, key=lambda p: fixed[p]["cost_per_query"])
+        strong = max(fixed, key=lambda p: fixed[p]["f1"])
+        summary["weak_end"], summary["strong_end"] = weak, strong
+        w = (fixed[weak]["cost_per_query"], fixed[weak]["f1"])
+        s = (fixed[strong]["cost_per_query"], fixed[strong]["f1"])
+        if w[0] != s[0] and w[1] != s[1]:
+            summary["router_metrics"] = {
+                p: {"apgr": apgr([(v["cost_per_query"], v["f1"])], w, s),
+                    "cpt50": cpt([(v["cost_per_query"], v["f1"])], w, s, 0.5),
+                    "cpt80": cpt([(v["cost_per_query"], v["f1"])], w, s, 0.8)}
+                for p, v in table.items() if p not in FIXED and p != "oracle"
+            }
+    return summary
+
+
+def _fmt(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(summary: dict, out_dir: Path, title: str) -> None:
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    lines = [f"# {title}", "", "| policy | n | EM | F1 | ctx precision | ctx recall | tokens/q | cost/q ($) | LM calls/q | "
+             "retrievals/q | p50 ms | p95 ms | route mix |", "|" + "---|" * 13]
+    for policy, v in summary["policies"].items():
+        mix = ", ".join(f"{k} {share:.0%}" for k, share in v["route_mix"].items())
+        lines.append(f"| {policy} | {v['n']} | {_fmt(v['em'])} | {_fmt(v['f1'])} | {_fmt(v['context_precision'])} | "
+                     f"{_fmt(v['context_recall'])} | {_fmt(v['tokens_per_query'], 0)} | {_fmt(v['cost_per_query'], 6)} | "
+                     f"{_fmt(v['lm_calls_per_query'], 2)} | {_fmt(v['retrieval_calls_per_query'], 2)} | "
+                     f"{v['latency_p50_ms']:.0f} | {v['latency_p95_ms']:.0f} | {mix} |")
+    if "weak_end" in summary:
+        lines += ["", f"Weak end (cheapest fixed policy): `{summary['weak_end']}`; strong end (highest F1 among fixed "
+                      f"policies): `{summary['strong_end']}`. Correct = F1 >= {summary['correct_if_f1_at_least']} (oracle)."]
+    for policy, m in summary.get("router_metrics", {}).items():
+        lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}")
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    _plot(summary, out_dir / "cost_quality.png", title)
+
+
+def _plot(summary: dict, path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are optional; the tables carry the numbers
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for policy, v in summary["policies"].items():
+        if v["tokens_per_query"] is not None and v["f1"] is not None:
+            ax.scatter(v["tokens_per_query"], v["f1"])
+            ax.annotate(policy, (v["tokens_per_query"], v["f1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("tokens per query")
+    ax.set_ylabel("F1")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,87 @@
+"""Run policies side by side over an evaluation set and write `records.jsonl`, one line per
+(question, policy), appended and fsynced as it goes: an interrupted run resumes where it
+stopped (pairs already in the file are skipped), and with the generation cache a re-run calls
+no model at all.
+
+Per record: route, answer, gold, EM, F1, ID-based context precision/recall of the cited
+documents against the gold documents, tokens, cost, LM calls, retrieval calls, latency (the
+original model time for cached generations plus retrieval), decision id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from adaptive_rag.pipeline import Engine
+from eval.datasets import EvalSample
+from eval.metrics import exact_match, f1_score
+
+LM_STAGES = ("closed_book", "rag", "long_context")
+
+
+def context_scores(cited: Sequence[str], gold: Sequence[str]) -> tuple[float | None, float | None]:
+    """ID-based context precision = |cited & gold| / |cited|, recall = |cited & gold| / |gold|."""
+    if not gold:
+        return None, None
+    cited_set, gold_set = set(cited), set(gold)
+    hit = len(cited_set & gold_set)
+    return (hit / len(cited_set) if cited_set else 0.0), hit / len(gold_set)
+
+
+def record_for(sample: EvalSample, decision: dict) -> dict:
+    stages = decision["stages"]
+    cited = [c["doc_id"] for c in decision["citations"]]
+    precision, recall = context_scores(cited, sample.gold_doc_ids)
+    answer = decision["answer"] or ""
+    latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
+    latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve")
+    return {
+        "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
+        "answer": answer, "gold": list(sample.answers), "em": exact_match(answer, sample.answers),
+        "f1": f1_score(answer, sample.answers), "context_precision": precision, "context_recall": recall,
+        "input_tokens": decision["usage"]["input_tokens"], "output_tokens": decision["usage"]["output_tokens"],
+        "total_tokens": decision["usage"]["total_tokens"], "cost": decision["cost"],
+        "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES),
+        "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve"),
+        "latency_ms": latency, "decision_id": decision["id"],
+        "signals": {s["name"]: s["signals"] for s in stages if s["name"] in LM_STAGES},
+    }
+
+
+def load_records(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by a kill: everything after it is redone
+    return records
+
+
+def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], out_dir: Path,
+        progress: Callable[[int], None] | None = None) -> list[dict]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "records.jsonl"
+    records = load_records(path)
+    with open(path, "w", encoding="utf-8") as handle:  # rewrite the intact prefix, then append
+        for r in records:
+            handle.write(json.dumps(r) + "\n")
+    done = {(r["id"], r["policy"]) for r in records}
+    with open(path, "a", encoding="utf-8") as handle:
+        for sample in samples:
+            for policy in policies:
+                if (sample.id, policy) not in done:
+                    decision = engine.answer(sample.collection, sample.question, policy=policy).to_dict()
+                    record = record_for(sample, decision)
+                    handle.write(json.dumps(record) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    records.append(record)
+                if progress:
+                    progress(1)
+    return records

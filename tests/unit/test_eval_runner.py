@@ -1,0 +1,101 @@
+"""The evaluation runner end to end on fake models: exact figures in, exact figures out."""
+
+import json
+
+import pytest
+
+from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.errors import UserError
+from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.retrieve import Retriever
+from adaptive_rag.types import SourceDocument
+from adaptive_rag.usage import Prices
+from eval import datasets, report, runner
+from eval.cache import CachedLM, GenerationCache
+from eval.datasets import EvalSample
+from ingest.pipeline import Ingestor
+from tests.fakes import FakeLM
+
+DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters"),
+        SourceDocument("beavers", "Beavers build dams from branches and mud.", title="Beavers")]
+SAMPLES = [EvalSample("q1", "What do otters do asleep?", ("hold hands",), "kb", ("otters",)),
+           EvalSample("q2", "What do beavers build?", ("dams",), "kb", ("beavers",))]
+
+
+@pytest.fixture
+def engine(settings, store, fake_embedder, tmp_path):
+    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
+    cache = GenerationCache(tmp_path / "cache.sqlite")
+    reader = FakeLM("reader", facts={"otters": "hold hands", "beavers": "dams"}, closed_book_answer="dams")
+    lm = CachedLM(reader, cache)
+    eng = Engine(Retriever(settings, store, fake_embedder), Models(lm, lm, {"reader": Prices(1.0, 1.0)}),
+                 DecisionLog(tmp_path / "d.sqlite"), top_k=1)
+    return eng, reader, cache
+
+
+def test_records_summary_and_report_have_exact_figures(engine, tmp_path):
+    eng, _, _ = engine
+    records = runner.run(eng, SAMPLES, ["closed_book", "always_rag"], tmp_path / "out")
+    by = {(r["id"], r["policy"]): r for r in records}
+    # closed-book always says "dams": right for q2 only
+    assert (by["q1", "closed_book"]["f1"], by["q2", "closed_book"]["f1"]) == (0.0, 1.0)
+    assert by["q1", "always_rag"]["answer"] == "hold hands" and by["q1", "always_rag"]["em"] == 1.0
+    assert by["q1", "always_rag"]["context_precision"] == 1.0 and by["q1", "always_rag"]["context_recall"] == 1.0
+    assert by["q1", "closed_book"]["context_recall"] == 0.0 and by["q1", "closed_book"]["retrieval_calls"] == 0
+    summary = report.summarize(records)
+    table = summary["policies"]
+    assert table["closed_book"]["f1"] == 0.5 and table["always_rag"]["f1"] == 1.0
+    assert table["closed_book"]["lm_calls_per_query"] == 1.0 and table["always_rag"]["retrieval_calls_per_query"] == 1.0
+    # oracle: q2 closed-book (cheapest correct), q1 rag
+    assert table["oracle"]["f1"] == 1.0 and table["oracle"]["route_mix"] == {"closed_book": 0.5, "rag": 0.5}
+    assert table["oracle"]["cost_per_query"] < table["always_rag"]["cost_per_query"]
+    assert (summary["weak_end"], summary["strong_end"]) == ("closed_book", "always_rag")
+    report.write_report(summary, tmp_path / "out", "toy")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| always_rag | 2 | 1.000 | 1.000 |" in md and "| oracle | 2 |" in md
+    assert (tmp_path / "out" / "cost_quality.png").stat().st_size > 1000
+
+
+def test_rerun_hits_the_cache_and_an_interrupted_run_resumes(engine, tmp_path):
+    eng, reader, cache = engine
+    out = tmp_path / "out"
+    runner.run(eng, SAMPLES[:1], ["always_rag"], out)
+    calls = len(reader.calls)
+    with open(out / "records.jsonl", "a") as handle:
+        handle.write('{"id": "q2", "policy": "alw')  # a line cut by a kill
+    records = runner.run(eng, SAMPLES, ["always_rag"], out)
+    assert [(r["id"], r["policy"]) for r in records] == [("q1", "always_rag"), ("q2", "always_rag")]
+    assert len(reader.calls) == calls + 1  # only q2 was new
+    lines = (out / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+    runner.run(eng, SAMPLES, ["always_rag"], tmp_path / "again")
+    assert len(reader.calls) == calls + 1 and cache.hits >= 2  # a fresh run dir, answered from the cache
+
+
+def test_bad_datasets_are_one_clear_error(settings, tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        datasets.load_eval_set(f"squad:{tmp_path / 'missing.json'}", settings)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="not a SQuAD-format"):
+        datasets.load_eval_set(f"squad:{tmp_path / 'bad.json'}", settings)
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(UserError, match="no questions"):
+        datasets.load_eval_set(f"jsonl:{tmp_path / 'empty.jsonl'}", settings)
+    (tmp_path / "wrong.jsonl").write_text('{"question": "q"}\n')
+    with pytest.raises(UserError, match="wrong.jsonl:1"):
+        datasets.load_eval_set(f"jsonl:{tmp_path / 'wrong.jsonl'}", settings)
+    with pytest.raises(UserError, match="unknown dataset"):
+        datasets.load_eval_set("mmlu", settings)
+
+
+def test_squad_splits_never_overlap(settings):
+    from pathlib import Path
+
+    full = Path(settings.shared_data_dir) / "squad_dev_v1.1.json"
+    if not full.is_file():
+        pytest.skip("needs ../shared/data")
+    dev = datasets.load_eval_set("squad-dev", settings, "dev")
+    test = datasets.load_eval_set("squad-dev", settings, "test")
+    assert not {s.id for s in dev.samples} & {s.id for s in test.samples}
+    assert (len(dev.samples), len(test.samples)) == (7231, 10565 - 7231)  # articles 0-31 | 32-47
+    assert datasets.sample(test, 5, 0).samples == datasets.sample(test, 5, 0).samples

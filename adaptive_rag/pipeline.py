@@ -32,7 +32,7 @@ class Models:
 class Engine:
     def __init__(self, retriever: Retriever, models: Models, log: DecisionLog | None,
                  default_policy: str = "self_route", top_k: int = 5, max_new_tokens: int = 32,
-                 long_context_budget: int = 6000, thresholds: Mapping[str, float] | None = None):
+                 long_context_budget: int = 4000, thresholds: Mapping[str, float] | None = None):
         self.retriever = retriever
         self.models = models
         self.log = log

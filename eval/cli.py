@@ -27,6 +27,7 @@ def evaluate(
     policies: Annotated[str, typer.Option(help="Comma-separated policy names.")] = DEFAULT_POLICIES,
     out: Annotated[Optional[Path], typer.Option(help="Output directory.")] = None,
     collection: Annotated[Optional[str], typer.Option(help="Collection to ask (default: derived from the data set).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Re-score every answer (from the generation cache) instead of resuming.")] = False,
 ) -> None:
     if ctx.invoked_subcommand:
         return
@@ -51,7 +52,7 @@ def evaluate(
     engine.models.reader = CachedLM(engine.models.reader, cache)
     engine.models.long_context = CachedLM(engine.models.long_context, cache)
     bar = tqdm(total=len(eval_set.samples) * len(names), unit="answer", disable=None, file=sys.stderr)
-    records = runner.run(engine, eval_set.samples, names, out, progress=bar.update)
+    records = runner.run(engine, eval_set.samples, names, out, progress=bar.update, fresh=fresh)
     bar.close()
     ids = {sm.id for sm in eval_set.samples}
     summary = report.summarize([r for r in records if r["id"] in ids and r["policy"] in names])

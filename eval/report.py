@@ -34,6 +34,7 @@ def summarize_policy(rows: list[dict]) -> dict:
         "n": len(rows), "em": _mean(r["em"] for r in rows), "f1": _mean(r["f1"] for r in rows),
         "context_precision": _mean(r["context_precision"] for r in rows),
         "context_recall": _mean(r["context_recall"] for r in rows),
+        "rouge_l": _mean(r.get("rouge_l") for r in rows), "string_similarity": _mean(r.get("string_similarity") for r in rows),
         "tokens_per_query": _mean(r["total_tokens"] for r in rows), "cost_per_query": _mean(r["cost"] for r in rows),
         "lm_calls_per_query": _mean(r["lm_calls"] for r in rows),
         "retrieval_calls_per_query": _mean(r["retrieval_calls"] for r in rows),
@@ -89,11 +90,12 @@ def _fmt(value, digits=3):
 
 def write_report(summary: dict, out_dir: Path, title: str) -> None:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    lines = [f"# {title}", "", "| policy | n | EM | F1 | ctx precision | ctx recall | tokens/q | cost/q ($) | LM calls/q | "
-             "retrievals/q | p50 ms | p95 ms | route mix |", "|" + "---|" * 13]
+    lines = [f"# {title}", "", "| policy | n | EM | F1 | ROUGE-L | string sim. | ctx precision | ctx recall | tokens/q | "
+             "cost/q ($) | LM calls/q | retrievals/q | p50 ms | p95 ms | route mix |", "|" + "---|" * 15]
     for policy, v in summary["policies"].items():
         mix = ", ".join(f"{k} {share:.0%}" for k, share in v["route_mix"].items())
-        lines.append(f"| {policy} | {v['n']} | {_fmt(v['em'])} | {_fmt(v['f1'])} | {_fmt(v['context_precision'])} | "
+        lines.append(f"| {policy} | {v['n']} | {_fmt(v['em'])} | {_fmt(v['f1'])} | {_fmt(v['rouge_l'])} | "
+                     f"{_fmt(v['string_similarity'])} | {_fmt(v['context_precision'])} | "
                      f"{_fmt(v['context_recall'])} | {_fmt(v['tokens_per_query'], 0)} | {_fmt(v['cost_per_query'], 6)} | "
                      f"{_fmt(v['lm_calls_per_query'], 2)} | {_fmt(v['retrieval_calls_per_query'], 2)} | "
                      f"{v['latency_p50_ms']:.0f} | {v['latency_p95_ms']:.0f} | {mix} |")

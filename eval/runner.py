@@ -3,8 +3,8 @@
 stopped (pairs already in the file are skipped), and with the generation cache a re-run calls
 no model at all.
 
-Per record: route, answer, gold, EM, F1, ID-based context precision/recall of the cited
-documents against the gold documents, tokens, cost, LM calls, retrieval calls, latency (the
+Per record: route, answer, gold, EM, F1, Ragas ROUGE-L and string similarity, Ragas ID-based
+context precision/recall of the cited documents against the gold documents, tokens, cost, LM calls, retrieval calls, latency (the
 original model time for cached generations plus retrieval), decision id.
 """
 
@@ -22,26 +22,19 @@ from eval.metrics import exact_match, f1_score
 LM_STAGES = ("closed_book", "rag", "long_context")
 
 
-def context_scores(cited: Sequence[str], gold: Sequence[str]) -> tuple[float | None, float | None]:
-    """ID-based context precision = |cited & gold| / |cited|, recall = |cited & gold| / |gold|."""
-    if not gold:
-        return None, None
-    cited_set, gold_set = set(cited), set(gold)
-    hit = len(cited_set & gold_set)
-    return (hit / len(cited_set) if cited_set else 0.0), hit / len(gold_set)
-
-
 def record_for(sample: EvalSample, decision: dict) -> dict:
     stages = decision["stages"]
-    cited = [c["doc_id"] for c in decision["citations"]]
-    precision, recall = context_scores(cited, sample.gold_doc_ids)
+    from eval import ragas_metrics
+
+    cited = list(dict.fromkeys(c["doc_id"] for c in decision["citations"]))
     answer = decision["answer"] or ""
+    ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids)
     latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
     latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve")
     return {
         "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
         "answer": answer, "gold": list(sample.answers), "em": exact_match(answer, sample.answers),
-        "f1": f1_score(answer, sample.answers), "context_precision": precision, "context_recall": recall,
+        "f1": f1_score(answer, sample.answers), **ragas,
         "input_tokens": decision["usage"]["input_tokens"], "output_tokens": decision["usage"]["output_tokens"],
         "total_tokens": decision["usage"]["total_tokens"], "cost": decision["cost"],
         "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES),
@@ -64,10 +57,11 @@ def load_records(path: Path) -> list[dict]:
 
 
 def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], out_dir: Path,
-        progress: Callable[[int], None] | None = None) -> list[dict]:
+        progress: Callable[[int], None] | None = None, fresh: bool = False) -> list[dict]:
+    """`fresh` re-scores every pair (cheap with the generation cache) instead of resuming."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "records.jsonl"
-    records = load_records(path)
+    records = [] if fresh else load_records(path)
     with open(path, "w", encoding="utf-8") as handle:  # rewrite the intact prefix, then append
         for r in records:
             handle.write(json.dumps(r) + "\n")

@@ -92,26 +92,50 @@ def test_backend_failure_is_502_or_503_with_the_recorded_decision(client_for, re
         assert record["status"] == "error" and "HTTP 500" in record["error"]
 
 
-def test_official_openai_sdk_talks_to_the_chat_completions_endpoint(client_for):
+@pytest.fixture
+def live_server(client_for):
+    """The app under a real uvicorn server on a loopback port, as an OpenAI client would meet it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = client_for().app
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_official_openai_sdk_talks_to_the_chat_completions_endpoint(live_server):
+    import httpx
     import openai
 
-    with client_for() as client:
-        sdk = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
-        models = [m.id for m in sdk.models.list().data]
-        assert "adaptive-rag:kb" in models and "adaptive-rag:kb:self_route" in models
+    sdk = openai.OpenAI(base_url=f"{live_server}/v1", api_key="unused", max_retries=0)
+    models = [m.id for m in sdk.models.list().data]
+    assert "adaptive-rag:kb" in models and "adaptive-rag:kb:self_route" in models
 
-        raw = sdk.chat.completions.with_raw_response.create(
-            model="adaptive-rag:kb:self_route",
-            messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "What do otters do asleep?"}],
-        )
-        completion = raw.parse()
-        assert completion.choices[0].message.content == "hold hands"
-        assert completion.usage.total_tokens > 0
-        decision_id = raw.headers["X-Decision-Id"]
-        assert completion.model_extra["decision_id"] == decision_id and completion.model_extra["route"] == "rag"
-        assert client.get(f"/v1/decisions/{decision_id}").json()["policy"] == "self_route"
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="adaptive-rag:kb:self_route",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "What do otters do asleep?"}],
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "hold hands"
+    assert completion.usage.total_tokens > 0
+    decision_id = raw.headers["X-Decision-Id"]
+    assert completion.model_extra["decision_id"] == decision_id and completion.model_extra["route"] == "rag"
+    assert httpx.get(f"{live_server}/v1/decisions/{decision_id}").json()["policy"] == "self_route"
 
-        with pytest.raises(openai.BadRequestError, match="model must be"):
-            sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-        with pytest.raises(openai.NotFoundError, match="unknown collection"):
-            sdk.chat.completions.create(model="adaptive-rag:nope", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="model must be"):
+        sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError, match="unknown collection"):
+        sdk.chat.completions.create(model="adaptive-rag:nope", messages=[{"role": "user", "content": "hi"}])

@@ -42,6 +42,9 @@ def test_records_summary_and_report_have_exact_figures(engine, tmp_path):
     assert by["q1", "always_rag"]["answer"] == "hold hands" and by["q1", "always_rag"]["em"] == 1.0
     assert by["q1", "always_rag"]["context_precision"] == 1.0 and by["q1", "always_rag"]["context_recall"] == 1.0
     assert by["q1", "closed_book"]["context_recall"] == 0.0 and by["q1", "closed_book"]["retrieval_calls"] == 0
+    # Ragas, offline: ROUGE-L and string similarity are 1 for an exact answer, 0 for "dams" vs "hold hands"
+    assert by["q1", "always_rag"]["rouge_l"] == 1.0 and by["q1", "always_rag"]["string_similarity"] == 1.0
+    assert by["q1", "closed_book"]["rouge_l"] == 0.0
     summary = report.summarize(records)
     table = summary["policies"]
     assert table["closed_book"]["f1"] == 0.5 and table["always_rag"]["f1"] == 1.0
@@ -52,7 +55,7 @@ def test_records_summary_and_report_have_exact_figures(engine, tmp_path):
     assert (summary["weak_end"], summary["strong_end"]) == ("closed_book", "always_rag")
     report.write_report(summary, tmp_path / "out", "toy")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| always_rag | 2 | 1.000 | 1.000 |" in md and "| oracle | 2 |" in md
+    assert "| always_rag | 2 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in md and "| oracle | 2 |" in md
     assert (tmp_path / "out" / "cost_quality.png").stat().st_size > 1000
 
 
@@ -99,3 +102,16 @@ def test_squad_splits_never_overlap(settings):
     assert not {s.id for s in dev.samples} & {s.id for s in test.samples}
     assert (len(dev.samples), len(test.samples)) == (7231, 10565 - 7231)  # articles 0-31 | 32-47
     assert datasets.sample(test, 5, 0).samples == datasets.sample(test, 5, 0).samples
+
+
+def test_compare_two_runs(engine, tmp_path, capsys):
+    from eval.cli import compare
+
+    eng, _, _ = engine
+    for name, policies in (("a", ["closed_book"]), ("b", ["closed_book", "always_rag"])):
+        report.write_report(report.summarize(runner.run(eng, SAMPLES, policies, tmp_path / name)), tmp_path / name, name)
+    compare(tmp_path / "a", tmp_path / "b")
+    out = capsys.readouterr().out
+    assert "| closed_book | 0.500 | 0.500 | +0.000 |" in out and "always_rag" not in out
+    with pytest.raises(UserError, match="summary.json"):
+        compare(tmp_path / "a", tmp_path / "missing")

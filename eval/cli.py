@@ -55,7 +55,9 @@ def evaluate(
     records = runner.run(engine, eval_set.samples, names, out, progress=bar.update, fresh=fresh)
     bar.close()
     ids = {sm.id for sm in eval_set.samples}
-    summary = report.summarize([r for r in records if r["id"] in ids and r["policy"] in names])
+    fixed = {"closed_book", "always_rag", "always_lc"}
+    probe_curve = runner.sweep(engine, eval_set.samples) if "probe" in names and fixed <= set(names) else None
+    summary = report.summarize([r for r in records if r["id"] in ids and r["policy"] in names], probe_curve)
     summary["dataset"], summary["split"], summary["seed"] = eval_set.name, split, seed
     summary["cache"] = {"hits": cache.hits, "misses": cache.misses}
     report.write_report(summary, out, f"{eval_set.name} ({len(eval_set.samples)} questions)")

@@ -1,6 +1,8 @@
 """Summaries and reports of an evaluation run: summary.json, report.md, cost_quality.png.
 
-Rows are policies plus `oracle`: per question, the cheapest of the fixed routes (closed_book,
+Rows are policies plus `oracle`. With a probe threshold sweep (replayed from the generation
+cache), APGR/CPT of `probe` are computed over its whole cost-quality curve; for other policies,
+which are single operating points, over the one point. `oracle`: per question, the cheapest of the fixed routes (closed_book,
 always_rag, always_lc) that answered correctly (F1 >= 0.5), else the cheapest route; the bound
 any router over these routes can reach. APGR and CPT use the cheapest fixed policy as the weak
 end and the most accurate (by F1) as the strong end; which ones those are depends on the models
@@ -58,7 +60,7 @@ def oracle_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def summarize(records: list[dict]) -> dict:
+def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dict:
     by_policy: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_policy[r["policy"]].append(r)
@@ -68,6 +70,8 @@ def summarize(records: list[dict]) -> dict:
         table["oracle"] = summarize_policy(oracle)
     fixed = {p: table[p] for p in FIXED if p in table}
     summary: dict = {"policies": table, "correct_if_f1_at_least": CORRECT_F1}
+    if probe_sweep:
+        summary["probe_sweep"] = probe_sweep
     if len(fixed) >= 2:
         weak = min(fixed, key=lambda p: fixed[p]["cost_per_query"])
         strong = max(fixed, key=lambda p: fixed[p]["f1"])
@@ -81,6 +85,10 @@ def summarize(records: list[dict]) -> dict:
                     "cpt80": cpt([(v["cost_per_query"], v["f1"])], w, s, 0.8)}
                 for p, v in table.items() if p not in FIXED and p != "oracle"
             }
+            if probe_sweep:
+                curve = [(pt["cost_per_query"], pt["f1"]) for pt in probe_sweep]
+                summary["router_metrics"]["probe (threshold sweep)"] = {
+                    "apgr": apgr(curve, w, s), "cpt50": cpt(curve, w, s, 0.5), "cpt80": cpt(curve, w, s, 0.8)}
     return summary
 
 
@@ -121,6 +129,11 @@ def _plot(summary: dict, path: Path, title: str) -> None:
         if v["tokens_per_query"] is not None and v["f1"] is not None:
             ax.scatter(v["tokens_per_query"], v["f1"])
             ax.annotate(policy, (v["tokens_per_query"], v["f1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    sweep = summary.get("probe_sweep")
+    if sweep:
+        ax.plot([p["tokens_per_query"] for p in sweep], [p["f1"] for p in sweep], "--", color="grey", linewidth=1,
+                label="probe: threshold sweep")
+        ax.legend(fontsize=8)
     ax.set_xlabel("tokens per query")
     ax.set_ylabel("F1")
     ax.set_title(title, fontsize=9)

@@ -79,3 +79,24 @@ def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], 
                 if progress:
                     progress(1)
     return records
+
+
+PROBE_SWEEP = (-3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.35, -0.25, -0.15, -0.1, -0.05, 0.0)
+
+
+def sweep(engine: Engine, samples: Sequence[EvalSample], policy: str = "probe",
+          threshold: str = "probe_min_mean_logprob", values: Sequence[float] = PROBE_SWEEP) -> list[dict]:
+    """The cost-quality curve of `policy` over `values` of one threshold. With the generation
+    cache warm (the fixed policies ran first) this calls no model; decisions are not logged."""
+    import copy
+
+    quiet = copy.copy(engine)
+    quiet.log = None
+    curve = []
+    for value in values:
+        rows = [record_for(s, quiet.answer(s.collection, s.question, policy=policy, thresholds={threshold: value}).to_dict())
+                for s in samples]
+        curve.append({"threshold": value, "f1": sum(r["f1"] for r in rows) / len(rows),
+                      "cost_per_query": sum(r["cost"] for r in rows) / len(rows),
+                      "tokens_per_query": sum(r["total_tokens"] for r in rows) / len(rows)})
+    return curve

@@ -115,3 +115,16 @@ def test_compare_two_runs(engine, tmp_path, capsys):
     assert "| closed_book | 0.500 | 0.500 | +0.000 |" in out and "always_rag" not in out
     with pytest.raises(UserError, match="summary.json"):
         compare(tmp_path / "a", tmp_path / "missing")
+
+
+def test_probe_sweep_replays_from_the_cache_and_feeds_apgr(engine, tmp_path):
+    eng, reader, _ = engine
+    runner.run(eng, SAMPLES, ["closed_book", "always_rag", "always_lc", "probe"], tmp_path / "out")
+    calls = len(reader.calls)
+    curve = runner.sweep(eng, SAMPLES, values=(-5.0, 0.0))
+    assert len(reader.calls) == calls  # no model call: every generation came from the cache
+    # -5.0 keeps every closed-book draft ("dams": F1 0.5); 0.0 retrieves for both (F1 1.0, more tokens)
+    assert [p["f1"] for p in curve] == [0.5, 1.0] and curve[0]["tokens_per_query"] < curve[1]["tokens_per_query"]
+    records = runner.load_records(tmp_path / "out" / "records.jsonl")
+    summary = report.summarize(records, curve)
+    assert summary["router_metrics"]["probe (threshold sweep)"]["cpt80"] is not None

@@ -114,6 +114,30 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
         lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     _plot(summary, out_dir / "cost_quality.png", title)
+    _html(lines, out_dir, title)
+
+
+def _html(md_lines: list[str], out_dir: Path, title: str) -> None:
+    """report.md's table as HTML with the plot embedded (one self-contained file to share)."""
+    import base64
+    import html
+
+    rows, notes = [], []
+    for line in md_lines[2:]:
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            tag = "th" if not rows else "td"
+            rows.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+        elif line.strip() and not line.startswith("|"):
+            notes.append(f"<p>{html.escape(line.lstrip('- '))}</p>")
+    png = out_dir / "cost_quality.png"
+    image = (f'<img alt="F1 against tokens per query" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+             if png.is_file() else "")
+    (out_dir / "report.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}th{background:#eee}</style>"
+        f"<h1>{html.escape(title)}</h1><table>{''.join(rows)}</table>{''.join(notes)}{image}")
 
 
 def _plot(summary: dict, path: Path, title: str) -> None:

@@ -57,6 +57,8 @@ def test_records_summary_and_report_have_exact_figures(engine, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| always_rag | 2 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in md and "| oracle | 2 |" in md
     assert (tmp_path / "out" / "cost_quality.png").stat().st_size > 1000
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<th>policy</th>" in page and "<td>always_rag</td>" in page and "data:image/png;base64," in page
 
 
 def test_rerun_hits_the_cache_and_an_interrupted_run_resumes(engine, tmp_path):

@@ -1,4 +1,5 @@
-"""`arag`: ingest, delete, search, collections.
+"""`arag`: ingest, delete, search, collections; models pull/list, query, decisions, serve, demo;
+plus the sub-commands higher layers register (`arag eval`).
 
 Exit codes: 0 ok; 1 the run finished but some inputs failed (each named on stderr); 2 the
 command could not run (bad arguments, unknown collection, ...), with one line saying why.
@@ -17,7 +18,7 @@ from adaptive_rag.errors import UserError
 from adaptive_rag.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="adaptive-rag: ingest document collections and search them (dense + BM25 hybrid).")
+                  help="adaptive-rag: ingest document collections, search them, answer questions and show why each answer took its route.")
 EXIT_PARTIAL, EXIT_USAGE = 1, 2
 
 

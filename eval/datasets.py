@@ -21,6 +21,7 @@ from pathlib import Path
 
 from adaptive_rag.errors import UserError
 from adaptive_rag.settings import Settings
+from ingest.readers import parse_hotpotqa_context
 from ingest.sources import CORPORA_DIR
 
 SQUAD_TEST_FROM = 32  # article index where the report split starts
@@ -77,7 +78,8 @@ def _hotpotqa(path: Path, collection: str, source_spec: str) -> EvalSet:
                 raise UserError(f"{path}: not a HotpotQA CSV (needs qid, question_text, reference, context)")
             for row in reader:
                 answers = tuple(str(a) for a in ast.literal_eval(row["reference"]))
-                gold = tuple(dict.fromkeys(p["title"] for p in ast.literal_eval(row["context"]) if p.get("is_supporting")))
+                paragraphs = parse_hotpotqa_context(row["context"])
+                gold = tuple(dict.fromkeys(p["title"] for p in paragraphs if p.get("is_supporting")))
                 samples.append(EvalSample(row["qid"], row["question_text"], answers, collection, gold, gold))
     except OSError as exc:
         raise UserError(f"{path}: unreadable ({exc.strerror or exc})") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,18 @@ def read_squad(path: Path) -> Iterator[ReadResult]:
                         metadata={"dataset": "squad", "article_index": number}, chunks=chunks)
 
 
+_NUMPY_ITEM_BREAK = re.compile(r"\}\s*\n\s*\{")
+
+
+def parse_hotpotqa_context(text: str) -> list[dict]:
+    """The `context` column: a list of paragraph dicts, written either as a Python literal or, as
+    in ../shared/data, in numpy's array repr, whose items are separated by newlines, not commas."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return ast.literal_eval(_NUMPY_ITEM_BREAK.sub("}, {", text))
+
+
 def read_hotpotqa(path: Path) -> Iterator[ReadResult]:
     """HotpotQA CSV (see ../shared/data/README.md): each titled paragraph a document whose id is
     its title (`title#hash8` when two different paragraphs share a title)."""
@@ -182,7 +195,7 @@ def read_hotpotqa(path: Path) -> Iterator[ReadResult]:
             return
         for row in reader:
             try:
-                paragraphs = ast.literal_eval(row["context"])
+                paragraphs = parse_hotpotqa_context(row["context"])
             except (ValueError, SyntaxError) as exc:
                 yield ReadProblem(f"{path}:{reader.line_num}", f"unparseable context ({exc})")
                 continue

@@ -98,11 +98,17 @@ def test_hotpotqa_paragraphs_are_documents_deduplicated_by_title(tmp_path: Path)
         writer.writerow({"qid": "1", "question_text": "q", "context": repr(ctx1), "reference": "['Paris']"})
         writer.writerow({"qid": "2", "question_text": "q", "context": repr(ctx2), "reference": "['x']"})
         writer.writerow({"qid": "3", "question_text": "q", "context": "[{broken", "reference": "[]"})
+        # ../shared/data writes the list in numpy's repr: items separated by a newline, no comma
+        numpy_style = "[" + "\n ".join(repr(p) for p in [{"idx": 0, "is_supporting": True, "title": "Lyon",
+                                                         "paragraph_text": "Lyon is a city."},
+                                                        {"idx": 1, "is_supporting": False, "title": "Nice",
+                                                         "paragraph_text": "Nice is by the sea."}]) + "]"
+        writer.writerow({"qid": "4", "question_text": "q", "context": numpy_style, "reference": "['Lyon']"})
 
     docs, problems = _split(list(read_hotpotqa(path)))
 
     ids = [d.doc_id for d in docs]
-    assert ids[:2] == ["Paris", "Lyon"] and len(ids) == 3 and ids[2].startswith("Paris#")
+    assert ids[:2] == ["Paris", "Lyon"] and len(ids) == 4 and ids[2].startswith("Paris#") and ids[3] == "Nice"
     assert docs[0].chunks[0].key == "Paris"
     assert len(problems) == 1 and "context" in problems[0].message
 
@@ -139,3 +145,14 @@ def test_pdf_and_docx_go_through_llamaindex_readers_and_corrupt_files_are_proble
     assert "Tardigrades" in by_id["report.pdf"].text and "moss" in by_id["report.pdf"].text
     assert "Lichens" in by_id["memo.docx"].text
     assert [Path(p.source).name for p in problems] == ["broken.pdf"]
+
+
+def test_the_shared_hotpotqa_files_parse_completely():
+    import pytest
+
+    settings = Settings()
+    path = settings.shared_data_dir / "hotpotqa" / "test.csv"
+    if not path.is_file():
+        pytest.skip("needs ../shared/data")
+    docs, problems = _split(list(read_hotpotqa(path)))
+    assert not problems and len(docs) > 4000

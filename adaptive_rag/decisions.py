@@ -40,6 +40,7 @@ class Citation:
     doc_id: str
     key: str
     score: float
+    text: str = ""  # the cited chunk (added in schema 1; readers of older records see "")
 
 
 @dataclass

@@ -135,4 +135,4 @@ class QueryRun:
     def finish(self, result: RouteResult) -> None:
         self.decision.route = result.route
         self.decision.answer = result.generation.text
-        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score) for h in result.sources]
+        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.sources]

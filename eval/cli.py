@@ -28,6 +28,8 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option(help="Output directory.")] = None,
     collection: Annotated[Optional[str], typer.Option(help="Collection to ask (default: derived from the data set).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Re-score every answer (from the generation cache) instead of resuming.")] = False,
+    judge: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL of an LLM judge (faithfulness, answer correctness).")] = None,
+    judge_model: Annotated[str, typer.Option(help="Model name the judge endpoint expects.")] = "judge",
 ) -> None:
     if ctx.invoked_subcommand:
         return
@@ -52,7 +54,10 @@ def evaluate(
     engine.models.reader = CachedLM(engine.models.reader, cache)
     engine.models.long_context = CachedLM(engine.models.long_context, cache)
     bar = tqdm(total=len(eval_set.samples) * len(names), unit="answer", disable=None, file=sys.stderr)
-    records = runner.run(engine, eval_set.samples, names, out, progress=bar.update, fresh=fresh)
+    from eval.judge import Judge
+
+    records = runner.run(engine, eval_set.samples, names, out, progress=bar.update, fresh=fresh,
+                         judge=Judge(judge, judge_model) if judge else None)
     bar.close()
     ids = {sm.id for sm in eval_set.samples}
     fixed = {"closed_book", "always_rag", "always_lc"}

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Sequence
 
 
-def _offline_environment() -> None:
+def offline_environment() -> None:
     os.environ["RAGAS_DO_NOT_TRACK"] = "true"  # otherwise ragas sends usage telemetry
     if "TIKTOKEN_CACHE_DIR" not in os.environ:
         import llama_index.core
@@ -21,7 +21,7 @@ def _offline_environment() -> None:
 
 @lru_cache(maxsize=1)
 def _metrics():
-    _offline_environment()
+    offline_environment()
     import warnings
 
     with warnings.catch_warnings():

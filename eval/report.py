@@ -37,6 +37,9 @@ def summarize_policy(rows: list[dict]) -> dict:
         "context_precision": _mean(r["context_precision"] for r in rows),
         "context_recall": _mean(r["context_recall"] for r in rows),
         "rouge_l": _mean(r.get("rouge_l") for r in rows), "string_similarity": _mean(r.get("string_similarity") for r in rows),
+        "faithfulness": _mean(r.get("faithfulness") for r in rows),
+        "answer_correctness": _mean(r.get("answer_correctness") for r in rows),
+        "judge_errors": sum(1 for r in rows if r.get("judge_error")),
         "tokens_per_query": _mean(r["total_tokens"] for r in rows), "cost_per_query": _mean(r["cost"] for r in rows),
         "lm_calls_per_query": _mean(r["lm_calls"] for r in rows),
         "retrieval_calls_per_query": _mean(r["retrieval_calls"] for r in rows),
@@ -110,6 +113,10 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
     if "weak_end" in summary:
         lines += ["", f"Weak end (cheapest fixed policy): `{summary['weak_end']}`; strong end (highest F1 among fixed "
                       f"policies): `{summary['strong_end']}`. Correct = F1 >= {summary['correct_if_f1_at_least']} (oracle)."]
+    judged = {p: v for p, v in summary["policies"].items() if v.get("faithfulness") is not None or v.get("answer_correctness") is not None}
+    if judged:
+        lines += ["", "LLM judge (Ragas): faithfulness / answer correctness / answers the judge failed on:"]
+        lines += [f"- `{p}`: {_fmt(v['faithfulness'])} / {_fmt(v['answer_correctness'])} / {v['judge_errors']}" for p, v in judged.items()]
     for policy, m in summary.get("router_metrics", {}).items():
         lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -22,7 +22,7 @@ from eval.metrics import exact_match, f1_score
 LM_STAGES = ("closed_book", "rag", "long_context")
 
 
-def record_for(sample: EvalSample, decision: dict) -> dict:
+def record_for(sample: EvalSample, decision: dict, judge=None) -> dict:
     stages = decision["stages"]
     from eval import ragas_metrics
 
@@ -41,6 +41,8 @@ def record_for(sample: EvalSample, decision: dict) -> dict:
         "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve"),
         "latency_ms": latency, "decision_id": decision["id"],
         "signals": {s["name"]: s["signals"] for s in stages if s["name"] in LM_STAGES},
+        **(judge.score(sample.question, answer, sample.answers[0], [c.get("text", "") for c in decision["citations"]])
+           if judge is not None else {}),
     }
 
 
@@ -57,7 +59,7 @@ def load_records(path: Path) -> list[dict]:
 
 
 def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], out_dir: Path,
-        progress: Callable[[int], None] | None = None, fresh: bool = False) -> list[dict]:
+        progress: Callable[[int], None] | None = None, fresh: bool = False, judge=None) -> list[dict]:
     """`fresh` re-scores every pair (cheap with the generation cache) instead of resuming."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "records.jsonl"
@@ -71,7 +73,7 @@ def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], 
             for policy in policies:
                 if (sample.id, policy) not in done:
                     decision = engine.answer(sample.collection, sample.question, policy=policy).to_dict()
-                    record = record_for(sample, decision)
+                    record = record_for(sample, decision, judge)
                     handle.write(json.dumps(record) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())

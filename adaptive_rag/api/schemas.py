@@ -30,6 +30,7 @@ class CitationOut(BaseModel):
     doc_id: str
     key: str
     score: float
+    text: str = ""
 
 
 class QueryResponse(BaseModel):

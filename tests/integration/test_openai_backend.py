@@ -75,3 +75,18 @@ def test_timeout_and_unreachable_server_are_retryable_backend_errors(llama_serve
     with pytest.raises(BackendError, match="cannot reach") as unreachable:
         gone.generate([Message("user", "hi")], 4)
     assert unreachable.value.retryable
+
+
+def test_ragas_judge_through_the_server_records_failures_instead_of_crashing(llama_server):
+    """SmolLM2 is too small to produce Ragas' structured output: the judge path must still run
+    against a real endpoint and record why it could not score, answer by answer."""
+    from eval.judge import Judge
+
+    judge = Judge(f"{llama_server}/v1", "smollm2", timeout_s=60)
+    result = judge.score("What river runs alongside Jacksonville?", "St. Johns River", "St. Johns",
+                         ["Jacksonville is on the St. Johns River."])
+    assert set(result) == {"faithfulness", "answer_correctness", "judge_error"}
+    for key in ("faithfulness", "answer_correctness"):
+        assert result[key] is None or 0.0 <= result[key] <= 1.0
+    if result["faithfulness"] is None or result["answer_correctness"] is None:
+        assert result["judge_error"]

@@ -130,3 +130,28 @@ def test_probe_sweep_replays_from_the_cache_and_feeds_apgr(engine, tmp_path):
     records = runner.load_records(tmp_path / "out" / "records.jsonl")
     summary = report.summarize(records, curve)
     assert summary["router_metrics"]["probe (threshold sweep)"]["cpt80"] is not None
+
+
+def test_judge_scores_are_recorded_and_summarised(engine, tmp_path):
+    from eval.judge import Judge
+
+    class FakeJudge(Judge):
+        """Deterministic judge: correct when the answer equals the reference; faithful when cited."""
+
+        def __init__(self):
+            self.seen = []
+
+        def score(self, question, answer, reference, contexts):
+            self.seen.append(list(contexts))
+            return {"faithfulness": 1.0 if contexts and answer in " ".join(contexts) else 0.0,
+                    "answer_correctness": float(answer == reference), "judge_error": None}
+
+    eng, _, _ = engine
+    judge = FakeJudge()
+    records = runner.run(eng, SAMPLES, ["always_rag"], tmp_path / "out", judge=judge)
+    assert [r["answer_correctness"] for r in records] == [1.0, 1.0]
+    assert judge.seen[0] and "hold hands" in judge.seen[0][0]  # the cited chunk text reaches the judge
+    summary = report.summarize(records)
+    assert summary["policies"]["always_rag"]["faithfulness"] == 1.0 and summary["policies"]["always_rag"]["judge_errors"] == 0
+    report.write_report(summary, tmp_path / "out", "judged")
+    assert "`always_rag`: 1.000 / 1.000 / 0" in (tmp_path / "out" / "report.md").read_text()

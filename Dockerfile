@@ -12,4 +12,4 @@ COPY eval ./eval
 COPY corpora ./corpora
 RUN pip install .
 EXPOSE 8000
-CMD ["arag", "--help"]
+CMD ["arag", "serve", "--host", "0.0.0.0", "--port", "8000"]

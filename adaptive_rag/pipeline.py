@@ -20,6 +20,9 @@ from adaptive_rag.routes import RouteResult
 from adaptive_rag.usage import Prices
 
 MAX_TOP_K = 50
+# long context reads documents of hits down to this rank until its budget is full: on a corpus of
+# short documents (HotpotQA paragraphs) the top-k alone would leave most of the budget unused
+LONG_CONTEXT_DEPTH = 50
 
 
 @dataclass
@@ -82,7 +85,7 @@ class QueryRun:
         self.decision = decision
         self.top_k = top_k
         self.thresholds = thresholds
-        self._hits = None
+        self._hits: dict[int, list] = {}
 
     def threshold(self, name: str) -> float:
         return float(self.thresholds[name])
@@ -90,19 +93,21 @@ class QueryRun:
     def note(self, name: str, signals: dict, thresholds: dict, outcome: str) -> None:
         self.decision.stages.append(Stage(name=name, signals=signals, thresholds=thresholds, outcome=outcome))
 
-    def hits(self):
-        if self._hits is None:
+    def hits(self, k: int | None = None):
+        """The top `k` (default: the request's top_k) hybrid hits, searched once per depth."""
+        k = k or self.top_k
+        if k not in self._hits:
             started = time.perf_counter()
-            result = self.engine.retriever.search(self.decision.collection, self.decision.query, k=self.top_k)
-            self._hits = result.hits
+            result = self.engine.retriever.search(self.decision.collection, self.decision.query, k=k)
+            self._hits[k] = result.hits
             scores = [h.score for h in result.hits]
             self.decision.stages.append(Stage(
                 name="retrieve", model=self.engine.retriever.embedder.name,
-                signals={"mode": result.mode, "hits": len(scores), "top_score": scores[0] if scores else None,
+                signals={"mode": result.mode, "k": k, "hits": len(scores), "top_score": scores[0] if scores else None,
                          "score_gap": scores[0] - scores[1] if len(scores) > 1 else None, **result.timings_ms},
                 outcome=f"{len(scores)} chunks", latency_ms=(time.perf_counter() - started) * 1e3,
             ))
-        return self._hits
+        return self._hits[k]
 
     def _record(self, result: RouteResult, lm: LanguageModel, started: float) -> RouteResult:
         gen = result.generation
@@ -126,7 +131,7 @@ class QueryRun:
         return self._record(routes.rag(lm, self.decision.query, hits, self.engine.max_new_tokens), lm, started)
 
     def long_context(self) -> RouteResult:
-        hits = self.hits()
+        hits = self.hits(max(self.top_k, LONG_CONTEXT_DEPTH))
         lm, started = self.engine.models.long_context, time.perf_counter()
         result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.decision.query,
                                      hits, self.engine.max_new_tokens, self.engine.long_context_budget)

@@ -2,7 +2,7 @@
 
 - closed_book: the question alone;
 - rag: the top-k hybrid chunks, Self-Route prompt (the reader may reply "unanswerable");
-- long_context: whole source documents of the top hits, in retrieval order, until the long-context
+- long_context: whole source documents of the hits (down to rank 50), in retrieval order, until the long-context
   model's budget is full; a document longer than the remaining budget contributes the window
   around its best-matching chunk instead of its first pages.
 """

@@ -48,7 +48,7 @@ def test_self_route_on_the_sample_records_every_stage(smollm2, real_settings, tm
         assert d.route in ("closed_book", "rag", "long_context") and d.answer is not None
         assert d.usage.input_tokens == sum(s.usage.input_tokens for s in d.stages)
         if policy == "always_lc":
-            assert names == ["retrieve", "long_context"]
+            assert names == ["retrieve", "long_context"]  # one deep retrieval
             assert 500 < d.stages[1].signals["context_tokens"] <= 1500
         for stage in d.stages:
             if stage.name in ("closed_book", "rag", "long_context"):

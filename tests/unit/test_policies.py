@@ -60,12 +60,14 @@ def test_self_route_escalates_unanswerable_to_the_whole_document(engine, setting
     # top_k=1 retrieves one 40-token chunk of "france"; the answer is in its last chunk.
     eng, reader, long_lm, _ = engine()
     d = eng.answer("kb", "main city of France", policy="self_route")
-    assert _stage_names(d) == ["retrieve", "rag", "self_route", "long_context"]
+    assert _stage_names(d) == ["retrieve", "rag", "self_route", "retrieve", "long_context"]
     assert d.stages[1].outcome == "unanswerable" and d.stages[2].outcome == "escalate to long context"
     assert d.route == "long_context" and d.answer == "Paris"
     lc_prompt = long_lm.calls[0][-1].content
     assert "The capital is Paris." in lc_prompt and "# France" in lc_prompt
-    assert d.usage.input_tokens == d.stages[1].usage.input_tokens + d.stages[3].usage.input_tokens
+    assert d.usage.input_tokens == d.stages[1].usage.input_tokens + d.stages[4].usage.input_tokens
+    # top_k=1 read one chunk; long context went deeper and filled its budget with the other document
+    assert d.stages[3].signals["k"] == 50 and "# Otters" in lc_prompt
 
 
 def test_probe_keeps_a_confident_draft_and_retrieves_otherwise(engine):

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (created_at DESC);
+CREATE TABLE IF NOT EXISTS feedback (
+    decision_id TEXT PRIMARY KEY REFERENCES decisions (id),
+    created_at REAL NOT NULL,
+    correct INTEGER,
+    rating REAL,
+    comment TEXT
+);
 """
 
 
@@ -106,6 +113,23 @@ class DecisionLog:
             conn.execute("INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?,?,?)",
                          (decision.id, decision.created_at, decision.collection, decision.policy, decision.route,
                           decision.status, record))
+
+    def add_feedback(self, decision_id: str, correct: bool | None, rating: float | None, comment: str | None) -> dict:
+        """One verdict per decision (a later one replaces it). Raises KeyError for an unknown id."""
+        with self._conn() as conn:
+            if conn.execute("SELECT 1 FROM decisions WHERE id = ?", (decision_id,)).fetchone() is None:
+                raise KeyError(decision_id)
+            row = (decision_id, time.time(), None if correct is None else int(correct), rating, comment)
+            conn.execute("INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?)", row)
+        return {"decision_id": decision_id, "created_at": row[1], "correct": correct, "rating": rating, "comment": comment}
+
+    def feedback(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(decision record, feedback) pairs, oldest first: training material for the gatekeeper."""
+        rows = self._conn().execute(
+            "SELECT d.record, f.correct, f.rating, f.comment, f.created_at FROM feedback f "
+            "JOIN decisions d ON d.id = f.decision_id ORDER BY f.created_at").fetchall()
+        return [(json.loads(r[0]), {"correct": None if r[1] is None else bool(r[1]), "rating": r[2], "comment": r[3],
+                                    "created_at": r[4]}) for r in rows]
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT record FROM decisions WHERE id = ?", (decision_id,)).fetchone()

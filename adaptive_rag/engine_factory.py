@@ -3,6 +3,8 @@ decision log. Used by the CLI and by the server's lifespan (built once per proce
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adaptive_rag.decisions import DecisionLog
 from adaptive_rag.models.catalog import load_lm, resolve
 from adaptive_rag.models.embedder import load_embedder
@@ -11,6 +13,9 @@ from adaptive_rag.policies import get_policy
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
 from adaptive_rag.store import open_store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gatekeeper.artifact import Gatekeeper
 
 
 def decision_log(settings: Settings) -> DecisionLog:
@@ -23,10 +28,25 @@ def build_engine(settings: Settings) -> Engine:
     reader_spec = resolve(catalog, settings.reader_model)
     long_spec = resolve(catalog, settings.long_context_model)
     reader = load_lm(settings.reader_model, reader_spec, settings.models_dir)
-    long_lm = load_lm(settings.long_context_model, long_spec, settings.models_dir)
+    same = settings.long_context_model == settings.reader_model
+    long_lm = reader if same else load_lm(settings.long_context_model, long_spec, settings.models_dir)
     prices = {settings.reader_model: reader_spec.prices, settings.long_context_model: long_spec.prices}
-    retriever = Retriever(settings, open_store(settings), load_embedder(settings))
+    embedder = load_embedder(settings)
+    retriever = Retriever(settings, open_store(settings), embedder)
     return Engine(retriever, Models(reader, long_lm, prices), decision_log(settings),
                   default_policy=settings.default_policy, top_k=settings.top_k,
                   max_new_tokens=settings.max_new_tokens, long_context_budget=settings.long_context_budget,
-                  thresholds=settings.thresholds)
+                  thresholds=settings.thresholds, gatekeeper=load_configured_gatekeeper(settings, embedder))
+
+
+def load_configured_gatekeeper(settings: Settings, embedder) -> "Gatekeeper | None":
+    """The artifact ARAG_GATEKEEPER names (default "default"), checked against the embedder; None
+    when the default name has not been trained yet (adaptive then refuses with a message)."""
+    from gatekeeper.artifact import load_gatekeeper, versions
+
+    explicit = "gatekeeper" in settings.model_fields_set or settings.gatekeeper_version is not None
+    if not explicit and not versions(settings.data_dir, settings.gatekeeper):
+        return None
+    gk = load_gatekeeper(settings.data_dir, settings.gatekeeper, settings.gatekeeper_version)
+    gk.check_compatible(embedder.name, embedder.dim)
+    return gk

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from adaptive_rag import routes
 from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
 from adaptive_rag.errors import UserError
 from adaptive_rag.models.lm import BackendError, LanguageModel
 from adaptive_rag.policies import DEFAULT_THRESHOLDS, get_policy
-from adaptive_rag.retrieve import MAX_QUERY_CHARS, Retriever
+from adaptive_rag.retrieve import MAX_QUERY_CHARS, Retrieval, Retriever
 from adaptive_rag.routes import RouteResult
 from adaptive_rag.usage import Prices
+from gatekeeper.features import answer_signals, router_inputs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gatekeeper.artifact import Gatekeeper
 
 MAX_TOP_K = 50
 # long context reads documents of hits down to this rank until its budget is full: on a corpus of
@@ -35,7 +39,8 @@ class Models:
 class Engine:
     def __init__(self, retriever: Retriever, models: Models, log: DecisionLog | None,
                  default_policy: str = "self_route", top_k: int = 5, max_new_tokens: int = 32,
-                 long_context_budget: int = 4000, thresholds: Mapping[str, float] | None = None):
+                 long_context_budget: int = 4000, thresholds: Mapping[str, float] | None = None,
+                 gatekeeper: "Gatekeeper | None" = None):
         self.retriever = retriever
         self.models = models
         self.log = log
@@ -44,6 +49,7 @@ class Engine:
         self.max_new_tokens = max_new_tokens
         self.long_context_budget = long_context_budget
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+        self.gatekeeper = gatekeeper
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None) -> Decision:
@@ -85,7 +91,7 @@ class QueryRun:
         self.decision = decision
         self.top_k = top_k
         self.thresholds = thresholds
-        self._hits: dict[int, list] = {}
+        self._retrievals: dict[int, Retrieval] = {}
 
     def threshold(self, name: str) -> float:
         return float(self.thresholds[name])
@@ -93,21 +99,30 @@ class QueryRun:
     def note(self, name: str, signals: dict, thresholds: dict, outcome: str) -> None:
         self.decision.stages.append(Stage(name=name, signals=signals, thresholds=thresholds, outcome=outcome))
 
-    def hits(self, k: int | None = None):
-        """The top `k` (default: the request's top_k) hybrid hits, searched once per depth."""
+    def retrieval(self, k: int | None = None) -> Retrieval:
+        """The top `k` (default: the request's top_k) hybrid hits, searched once per depth. The
+        request-depth search also keeps the dense and BM25 rankings: router signals."""
         k = k or self.top_k
-        if k not in self._hits:
+        if k not in self._retrievals:
             started = time.perf_counter()
-            result = self.engine.retriever.search(self.decision.collection, self.decision.query, k=k)
-            self._hits[k] = result.hits
+            result = self.engine.retriever.search(self.decision.collection, self.decision.query, k=k,
+                                                  components=k == self.top_k)
+            self._retrievals[k] = result
             scores = [h.score for h in result.hits]
+            signals = {"mode": result.mode, "k": k, "hits": len(scores), "top_score": scores[0] if scores else None,
+                       "score_gap": scores[0] - scores[1] if len(scores) > 1 else None}
+            if result.dense_hits is not None:
+                signals["dense_top"] = result.dense_hits[0].score if result.dense_hits else None
+                signals["bm25_top"] = result.bm25_hits[0].score if result.bm25_hits else None
             self.decision.stages.append(Stage(
                 name="retrieve", model=self.engine.retriever.embedder.name,
-                signals={"mode": result.mode, "k": k, "hits": len(scores), "top_score": scores[0] if scores else None,
-                         "score_gap": scores[0] - scores[1] if len(scores) > 1 else None, **result.timings_ms},
+                signals={**signals, **result.timings_ms},
                 outcome=f"{len(scores)} chunks", latency_ms=(time.perf_counter() - started) * 1e3,
             ))
-        return self._hits[k]
+        return self._retrievals[k]
+
+    def hits(self, k: int | None = None):
+        return self.retrieval(k).hits
 
     def _record(self, result: RouteResult, lm: LanguageModel, started: float) -> RouteResult:
         gen = result.generation
@@ -136,6 +151,33 @@ class QueryRun:
         result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.decision.query,
                                      hits, self.engine.max_new_tokens, self.engine.long_context_budget)
         return self._record(result, lm, started)
+
+    def _gatekeeper(self) -> "Gatekeeper":
+        gk = self.engine.gatekeeper
+        if gk is None:
+            raise UserError(f"policy {self.decision.policy!r} needs a trained gatekeeper "
+                            "(arag gatekeeper label / train; ARAG_GATEKEEPER names it)")
+        return gk
+
+    def gate(self) -> dict[str, float]:
+        """The gatekeeper's calibrated probabilities from the query and its retrieval signals,
+        recorded as a stage (the router inputs except the query vector, and the probabilities)."""
+        gk = self._gatekeeper()
+        retrieval = self.retrieval()
+        started = time.perf_counter()
+        inputs = router_inputs(self.decision.query, retrieval)
+        probs = gk.probabilities(inputs)
+        shown = {k: v for k, v in inputs.items() if k not in ("query", "query_vector", "probe")}
+        self.decision.stages.append(Stage(
+            name="gatekeeper", model=gk.label, signals={"probabilities": probs, **shown},
+            outcome=max(probs, key=probs.get), latency_ms=(time.perf_counter() - started) * 1e3))
+        return probs
+
+    def p_correct(self, which: str, result: RouteResult) -> float:
+        """Calibrated P(this answer is correct) from its log-prob signals ("draft" or "rag")."""
+        gk = self._gatekeeper()
+        calibrator = gk.draft_calibrator if which == "draft" else gk.rag_calibrator
+        return calibrator(answer_signals(result.signals, result.unanswerable))
 
     def finish(self, result: RouteResult) -> None:
         self.decision.route = result.route

@@ -26,7 +26,48 @@ if TYPE_CHECKING:  # pragma: no cover
 # gave a mean refusal first-token log-prob of -5.9 with the gold paragraph and -3.0 with a
 # paragraph of another article (the text refused only 4 of the 16 wrong contexts). -4.0 sits
 # between; the calibration issue replaces these hand-set values with fitted ones.
-DEFAULT_THRESHOLDS: dict[str, float] = {"probe_min_mean_logprob": -0.5, "refusal_min_logprob": -4.0}
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "probe_min_mean_logprob": -0.5, "refusal_min_logprob": -4.0,
+    # adaptive / gatekeeper (probabilities from the calibrated gatekeeper artifact; `arag calibrate`
+    # picks values for a target cost or accuracy from recorded outcomes):
+    "adaptive_closed_book_min": 0.5,  # P(closed-book suffices) at which a closed-book draft is tried
+    "adaptive_draft_min": 0.5,  # calibrated P(draft correct) at which the draft is kept
+    "adaptive_long_context_min": 0.5,  # P(long context needed) at which RAG is skipped
+    "adaptive_rag_min": 0.0,  # a RAG answer whose calibrated P(correct) is below this escalates
+}
+ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
+                       "adaptive_rag_min", "refusal_min_logprob")
+
+
+# Decision rules as pure functions of signals and thresholds: the policies below call them at
+# query time and eval's replay calls them on recorded signals, so the two cannot drift apart.
+
+def keeps_draft(mean_logprob: float | None, unanswerable: bool, thresholds) -> bool:
+    """`probe`: keep the closed-book draft."""
+    return mean_logprob is not None and not unanswerable and mean_logprob >= thresholds["probe_min_mean_logprob"]
+
+
+def escalates(refusal_logprob: float | None, unanswerable: bool, thresholds, p_correct: float | None = None) -> bool:
+    """Self-Route escalation of a RAG answer: said unanswerable, or the refusal word was likely,
+    or (adaptive) the calibrated P(correct) is below `adaptive_rag_min`."""
+    by_logprob = refusal_logprob is not None and refusal_logprob >= thresholds["refusal_min_logprob"]
+    by_calibrator = p_correct is not None and p_correct < thresholds.get("adaptive_rag_min", 0.0)
+    return unanswerable or by_logprob or by_calibrator
+
+
+def gate_plan(probs, thresholds) -> str:
+    """First move from the gatekeeper's probabilities: "draft", "long_context" or "rag"."""
+    if probs["closed_book"] >= thresholds["adaptive_closed_book_min"]:
+        return "draft"
+    return after_draft(probs, thresholds)
+
+
+def after_draft(probs, thresholds) -> str:
+    return "long_context" if probs["long_context"] >= thresholds["adaptive_long_context_min"] else "rag"
+
+
+def keeps_adaptive_draft(p_draft: float, unanswerable: bool, thresholds) -> bool:
+    return not unanswerable and p_draft >= thresholds["adaptive_draft_min"]
 
 
 class Policy(ABC):
@@ -39,9 +80,7 @@ class Policy(ABC):
 
 
 def _escalate(q: "QueryRun", result) -> bool:
-    refusal = result.signals.get("refusal_logprob")
-    by_logprob = refusal is not None and refusal >= q.threshold("refusal_min_logprob")
-    return result.unanswerable or by_logprob
+    return escalates(result.signals.get("refusal_logprob"), result.unanswerable, q.thresholds)
 
 
 class ClosedBook(Policy):
@@ -92,7 +131,7 @@ class Probe(Policy):
     def run(self, q):
         draft = q.closed_book()
         confidence = draft.signals.get("mean_logprob")
-        keep = confidence is not None and not draft.unanswerable and confidence >= q.threshold("probe_min_mean_logprob")
+        keep = keeps_draft(confidence, draft.unanswerable, q.thresholds)
         q.note("probe", {"mean_logprob": confidence, "said_unanswerable": draft.unanswerable},
                {"probe_min_mean_logprob": q.threshold("probe_min_mean_logprob")},
                "keep closed-book answer" if keep else "retrieve")
@@ -102,7 +141,57 @@ class Probe(Policy):
         SelfRoute().run(q)
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe)}
+class GatekeeperOnly(Policy):
+    """The classifier alone: its first move is final (no draft check, no escalation). An ablation
+    that shows what the log-prob probes add in `adaptive`."""
+
+    name = "gatekeeper"
+    uses = ("adaptive_closed_book_min", "adaptive_long_context_min")
+
+    def run(self, q):
+        plan = gate_plan(q.gate(), q.thresholds)
+        q.finish({"draft": q.closed_book, "long_context": q.long_context, "rag": q.rag}[plan]())
+
+
+class Adaptive(Policy):
+    """Gatekeeper first, log-prob probes second:
+    - P(closed-book suffices) high: draft closed-book, keep it if its calibrated P(correct) agrees;
+    - P(long context needed) high: straight to long context (no wasted RAG call);
+    - otherwise RAG with Self-Route, also escalating answers whose calibrated P(correct) is low
+      (confidently wrong RAG answers that never say "unanswerable")."""
+
+    name = "adaptive"
+    uses = ADAPTIVE_THRESHOLDS
+
+    def run(self, q):
+        probs = q.gate()
+        plan = gate_plan(probs, q.thresholds)
+        if plan == "draft":
+            draft = q.closed_book()
+            p_draft = q.p_correct("draft", draft)
+            keep = keeps_adaptive_draft(p_draft, draft.unanswerable, q.thresholds)
+            q.note("adaptive_draft", {"p_draft_correct": p_draft, "said_unanswerable": draft.unanswerable},
+                   {"adaptive_draft_min": q.threshold("adaptive_draft_min")},
+                   "keep closed-book answer" if keep else "draft rejected")
+            if keep:
+                q.finish(draft)
+                return
+            plan = after_draft(probs, q.thresholds)
+        if plan == "long_context":
+            q.finish(q.long_context())
+            return
+        result = q.rag()
+        p_rag = q.p_correct("rag", result)
+        escalate = escalates(result.signals.get("refusal_logprob"), result.unanswerable, q.thresholds, p_rag)
+        q.note("adaptive_escalation", {"p_rag_correct": p_rag, "refusal_logprob": result.signals.get("refusal_logprob"),
+                                       "said_unanswerable": result.unanswerable},
+               {k: q.threshold(k) for k in ("adaptive_rag_min", "refusal_min_logprob")},
+               "escalate to long context" if escalate else "keep RAG answer")
+        q.finish(q.long_context() if escalate else result)
+
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
+                                                          GatekeeperOnly, Adaptive)}
 
 
 def get_policy(name: str) -> Policy:

@@ -14,6 +14,7 @@ from adaptive_rag.types import SEARCH_MODES, SearchHit, SearchMode
 
 MAX_QUERY_CHARS = 4000
 MAX_K = 1000
+COMPONENT_K = 10  # depth of the dense-only and BM25-only lists kept as router signals
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class Retrieval:
     hits: list[SearchHit]
     mode: SearchMode  # the mode actually run: hybrid falls back to dense when BM25 has no terms
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # with `components=True`: the query vector and the two rankings the hybrid list fused, which
+    # the gatekeeper reads (their scores and agreement) at the cost of two sub-millisecond searches
+    query_vector: list[float] | None = None
+    dense_hits: list[SearchHit] | None = None
+    bm25_hits: list[SearchHit] | None = None
 
 
 class Retriever:
@@ -37,7 +43,8 @@ class Retriever:
             self._bm25[collection] = Bm25Encoder(Bm25Params(meta.bm25_k, meta.bm25_b, meta.bm25_avg_len))
         return self._bm25[collection]
 
-    def search(self, collection: str, query: str, k: int = 5, mode: SearchMode = "hybrid") -> Retrieval:
+    def search(self, collection: str, query: str, k: int = 5, mode: SearchMode = "hybrid",
+               components: bool = False) -> Retrieval:
         if mode not in SEARCH_MODES:
             raise UserError(f"unknown search mode {mode!r}; valid: {', '.join(SEARCH_MODES)}")
         if not query or not query.strip():
@@ -63,4 +70,11 @@ class Retriever:
                                  (s.dense_weight, s.bm25_weight))
         t3 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1e3, "bm25_ms": (t2 - t1) * 1e3, "search_ms": (t3 - t2) * 1e3}
-        return Retrieval(hits, mode_used, timings)
+        if not components:
+            return Retrieval(hits, mode_used, timings)
+        dense_hits = (self.store.search(collection, "dense", COMPONENT_K, dense, None, s.prefetch_limit, s.rrf_k)
+                      if dense is not None else [])
+        bm25_hits = (self.store.search(collection, "bm25", COMPONENT_K, None, sparse, s.prefetch_limit, s.rrf_k)
+                     if sparse is not None and sparse.indices else [])
+        timings["components_ms"] = (time.perf_counter() - t3) * 1e3
+        return Retrieval(hits, mode_used, timings, dense.tolist() if dense is not None else None, dense_hits, bm25_hits)

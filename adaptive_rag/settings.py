@@ -81,6 +81,10 @@ class Settings(BaseSettings):
         4000, ge=256, description="Context tokens the long-context route may fill (Qwen 0.5B reads ~320 tokens/s here)."
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Policy thresholds (see policies.py).")
+    # The router's trained classifier (`arag gatekeeper train --name`): loaded when it exists;
+    # setting ARAG_GATEKEEPER explicitly makes a missing artifact an error.
+    gatekeeper: str = "default"
+    gatekeeper_version: int | None = None
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

@@ -38,21 +38,15 @@ def evaluate(
     from tqdm import tqdm
 
     from adaptive_rag.cli import settings as cli_settings
-    from adaptive_rag.engine_factory import build_engine
     from adaptive_rag.policies import get_policy
-    from eval import datasets, report, runner
-    from eval.cache import CachedLM, GenerationCache
+    from eval import datasets, replay, report, runner
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     for name in names:
         get_policy(name)
     s = cli_settings()
     eval_set = datasets.sample(datasets.load_eval_set(dataset, s, split, collection), limit, seed)
-    _ensure_collections(s, eval_set.sources)
-    engine = build_engine(s)
-    cache = GenerationCache(s.data_dir / "eval_cache.sqlite")
-    engine.models.reader = CachedLM(engine.models.reader, cache)
-    engine.models.long_context = CachedLM(engine.models.long_context, cache)
+    engine, cache = cached_engine(s, eval_set.sources)
     bar = tqdm(total=len(eval_set.samples) * len(names), unit="answer", disable=None, file=sys.stderr)
     from eval.judge import Judge
 
@@ -61,12 +55,29 @@ def evaluate(
     bar.close()
     ids = {sm.id for sm in eval_set.samples}
     fixed = {"closed_book", "always_rag", "always_lc"}
-    probe_curve = runner.sweep(engine, eval_set.samples) if "probe" in names and fixed <= set(names) else None
-    summary = report.summarize([r for r in records if r["id"] in ids and r["policy"] in names], probe_curve)
+    chosen = [r for r in records if r["id"] in ids and r["policy"] in names]
+    probe_curve = replay.probe_sweep(replay.from_records(chosen)) if "probe" in names and fixed <= set(names) else None
+    summary = report.summarize(chosen, probe_curve)
     summary["dataset"], summary["split"], summary["seed"] = eval_set.name, split, seed
     summary["cache"] = {"hits": cache.hits, "misses": cache.misses}
     report.write_report(summary, out, f"{eval_set.name} ({len(eval_set.samples)} questions)")
     typer.echo((out / "report.md").read_text())
+
+
+def cached_engine(s, sources: dict[str, str]):
+    """The query engine with its models behind the generation cache, the data set's collections
+    ingested first. Returns (engine, cache)."""
+    from adaptive_rag.engine_factory import build_engine
+    from eval.cache import CachedLM, GenerationCache
+
+    _ensure_collections(s, sources)
+    engine = build_engine(s)
+    cache = GenerationCache(s.data_dir / "eval_cache.sqlite")
+    reader = CachedLM(engine.models.reader, cache)
+    same = engine.models.long_context is engine.models.reader
+    engine.models.reader = reader
+    engine.models.long_context = reader if same else CachedLM(engine.models.long_context, cache)
+    return engine, cache
 
 
 def _ensure_collections(s, sources: dict[str, str]) -> None:

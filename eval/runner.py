@@ -41,9 +41,30 @@ def record_for(sample: EvalSample, decision: dict, judge=None) -> dict:
         "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve"),
         "latency_ms": latency, "decision_id": decision["id"],
         "signals": {s["name"]: s["signals"] for s in stages if s["name"] in LM_STAGES},
+        "router": _router(stages),
         **(judge.score(sample.question, answer, sample.answers[0], [c.get("text", "") for c in decision["citations"]])
            if judge is not None else {}),
     }
+
+
+def _router(stages: list[dict]) -> dict | None:
+    """The gatekeeper's probabilities and the probes' P(correct), for replaying adaptive policies."""
+    out = {}
+    for stage in stages:
+        if stage["name"] == "gatekeeper":
+            out["probabilities"], out["gatekeeper"] = stage["signals"]["probabilities"], stage["model"]
+        elif stage["name"] == "adaptive_draft":
+            out["p_draft_correct"] = stage["signals"]["p_draft_correct"]
+        elif stage["name"] == "adaptive_escalation":
+            out["p_rag_correct"] = stage["signals"]["p_rag_correct"]
+    return out or None
+
+
+def append_record(handle, record: dict) -> None:
+    """One JSON line, flushed and fsynced: a kill loses at most the line being written."""
+    handle.write(json.dumps(record) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def load_records(path: Path) -> list[dict]:
@@ -74,31 +95,8 @@ def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], 
                 if (sample.id, policy) not in done:
                     decision = engine.answer(sample.collection, sample.question, policy=policy).to_dict()
                     record = record_for(sample, decision, judge)
-                    handle.write(json.dumps(record) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    append_record(handle, record)
                     records.append(record)
                 if progress:
                     progress(1)
     return records
-
-
-PROBE_SWEEP = (-3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.35, -0.25, -0.15, -0.1, -0.05, 0.0)
-
-
-def sweep(engine: Engine, samples: Sequence[EvalSample], policy: str = "probe",
-          threshold: str = "probe_min_mean_logprob", values: Sequence[float] = PROBE_SWEEP) -> list[dict]:
-    """The cost-quality curve of `policy` over `values` of one threshold. With the generation
-    cache warm (the fixed policies ran first) this calls no model; decisions are not logged."""
-    import copy
-
-    quiet = copy.copy(engine)
-    quiet.log = None
-    curve = []
-    for value in values:
-        rows = [record_for(s, quiet.answer(s.collection, s.question, policy=policy, thresholds={threshold: value}).to_dict())
-                for s in samples]
-        curve.append({"threshold": value, "f1": sum(r["f1"] for r in rows) / len(rows),
-                      "cost_per_query": sum(r["cost"] for r in rows) / len(rows),
-                      "tokens_per_query": sum(r["total_tokens"] for r in rows) / len(rows)})
-    return curve

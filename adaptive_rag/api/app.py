@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                              for e in exc.errors())
         return error_response(422, "invalid_request_error", f"invalid request: {problems}")
 
-    from adaptive_rag.api.routes import collections, decisions, openai_compat, query
+    from adaptive_rag.api.routes import collections, decisions, openai_compat, query, router_admin
 
-    for module in (query, decisions, collections, openai_compat):
+    for module in (query, decisions, collections, openai_compat, router_admin):
         app.include_router(module.router)
     return app

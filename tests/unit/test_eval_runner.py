@@ -119,15 +119,22 @@ def test_compare_two_runs(engine, tmp_path, capsys):
         compare(tmp_path / "a", tmp_path / "missing")
 
 
-def test_probe_sweep_replays_from_the_cache_and_feeds_apgr(engine, tmp_path):
+def test_probe_sweep_replays_recorded_outcomes_exactly_as_the_live_policy(engine, tmp_path):
+    from eval import replay
+    from eval.metrics import f1_score
+
     eng, reader, _ = engine
-    runner.run(eng, SAMPLES, ["closed_book", "always_rag", "always_lc", "probe"], tmp_path / "out")
+    records = runner.run(eng, SAMPLES, ["closed_book", "always_rag", "always_lc", "probe"], tmp_path / "out")
     calls = len(reader.calls)
-    curve = runner.sweep(eng, SAMPLES, values=(-5.0, 0.0))
-    assert len(reader.calls) == calls  # no model call: every generation came from the cache
+    curve = replay.probe_sweep(replay.from_records(records), values=(-5.0, 0.0))
+    assert len(reader.calls) == calls  # a replay runs no model and no engine
     # -5.0 keeps every closed-book draft ("dams": F1 0.5); 0.0 retrieves for both (F1 1.0, more tokens)
     assert [p["f1"] for p in curve] == [0.5, 1.0] and curve[0]["tokens_per_query"] < curve[1]["tokens_per_query"]
-    records = runner.load_records(tmp_path / "out" / "records.jsonl")
+    for point in curve:  # the live policy at the same threshold gives the same figures
+        live = [eng.answer(s.collection, s.question, policy="probe", thresholds={"probe_min_mean_logprob": point["threshold"]})
+                for s in SAMPLES]
+        assert point["f1"] == sum(f1_score(d.answer, s.answers) for d, s in zip(live, SAMPLES)) / 2
+        assert point["tokens_per_query"] == sum(d.usage.total_tokens for d in live) / 2
     summary = report.summarize(records, curve)
     assert summary["router_metrics"]["probe (threshold sweep)"]["cpt80"] is not None
 

@@ -1,0 +1,49 @@
+"""The router's state and its teachers: the loaded gatekeeper's metadata and metrics, and feedback
+on answers (stored with the decision; `arag gatekeeper train --feedback` learns from it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.errors import NotFoundError, UserError
+
+router = APIRouter(tags=["router"])
+
+
+@router.get("/v1/gatekeeper")
+def gatekeeper(engine: EngineDep) -> dict[str, Any]:
+    gk = engine.gatekeeper
+    if gk is None:
+        raise NotFoundError("no gatekeeper is loaded (train one: arag gatekeeper train; ARAG_GATEKEEPER names it)")
+    meta = {k: v for k, v in gk.meta.items() if k != "feature_names"}
+    return {**meta, "label": gk.label, "n_features": len(gk.meta["feature_names"]),
+            "thresholds": {k: v for k, v in engine.thresholds.items() if k.startswith("adaptive_") or k.startswith("refusal")}}
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: str = Field(..., min_length=1, max_length=64)
+    correct: bool | None = None
+    rating: float | None = Field(None, ge=0.0, le=1.0, description="0 (useless) .. 1 (right); >= 0.5 counts as correct.")
+    comment: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _some_verdict(self) -> "FeedbackRequest":
+        if self.correct is None and self.rating is None:
+            raise ValueError("give `correct` (true/false) or `rating` (0..1)")
+        return self
+
+
+@router.post("/v1/feedback")
+def feedback(body: FeedbackRequest, engine: EngineDep) -> dict[str, Any]:
+    if engine.log is None:
+        raise UserError("this server keeps no decision log, so feedback cannot be stored")
+    try:
+        return engine.log.add_feedback(body.decision_id, body.correct, body.rating, body.comment)
+    except KeyError:
+        raise NotFoundError(f"no decision {body.decision_id!r}") from None

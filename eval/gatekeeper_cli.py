@@ -1,0 +1,143 @@
+"""`arag gatekeeper label|train|report|list`: learn the router from outcomes. Registered through the
+`adaptive_rag.commands` entry point (labelling needs eval's data sets and generation cache)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from adaptive_rag.errors import UserError
+
+app = typer.Typer(help="Train and inspect the gatekeeper (the router's classifier) from answer outcomes.", no_args_is_help=True)
+
+
+def _settings():
+    from adaptive_rag.cli import settings
+
+    return settings()
+
+
+@app.command()
+def label(
+    dataset: Annotated[str, typer.Option(help="squad-dev, hotpotqa, squad:PATH, hotpotqa:PATH, jsonl:PATH")],
+    out: Annotated[Path, typer.Option(help="Directory for labels.jsonl (resumed when it exists).")],
+    split: Annotated[str, typer.Option(help="dev (SQuAD articles 0-31) or train (HotpotQA) to train on; test rows "
+                                               "are for `report --test-labels` and refused by `train`.")] = "dev",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="First N questions of the seeded shuffle; a larger N later extends the set.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    collection: Annotated[Optional[str], typer.Option()] = None,
+    all_routes: Annotated[bool, typer.Option("--all-routes", help="Also run long context when a cheaper route was correct.")] = False,
+) -> None:
+    """Answer each training question by every route it takes (cheapest first) and record the cheapest correct one."""
+    import random
+
+    from tqdm import tqdm
+
+    from eval import datasets
+    from eval.cli import cached_engine
+    from eval.labels import label as run_label
+
+    s = _settings()
+    eval_set = datasets.load_eval_set(dataset, s, split, collection)
+    samples = list(eval_set.samples)
+    random.Random(seed).shuffle(samples)
+    samples = samples[:limit] if limit else samples
+    engine, cache = cached_engine(s, eval_set.sources)
+    bar = tqdm(total=len(samples), unit="question", disable=None, file=sys.stderr)
+    rows = run_label(engine, samples, out, all_routes, progress=bar.update, split=split)
+    bar.close()
+    chosen = {(sm.collection, sm.id) for sm in samples}
+    counts: dict[str, int] = {}
+    for row in rows:
+        if (row["collection"], row["id"]) in chosen:
+            counts[row["label"]] = counts.get(row["label"], 0) + 1
+    typer.echo(f"{len(chosen)} questions labelled in {out}/labels.jsonl: "
+               + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+               + f" (generation cache: {cache.hits} hits, {cache.misses} misses)")
+
+
+@app.command()
+def train(
+    labels: Annotated[List[Path], typer.Option(help="Label directories (repeatable).")],
+    model: Annotated[str, typer.Option(help="logreg (default), mlp, knn or minilm.")] = "logreg",
+    name: Annotated[str, typer.Option(help="Artifact name; the server loads ARAG_GATEKEEPER.")] = "default",
+    features: Annotated[str, typer.Option(help="Feature groups: form, retrieval, probe, embedding.")] = "form,retrieval,embedding",
+    seed: Annotated[int, typer.Option()] = 0,
+    feedback: Annotated[bool, typer.Option("--feedback", help="Add queries labelled by POST /v1/feedback.")] = False,
+) -> None:
+    """Fit, calibrate (temperature, probe calibrators) and save a new artifact version."""
+    from adaptive_rag.models.embedder import load_embedder
+    from eval.labels import load_labels
+    from gatekeeper.classifiers import CLASSIFIERS
+    from gatekeeper.train import train as fit
+
+    if model not in CLASSIFIERS:
+        raise UserError(f"unknown gatekeeper model {model!r}; valid: {', '.join(CLASSIFIERS)}")
+    s = _settings()
+    rows = load_labels(labels)
+    if any(r.get("split") == "test" for r in rows):
+        raise UserError("these labels include test-split questions: train on training splits only")
+    if feedback:
+        from eval.feedback_labels import feedback_rows_from_settings
+
+        extra = feedback_rows_from_settings(s)
+        typer.echo(f"{len(extra)} feedback-labelled queries added", err=True)
+        rows += extra
+    groups = tuple(g.strip() for g in features.split(",") if g.strip())
+    embedder = load_embedder(s)
+    try:
+        gk = fit(rows, model, groups, seed, name, embedder.name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    gk.check_compatible(embedder.name, embedder.dim)
+    path = gk.save(s.data_dir)
+    typer.echo(f"saved {gk.label} to {path}")
+    typer.echo(_metrics_table([gk.meta]))
+
+
+def _metrics_table(metas: list[dict]) -> str:
+    cols = [("accuracy", "acc"), ("log_loss", "log-loss"), ("ece_before_temperature", "ECE before"), ("ece", "ECE after"),
+            ("auroc_rag_fails", "AUROC RAG fails"), ("auroc_rag_fails_by_top_dense", "top dense"),
+            ("auroc_rag_fails_by_top_bm25", "top BM25"), ("auroc_rag_fails_by_draft_mean_logprob", "draft mean lp"),
+            ("auroc_rag_fails_by_rag_mean_logprob", "RAG mean lp"), ("draft_calibrator_ece", "draft cal ECE"),
+            ("rag_calibrator_ece", "RAG cal ECE")]
+    lines = ["| gatekeeper | model | n | T | " + " | ".join(c for _, c in cols) + " |",
+             "|---|---|---|---|" + "---|" * len(cols)]
+    for meta in metas:
+        m = meta["metrics"].get("test") or meta["metrics"]["cross_validated"]
+        cells = [f"{m[k]:.3f}" if isinstance(m.get(k), float) else "-" for k, _ in cols]
+        lines.append(f"| {meta['name']}@v{meta['version']} | {meta['model']} | {m['n']} | {meta['temperature']:.2f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@app.command()
+def report(
+    test_labels: Annotated[Optional[List[Path]], typer.Option(help="Held-out label directories to score every artifact on.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write report.md, metrics.json and reliability.png here.")] = None,
+    names: Annotated[Optional[str], typer.Option(help="Comma-separated artifact names (default: all).")] = None,
+) -> None:
+    """Compare the trained artifacts (latest version of each): cross-validated, or on --test-labels."""
+    from eval.gatekeeper_report import compare
+
+    s = _settings()
+    wanted = {n.strip() for n in names.split(",")} if names else None
+    typer.echo(compare(s, test_labels or [], out, wanted, _metrics_table))
+
+
+@app.command("list")
+def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every saved artifact version."""
+    from gatekeeper.artifact import list_gatekeepers
+
+    metas = list_gatekeepers(_settings().data_dir)
+    if as_json:
+        typer.echo(json.dumps([{k: v for k, v in m.items() if k != "feature_names"} for m in metas], indent=2))
+    elif not metas:
+        typer.echo("no gatekeepers yet (arag gatekeeper train)")
+    else:
+        typer.echo(_metrics_table(metas))

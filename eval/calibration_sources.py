@@ -44,8 +44,8 @@ def from_artifact(settings, name: str) -> list[replay.QuestionOutcomes]:
     questions = []
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        routes = {route: replay.RouteOutcome(o["f1"], o["tokens"], o.get("cost", 0.0), o.get("signals") or {},
-                                             o.get("unanswerable", False)) if o else None
+        routes = {route: replay.RouteOutcome(o["f1"], o["tokens"], o.get("cost") or 0.0, o.get("signals") or {},
+                                             bool(o.get("unanswerable"))) if o else None
                   for route, o in row["outcomes"].items()}
         questions.append(replay.QuestionOutcomes(row["id"], routes, row["probabilities"], row["p_draft"], row["p_rag"]))
     replay.fill_missing(questions)

@@ -41,7 +41,7 @@ def test_router_inputs_and_features_on_fixed_inputs():
         vectorize({**inputs, "query_vector": [0.5] * 4}, ("embedding",), feature_names(("embedding",), DIM))
 
 
-def synthetic_rows(n=160, seed=0):
+def synthetic_rows(n=160, seed=0, dim=DIM):
     """Deterministic rows where retrieval confidence decides RAG and the draft's log-prob decides
     closed-book, with noise, so a model can learn but not memorise."""
     rng = np.random.default_rng(seed)
@@ -62,7 +62,7 @@ def synthetic_rows(n=160, seed=0):
             "long_context": {"correct": lc_ok, "f1": float(lc_ok), "tokens": 4000, "unanswerable": False, "signals": {}},
         }
         label = "closed_book" if cb_ok else "rag" if rag_ok else "long_context" if lc_ok else "none"
-        vec = list(rng.normal(size=DIM))
+        vec = [float(v) for v in rng.normal(size=dim)]
         inputs = {"query": f"What is thing {i}?", "dense_scores": [dense, dense - 0.1], "bm25_scores": [10 * dense, 2.0],
                   "agreement": 0.4, "top1_agree": 1.0, "hybrid_docs": 2, "hybrid_hits": 5, "query_vector": vec,
                   "probe": outcomes["closed_book"]["signals"]}

@@ -22,7 +22,7 @@ def _converted_dir(gguf: Path, cache: Path) -> Path:
     return cache / f"{gguf.stem}-hf"
 
 
-def _load(path: Path, cache: Path, dtype_name: str):
+def _load(path: Path, cache: Path, dtype_name: str, tokenizer_only: bool = False):
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -48,8 +48,10 @@ def _load(path: Path, cache: Path, dtype_name: str):
             tokenizer.save_pretrained(str(tmp))
             tmp.replace(converted)
         path = converted
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer_only:
+        return None, tokenizer
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).eval()
     return model, tokenizer
 
 
@@ -58,12 +60,25 @@ class TransformersLM(LanguageModel):
                  threads: int | None = None):
         self.name = name
         self.context_window = context_window
-        self._model, self._tokenizer = _load(Path(path), cache_dir, dtype)
+        self._path, self._cache, self._dtype = Path(path), cache_dir, dtype
+        # The weights load on the first generation: counting tokens (and answering from a
+        # generation cache) needs only the tokenizer, which loads in a fraction of a second.
+        self._model, self._tokenizer = _load(self._path, cache_dir, dtype, tokenizer_only=True)
         if threads:
             import torch
 
             torch.set_num_threads(threads)
         self._lock = threading.Lock()  # one forward pass at a time: the CPU is the bottleneck anyway
+
+    def load(self) -> None:
+        """Load the weights now (the server does at start, so no request waits for them)."""
+        self._ensure_model()
+
+    def _ensure_model(self):
+        with self._lock:
+            if self._model is None:
+                self._model, _ = _load(self._path, self._cache, self._dtype)
+        return self._model
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -82,9 +97,10 @@ class TransformersLM(LanguageModel):
         prompt_tokens = int(input_ids.shape[1])
         if prompt_tokens + max_new_tokens > self.context_window:
             raise ConfigError(f"prompt of {prompt_tokens} tokens exceeds {self.name}'s context window of {self.context_window}")
+        model = self._ensure_model()
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            out = self._model.generate(
+            out = model.generate(
                 input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
                 do_sample=False, output_scores=True, return_dict_in_generate=True,
                 pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,

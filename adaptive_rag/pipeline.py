@@ -92,6 +92,7 @@ class QueryRun:
         self.top_k = top_k
         self.thresholds = thresholds
         self._retrievals: dict[int, Retrieval] = {}
+        self._draft: RouteResult | None = None
 
     def threshold(self, name: str) -> float:
         return float(self.thresholds[name])
@@ -137,8 +138,11 @@ class QueryRun:
         return result
 
     def closed_book(self) -> RouteResult:
-        lm, started = self.engine.models.reader, time.perf_counter()
-        return self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens), lm, started)
+        """Run once per request: a router that read the draft's log-probs as features reuses it."""
+        if self._draft is None:
+            lm, started = self.engine.models.reader, time.perf_counter()
+            self._draft = self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens), lm, started)
+        return self._draft
 
     def rag(self) -> RouteResult:
         hits = self.hits()
@@ -164,8 +168,10 @@ class QueryRun:
         recorded as a stage (the router inputs except the query vector, and the probabilities)."""
         gk = self._gatekeeper()
         retrieval = self.retrieval()
+        # an artifact trained on the draft's log-probs needs the draft before it can decide
+        probe = self.closed_book().signals if "probe" in gk.meta["feature_groups"] else None
         started = time.perf_counter()
-        inputs = router_inputs(self.decision.query, retrieval)
+        inputs = router_inputs(self.decision.query, retrieval, probe)
         probs = gk.probabilities(inputs)
         shown = {k: v for k, v in inputs.items() if k not in ("query", "query_vector", "probe")}
         self.decision.stages.append(Stage(

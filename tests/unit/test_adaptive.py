@@ -205,3 +205,17 @@ def test_gatekeeper_endpoint_without_an_artifact_is_a_404(make_engine):
     with TestClient(create_app(engine=eng)) as client:
         r = client.get("/v1/gatekeeper")
         assert r.status_code == 404 and "arag gatekeeper train" in r.json()["error"]["message"]
+
+
+def test_a_gatekeeper_trained_on_draft_log_probs_drafts_first_and_reuses_the_draft(make_engine):
+    class ProbeGatekeeper(FakeGatekeeper):
+        def probabilities(self, inputs):
+            assert inputs["probe"]["mean_logprob"] == -1.5  # the draft's signals reached the features
+            return CB
+
+    gk = ProbeGatekeeper({}, p_draft=0.9)
+    gk.meta["feature_groups"] = ["retrieval", "probe"]
+    eng, reader = make_engine(gk)
+    d = eng.answer("kb", "What is the capital of France?", policy="adaptive")
+    assert d.route == "closed_book" and len(reader.calls) == 1
+    assert _names(d) == ["retrieve", "closed_book", "gatekeeper", "adaptive_draft"]

@@ -16,6 +16,7 @@ def _probes(questions: list[replay.QuestionOutcomes], gk) -> None:
     """Calibrated P(correct) of every question's draft and RAG answer (also where the recorded
     adaptive run never drafted or never ran RAG), from the recorded signals."""
     for q in questions:
+        q.draft_first = "probe" in gk.meta["feature_groups"]
         cb, rag = q.routes["closed_book"], q.routes["rag"]
         q.p_draft = gk.draft_calibrator(answer_signals(cb.signals, cb.unanswerable))
         q.p_rag = gk.rag_calibrator(answer_signals(rag.signals, rag.unanswerable))
@@ -47,6 +48,7 @@ def from_artifact(settings, name: str) -> list[replay.QuestionOutcomes]:
         routes = {route: replay.RouteOutcome(o["f1"], o["tokens"], o.get("cost") or 0.0, o.get("signals") or {},
                                              bool(o.get("unanswerable"))) if o else None
                   for route, o in row["outcomes"].items()}
-        questions.append(replay.QuestionOutcomes(row["id"], routes, row["probabilities"], row["p_draft"], row["p_rag"]))
+        questions.append(replay.QuestionOutcomes(row["id"], routes, row["probabilities"], row["p_draft"], row["p_rag"],
+                                                 draft_first="probe" in gk.meta["feature_groups"]))
     replay.fill_missing(questions)
     return questions

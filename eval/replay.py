@@ -43,6 +43,7 @@ class QuestionOutcomes:
     probs: dict[str, float] | None = None
     p_draft: float | None = None
     p_rag: float | None = None
+    draft_first: bool = False  # the gatekeeper reads the draft's log-probs, so the draft is always paid
 
 
 def from_records(records: Iterable[Mapping]) -> list[QuestionOutcomes]:
@@ -103,7 +104,7 @@ def probe_one(q: QuestionOutcomes, t: Mapping[str, float]):
 
 
 def adaptive_one(q: QuestionOutcomes, t: Mapping[str, float]):
-    spent: tuple[str, ...] = ()
+    spent: tuple[str, ...] = ("closed_book",) if q.draft_first else ()
     plan = gate_plan(q.probs, t)
     if plan == "draft":
         if keeps_adaptive_draft(q.p_draft, q.routes["closed_book"].unanswerable, t):

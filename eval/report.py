@@ -88,11 +88,38 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
                     "cpt80": cpt([(v["cost_per_query"], v["f1"])], w, s, 0.8)}
                 for p, v in table.items() if p not in FIXED and p != "oracle"
             }
+            _against_baselines(table, summary["router_metrics"])
             if probe_sweep:
                 curve = [(pt["cost_per_query"], pt["f1"]) for pt in probe_sweep]
                 summary["router_metrics"]["probe (threshold sweep)"] = {
                     "apgr": apgr(curve, w, s), "cpt50": cpt(curve, w, s, 0.5), "cpt80": cpt(curve, w, s, 0.8)}
     return summary
+
+
+BASELINES = ("closed_book", "always_rag", "always_lc", "self_route")
+
+
+def _against_baselines(table: dict, metrics: dict) -> None:
+    """Per router: F1 against the best baseline policy (self_route counts: a router must beat it),
+    the share of the oracle's advantage over that baseline it captures, and tokens relative to
+    always_lc and self_route."""
+    baselines = {p: table[p] for p in BASELINES if p in table}
+    if not baselines:
+        return
+    best = max(baselines, key=lambda p: baselines[p]["f1"])
+    oracle = table.get("oracle")
+    for policy, m in metrics.items():
+        if policy not in table or policy in BASELINES:
+            continue
+        v = table[policy]
+        m["best_baseline"], m["f1_minus_best_baseline"] = best, v["f1"] - baselines[best]["f1"]
+        gap = oracle["f1"] - baselines[best]["f1"] if oracle else 0.0
+        m["oracle_share"] = (v["f1"] - baselines[best]["f1"]) / gap if gap > 0 else None
+        for ref in ("always_lc", "self_route"):
+            if ref in table and table[ref]["tokens_per_query"]:
+                m[f"tokens_vs_{ref}"] = v["tokens_per_query"] / table[ref]["tokens_per_query"]
+        if "self_route" in table:
+            m["f1_minus_self_route"] = v["f1"] - table["self_route"]["f1"]
 
 
 def _fmt(value, digits=3):
@@ -118,7 +145,12 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
         lines += ["", "LLM judge (Ragas): faithfulness / answer correctness / answers the judge failed on:"]
         lines += [f"- `{p}`: {_fmt(v['faithfulness'])} / {_fmt(v['answer_correctness'])} / {v['judge_errors']}" for p, v in judged.items()]
     for policy, m in summary.get("router_metrics", {}).items():
-        lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}")
+        extra = ""
+        if "best_baseline" in m:
+            extra = (f"; F1 {m['f1_minus_best_baseline']:+.3f} vs the best baseline ({m['best_baseline']}), "
+                     f"oracle share {_fmt(m['oracle_share'])}, tokens {_fmt(m.get('tokens_vs_always_lc'))} of always_lc"
+                     f" and {_fmt(m.get('tokens_vs_self_route'))} of self_route (F1 {_fmt(m.get('f1_minus_self_route'))} vs it)")
+        lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}{extra}")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     _plot(summary, out_dir / "cost_quality.png", title)
     _html(lines, out_dir, title)

@@ -162,3 +162,16 @@ def test_judge_scores_are_recorded_and_summarised(engine, tmp_path):
     assert summary["policies"]["always_rag"]["faithfulness"] == 1.0 and summary["policies"]["always_rag"]["judge_errors"] == 0
     report.write_report(summary, tmp_path / "out", "judged")
     assert "`always_rag`: 1.000 / 1.000 / 0" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_routers_are_compared_with_the_best_baseline_and_the_oracle():
+    table = {"always_rag": {"f1": 0.40, "tokens_per_query": 1000}, "always_lc": {"f1": 0.20, "tokens_per_query": 4000},
+             "self_route": {"f1": 0.38, "tokens_per_query": 2000}, "oracle": {"f1": 0.44, "tokens_per_query": 600},
+             "adaptive": {"f1": 0.42, "tokens_per_query": 900}}
+    metrics = {"adaptive": {}}
+    report._against_baselines(table, metrics)
+    m = metrics["adaptive"]
+    assert m["best_baseline"] == "always_rag" and m["f1_minus_best_baseline"] == pytest.approx(0.02)
+    assert m["oracle_share"] == pytest.approx(0.5)  # 0.02 of the oracle's 0.04 advantage
+    assert m["tokens_vs_always_lc"] == pytest.approx(0.225) and m["tokens_vs_self_route"] == pytest.approx(0.45)
+    assert m["f1_minus_self_route"] == pytest.approx(0.04)

@@ -27,14 +27,12 @@ def label(
     out: Annotated[Path, typer.Option(help="Directory for labels.jsonl (resumed when it exists).")],
     split: Annotated[str, typer.Option(help="dev (SQuAD articles 0-31) or train (HotpotQA) to train on; test rows "
                                                "are for `report --test-labels` and refused by `train`.")] = "dev",
-    limit: Annotated[Optional[int], typer.Option(min=1, help="First N questions of the seeded shuffle; a larger N later extends the set.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="N seeded questions, the same ones `arag eval` picks for this seed.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     collection: Annotated[Optional[str], typer.Option()] = None,
     all_routes: Annotated[bool, typer.Option("--all-routes", help="Also run long context when a cheaper route was correct.")] = False,
 ) -> None:
     """Answer each training question by every route it takes (cheapest first) and record the cheapest correct one."""
-    import random
-
     from tqdm import tqdm
 
     from eval import datasets
@@ -42,10 +40,8 @@ def label(
     from eval.labels import label as run_label
 
     s = _settings()
-    eval_set = datasets.load_eval_set(dataset, s, split, collection)
-    samples = list(eval_set.samples)
-    random.Random(seed).shuffle(samples)
-    samples = samples[:limit] if limit else samples
+    eval_set = datasets.sample(datasets.load_eval_set(dataset, s, split, collection), limit, seed)
+    samples = eval_set.samples
     engine, cache = cached_engine(s, eval_set.sources)
     bar = tqdm(total=len(samples), unit="question", disable=None, file=sys.stderr)
     rows = run_label(engine, samples, out, all_routes, progress=bar.update, split=split)

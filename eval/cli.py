@@ -81,6 +81,9 @@ def cached_engine(s, sources: dict[str, str]):
 
 
 def _ensure_collections(s, sources: dict[str, str]) -> None:
+    """Ingest every source the data set needs. Always run, not only for missing collections: an
+    ingest cut short leaves a partial collection, and a re-run of a complete one only compares
+    document hashes (seconds) and writes nothing."""
     from adaptive_rag.models.embedder import load_embedder
     from adaptive_rag.store import open_store
     from ingest.pipeline import Ingestor
@@ -89,9 +92,8 @@ def _ensure_collections(s, sources: dict[str, str]) -> None:
     store = open_store(s)
     try:
         for name, spec in sources.items():
-            if name not in store.list_collections():
-                typer.echo(f"ingesting {spec} into collection {name} ...", err=True)
-                Ingestor(s, store, load_embedder(s)).run(name, read_source(spec, s))
+            typer.echo(f"ingesting {spec} into collection {name} (unchanged documents are skipped) ...", err=True)
+            Ingestor(s, store, load_embedder(s)).run(name, read_source(spec, s))
     finally:
         store.close()
 

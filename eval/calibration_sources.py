@@ -50,5 +50,10 @@ def from_artifact(settings, name: str) -> list[replay.QuestionOutcomes]:
                   for route, o in row["outcomes"].items()}
         questions.append(replay.QuestionOutcomes(row["id"], routes, row["probabilities"], row["p_draft"], row["p_rag"],
                                                  draft_first="probe" in gk.meta["feature_groups"]))
-    replay.fill_missing(questions)
+    filled = replay.fill_missing(questions)
+    if filled:
+        import sys
+
+        print("not run during labelling (a cheaper route was right), counted as wrong: "
+              + ", ".join(f"{route} for {n} questions" for route, n in filled.items()), file=sys.stderr)
     return questions

@@ -61,7 +61,9 @@ def from_records(records: Iterable[Mapping]) -> list[QuestionOutcomes]:
     return [q for q in by_id.values() if len(q.routes) == 3]
 
 
-def fill_missing(questions: list[QuestionOutcomes]) -> None:
+def fill_missing(questions: list[QuestionOutcomes]) -> dict[str, int]:
+    """Routes never run count as wrong at their mean cost; returns how many were filled per route."""
+    filled: dict[str, int] = {}
     for route in ("closed_book", "rag", "long_context"):
         ran = [q.routes[route] for q in questions if q.routes.get(route)]
         tokens = float(np.mean([o.tokens for o in ran])) if ran else 0.0
@@ -69,6 +71,8 @@ def fill_missing(questions: list[QuestionOutcomes]) -> None:
         for q in questions:
             if not q.routes.get(route):
                 q.routes[route] = RouteOutcome(0.0, tokens, cost)
+                filled[route] = filled.get(route, 0) + 1
+    return filled
 
 
 @dataclass

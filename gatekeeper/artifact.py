@@ -67,7 +67,8 @@ class Gatekeeper:
 
     @property
     def label(self) -> str:
-        return f"{self.meta['name']}@v{self.meta['version']}"
+        version = self.meta.get("version")
+        return f"{self.meta['name']}@v{version}" if version else f"{self.meta['name']}@unsaved"
 
     def probabilities(self, inputs: Mapping) -> dict[str, float]:
         x = vectorize(inputs, self.meta["feature_groups"], self.meta["feature_names"])[None, :]

@@ -79,7 +79,7 @@ def test_training_is_deterministic_for_a_seed_and_beats_single_signals():
     a = train(rows, "logreg", GROUPS, seed=3, embedder="fake-bow")
     b = train(rows, "logreg", GROUPS, seed=3, embedder="fake-bow")
     inputs = rows[0]["inputs"]
-    assert a.probabilities(inputs) == b.probabilities(inputs)
+    assert a.probabilities(inputs) == b.probabilities(inputs) and a.label == "default@unsaved"
     assert a.meta["temperature"] == b.meta["temperature"] and a.meta["training_data_hash"] == b.meta["training_data_hash"]
     m = a.meta["metrics"]["cross_validated"]
     assert m["n"] == 160 and set(a.meta["label_counts"]) == set(LABELS)

@@ -6,6 +6,7 @@ alternatives and, on request, the log-prob of given words' first tokens at the f
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -81,7 +82,15 @@ class TransformersLM(LanguageModel):
         return self._model
 
     def count_tokens(self, text: str) -> int:
+        # long-context windows count the same whole documents again and again (tens of ms each)
+        return self._count_cached(text) if len(text) > 2000 else self._count(text)
+
+    def _count(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @functools.lru_cache(maxsize=512)
+    def _count_cached(self, text: str) -> int:
+        return self._count(text)
 
     def _first_token_id(self, word: str) -> int:
         ids = self._tokenizer(word, add_special_tokens=False)["input_ids"]

@@ -1,0 +1,20 @@
+#!/bin/bash
+# The router measurement (issue 5), after the training labels exist (arag gatekeeper label):
+# train per data set, test labels from the eval cache, compare models, calibrate thresholds on the
+# held-out training predictions, then evaluate gatekeeper + adaptive on the test splits (cache hits).
+set -x
+cd "$(dirname "$0")/.."
+A=.venv/bin/arag
+for ds in squad hotpotqa; do
+  if [ $ds = squad ]; then L=eval/results/labels/squad-dev; T=eval/results/labels/squad-test; args="--dataset squad-dev --split test"; out=eval/results/squad-test
+  else L=eval/results/labels/hotpotqa-train; T=eval/results/labels/hotpotqa-test; args="--dataset hotpotqa --split test"; out=eval/results/hotpotqa-test; fi
+  $A gatekeeper train --labels $L --name $ds || exit 1
+  for m in mlp knn; do $A gatekeeper train --labels $L --name $ds-$m --model $m || exit 1; done
+  $A gatekeeper label $args --limit 200 --seed 0 --all-routes --out $T || exit 1
+  $A gatekeeper report --test-labels $T --names $ds,$ds-mlp,$ds-knn --out eval/results/gatekeeper/$ds || exit 1
+  $A gatekeeper report --names $ds,$ds-mlp,$ds-knn > eval/results/gatekeeper/$ds/cross_validated.md || exit 1
+  $A calibrate --gatekeeper $ds --target-accuracy best-0.005 --out eval/results/gatekeeper/$ds/thresholds.json > eval/results/gatekeeper/$ds/calibrate.txt 2>&1 || exit 1
+  TH=$(python3 -c "import json;print(json.dumps(json.load(open('eval/results/gatekeeper/$ds/thresholds.json'))['thresholds']))")
+  ARAG_GATEKEEPER=$ds ARAG_THRESHOLDS="$TH" $A eval $args --limit 200 --seed 0 --policies closed_book,always_rag,always_lc,self_route,probe,gatekeeper,adaptive --out $out > /work/runs/eval-adaptive-$ds.log 2>&1 || exit 1
+done
+echo FINAL5 DONE

@@ -51,8 +51,9 @@ def _full_log_proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 class _Sklearn(Classifier):
+    @abstractmethod
     def _estimator(self, seed: int, n: int):
-        raise NotImplementedError
+        """The sklearn estimator behind the scaler, sized for `n` training rows."""
 
     def fit(self, X, y, texts, n_classes, seed):
         from sklearn.pipeline import make_pipeline

@@ -1,6 +1,11 @@
 """A persistent generation cache: (model, prompt, parameters) -> Generation, in SQLite. Wrapping
 the engine's models with it makes re-runs, resumed runs and threshold sweeps free: a cached call
-returns the original generation, including the latency it took when it was computed."""
+returns the original generation, including the latency it took when it was computed.
+
+Two deterministic computations that dominate a warm re-score are kept beside the generations:
+token counts (long-context windows count dozens of candidate windows per answer, ~1 ms each) and
+per-answer metric scores (Ragas takes seconds to import and ~20 ms per ROUGE call). With both warm,
+a re-score imports neither transformers nor ragas."""
 
 from __future__ import annotations
 
@@ -21,9 +26,45 @@ class GenerationCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a power cut may lose the last rows, never corrupt
+        for table in ("generations", "scores"):
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS token_counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL)")
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+        self._counts: dict[str, int] | None = None
+        self._new_counts: dict[str, int] = {}
+
+    def token_count(self, model: str, text: str, count) -> int:
+        """`count(text)` memoised per (model, text); new counts are written in batches."""
+        key = hashlib.sha1(f"{model}\0{text}".encode()).hexdigest()
+        with self._lock:
+            if self._counts is None:
+                self._counts = dict(self._conn.execute("SELECT key, n FROM token_counts"))
+            found = self._counts.get(key)
+        if found is not None:
+            return found
+        n = count(text)
+        with self._lock:
+            self._counts[key] = self._new_counts[key] = n
+            full = len(self._new_counts) >= 1000
+        if full:
+            self.flush()
+        return n
+
+    def flush(self) -> None:
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO token_counts VALUES (?, ?)", self._new_counts.items())
+            self._new_counts.clear()
+
+    def get_score(self, key: str) -> dict | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_score(self, key: str, value: dict) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO scores VALUES (?, ?)", (key, json.dumps(value)))
 
     @staticmethod
     def key(model: str, messages: Sequence[Message], max_new_tokens: int, candidates: Sequence[str]) -> str:
@@ -53,7 +94,7 @@ class CachedLM(LanguageModel):
         self.context_window = inner.context_window
 
     def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
+        return self.cache.token_count(self.name, text, self.inner.count_tokens)
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = ()) -> Generation:

@@ -51,8 +51,9 @@ def evaluate(
     from eval.judge import Judge
 
     records = runner.run(engine, eval_set.samples, names, out, progress=bar.update, fresh=fresh,
-                         judge=Judge(judge, judge_model) if judge else None)
+                         judge=Judge(judge, judge_model) if judge else None, score_cache=cache)
     bar.close()
+    cache.flush()
     ids = {sm.id for sm in eval_set.samples}
     fixed = {"closed_book", "always_rag", "always_lc"}
     chosen = [r for r in records if r["id"] in ids and r["policy"] in names]

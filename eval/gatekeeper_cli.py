@@ -46,6 +46,7 @@ def label(
     bar = tqdm(total=len(samples), unit="question", disable=None, file=sys.stderr)
     rows = run_label(engine, samples, out, all_routes, progress=bar.update, split=split)
     bar.close()
+    cache.flush()
     chosen = {(sm.collection, sm.id) for sm in samples}
     counts: dict[str, int] = {}
     for row in rows:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from adaptive_rag.pipeline import Engine
 from eval.datasets import EvalSample
 from eval.metrics import exact_match, f1_score
-from eval.runner import append_record, load_records
+from eval.runner import RecordWriter, load_records
 from gatekeeper.features import router_inputs
 
 CORRECT_F1 = 0.5  # an answer counts as correct at token F1 >= 0.5 against the best gold answer
@@ -63,11 +63,11 @@ def label(engine: Engine, samples: Iterable[EvalSample], out_dir: Path, all_rout
     done = {(r["collection"], r["id"]) for r in rows}
     quiet = copy.copy(engine)
     quiet.log = None  # labelling answers are not user decisions
-    with open(path, "a", encoding="utf-8") as handle:
+    with RecordWriter(path, sync_seconds=0.0) as writer:  # a label costs seconds: fsync each
         for sample in samples:
             if (sample.collection, sample.id) not in done:
                 row = label_sample(quiet, sample, all_routes, split)
-                append_record(handle, row)
+                writer.append(row)
                 rows.append(row)
             if progress:
                 progress(1)

@@ -5,9 +5,13 @@ tiktoken pointed at the encodings LlamaIndex ships (no network)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from functools import lru_cache
 from typing import Sequence
+
+METRICS_VERSION = 1  # bump when `_score` changes what it computes: cached scores are keyed by it
 
 
 def offline_environment() -> None:
@@ -31,7 +35,33 @@ def _metrics():
     return RougeScore(), NonLLMStringSimilarity(), IDBasedContextPrecision(), IDBasedContextRecall()
 
 
-def score(answer: str, golds: Sequence[str], cited_ids: Sequence[str], gold_ids: Sequence[str]) -> dict[str, float | None]:
+def score(answer: str, golds: Sequence[str], cited_ids: Sequence[str], gold_ids: Sequence[str],
+          cache=None) -> dict[str, float | None]:
+    """With a `cache` (eval.cache.GenerationCache), scores are looked up by their inputs and the
+    Ragas version first, and Ragas is imported only on a miss."""
+    if cache is None:
+        return _score(answer, golds, cited_ids, gold_ids)
+    key = _cache_key(answer, golds, cited_ids, gold_ids)
+    found = cache.get_score(key)
+    if found is None:
+        found = _score(answer, golds, cited_ids, gold_ids)
+        cache.put_score(key, found)
+    return found
+
+
+def _cache_key(answer: str, golds: Sequence[str], cited_ids: Sequence[str], gold_ids: Sequence[str]) -> str:
+    payload = json.dumps([METRICS_VERSION, _ragas_version(), answer, list(golds), list(cited_ids), list(gold_ids)])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _ragas_version() -> str:
+    from importlib.metadata import version
+
+    return version("ragas")
+
+
+def _score(answer: str, golds: Sequence[str], cited_ids: Sequence[str], gold_ids: Sequence[str]) -> dict[str, float | None]:
     from ragas.dataset_schema import SingleTurnSample
 
     rouge, similarity, precision, recall = _metrics()

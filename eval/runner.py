@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -22,13 +23,13 @@ from eval.metrics import exact_match, f1_score
 LM_STAGES = ("closed_book", "rag", "long_context")
 
 
-def record_for(sample: EvalSample, decision: dict, judge=None) -> dict:
+def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None) -> dict:
     stages = decision["stages"]
     from eval import ragas_metrics
 
     cited = list(dict.fromkeys(c["doc_id"] for c in decision["citations"]))
     answer = decision["answer"] or ""
-    ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids)
+    ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids, score_cache)
     latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
     latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve")
     return {
@@ -60,11 +61,36 @@ def _router(stages: list[dict]) -> dict | None:
     return out or None
 
 
-def append_record(handle, record: dict) -> None:
-    """One JSON line, flushed and fsynced: a kill loses at most the line being written."""
-    handle.write(json.dumps(record) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
+class RecordWriter:
+    """Appends JSON lines. Each line is flushed to the OS at once, so a killed process loses at most
+    the line being written; fsync (against a machine crash) runs at most once per `sync_seconds`
+    and at close, because an fsync per answer was a large share of a cached re-score."""
+
+    def __init__(self, path: Path, sync_seconds: float = 1.0):
+        self._handle = open(path, "a", encoding="utf-8")
+        self._sync_seconds = sync_seconds
+        self._synced = time.monotonic()
+
+    def append(self, record: dict) -> None:
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+        if time.monotonic() - self._synced >= self._sync_seconds:
+            self.sync()
+
+    def sync(self) -> None:
+        os.fsync(self._handle.fileno())
+        self._synced = time.monotonic()
+
+    def close(self) -> None:
+        self._handle.flush()
+        self.sync()
+        self._handle.close()
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def load_records(path: Path) -> list[dict]:
@@ -80,8 +106,10 @@ def load_records(path: Path) -> list[dict]:
 
 
 def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], out_dir: Path,
-        progress: Callable[[int], None] | None = None, fresh: bool = False, judge=None) -> list[dict]:
-    """`fresh` re-scores every pair (cheap with the generation cache) instead of resuming."""
+        progress: Callable[[int], None] | None = None, fresh: bool = False, judge=None,
+        score_cache=None) -> list[dict]:
+    """`fresh` re-scores every pair (cheap with the generation cache) instead of resuming.
+    `score_cache` (eval.cache.GenerationCache) memoises the per-answer Ragas scores."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "records.jsonl"
     records = [] if fresh else load_records(path)
@@ -89,13 +117,13 @@ def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], 
         for r in records:
             handle.write(json.dumps(r) + "\n")
     done = {(r["id"], r["policy"]) for r in records}
-    with open(path, "a", encoding="utf-8") as handle:
+    with RecordWriter(path) as writer:
         for sample in samples:
             for policy in policies:
                 if (sample.id, policy) not in done:
                     decision = engine.answer(sample.collection, sample.question, policy=policy).to_dict()
-                    record = record_for(sample, decision, judge)
-                    append_record(handle, record)
+                    record = record_for(sample, decision, judge, score_cache)
+                    writer.append(record)
                     records.append(record)
                 if progress:
                     progress(1)

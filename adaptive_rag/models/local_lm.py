@@ -33,8 +33,6 @@ def _load(path: Path, cache: Path, dtype_name: str, tokenizer_only: bool = False
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     dtype = getattr(torch, dtype_name)
-    if not path.exists():
-        raise ConfigError(f"model file {path} not found (run `arag models pull`)")
     if path.is_file() and path.suffix == ".gguf":
         converted = _converted_dir(path, cache)
         if not (converted / "config.json").is_file():
@@ -61,23 +59,38 @@ class TransformersLM(LanguageModel):
                  threads: int | None = None):
         self.name = name
         self.context_window = context_window
-        self._path, self._cache, self._dtype = Path(path), cache_dir, dtype
-        # The weights load on the first generation: counting tokens (and answering from a
-        # generation cache) needs only the tokenizer, which loads in a fraction of a second.
-        self._model, self._tokenizer = _load(self._path, cache_dir, dtype, tokenizer_only=True)
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        self._path, self._cache, self._dtype, self._threads = Path(path), cache_dir, dtype, threads
+        if not self._path.exists():
+            raise ConfigError(f"model file {self._path} not found (run `arag models pull`)")
+        # Nothing heavy loads here. The tokenizer loads on the first count or generation (importing
+        # transformers takes seconds, and a re-score from the caches never needs it); the weights
+        # load on the first generation, or at `load()`.
+        self._model = self._tokenizer_obj = None
+        self._tokenizer_lock = threading.Lock()
         self._lock = threading.Lock()  # one forward pass at a time: the CPU is the bottleneck anyway
+
+    @property
+    def _tokenizer(self):
+        return self._ensure_tokenizer()
+
+    def _ensure_tokenizer(self):
+        with self._tokenizer_lock:
+            if self._tokenizer_obj is None:
+                _, self._tokenizer_obj = _load(self._path, self._cache, self._dtype, tokenizer_only=True)
+        return self._tokenizer_obj
 
     def load(self) -> None:
         """Load the weights now (the server does at start, so no request waits for them)."""
         self._ensure_model()
 
     def _ensure_model(self):
+        self._ensure_tokenizer()  # the first tokenizer load converts a GGUF file
         with self._lock:
             if self._model is None:
+                if self._threads:
+                    import torch
+
+                    torch.set_num_threads(self._threads)
                 self._model, _ = _load(self._path, self._cache, self._dtype)
         return self._model
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -65,6 +65,17 @@ class CollectionMeta:
 def rrf_weights(weights: tuple[float, float]) -> list[float] | None:
     """None for equal weights: plain RRF, which Qdrant servers older than weighted RRF accept."""
     return None if weights[0] == weights[1] else list(weights)
+
+
+TIE_MARGIN = 8  # hits fetched beyond k, so that equal scores at the cut are decided here, not by the engine
+
+
+def ranked(hits: Iterable[SearchHit], k: int) -> list[SearchHit]:
+    """The top k by score, equal scores by chunk id. Qdrant returns tied points (frequent under RRF:
+    a point ranked r in one list can tie one ranked r' in the other) in a per-process hash order,
+    so the same query listed, and the long-context route read, documents in a different order in
+    each process: results were not reproducible and a warm generation cache still missed."""
+    return sorted(hits, key=lambda h: (-h.score, h.chunk_id))[:k]
 
 
 def chunk_payload(chunk: Chunk) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import numpy as np
 
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.store.base import (
-    DENSE, SPARSE, CollectionMeta, Store, check_collection_name, chunk_payload, rrf_weights, hit_from_payload,
+    DENSE, SPARSE, TIE_MARGIN, CollectionMeta, Store, check_collection_name, chunk_payload, hit_from_payload, ranked,
+    rrf_weights,
 )
 from adaptive_rag.store.documents_db import DocumentsDB
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
@@ -156,17 +157,18 @@ class EdgeStore(Store):
         dense_q = qe.Query.Nearest(dense.tolist(), using=DENSE) if dense is not None else None
         sparse_q = (qe.Query.Nearest(qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE)
                     if sparse is not None else None)
+        limit = k + TIE_MARGIN
         if mode == "dense":
-            request = qe.QueryRequest(limit=k, query=dense_q, with_payload=True)
+            request = qe.QueryRequest(limit=limit, query=dense_q, with_payload=True)
         elif mode == "bm25":
-            request = qe.QueryRequest(limit=k, query=sparse_q, with_payload=True)
+            request = qe.QueryRequest(limit=limit, query=sparse_q, with_payload=True)
         else:
             request = qe.QueryRequest(
-                limit=k, with_payload=True, query=qe.Fusion.Rrf(k=rrf_k, weights=rrf_weights(weights)),
-                prefetches=[qe.Prefetch(limit=max(prefetch, k), query=dense_q),
-                            qe.Prefetch(limit=max(prefetch, k), query=sparse_q)],
+                limit=limit, with_payload=True, query=qe.Fusion.Rrf(k=rrf_k, weights=rrf_weights(weights)),
+                prefetches=[qe.Prefetch(limit=max(prefetch, limit), query=dense_q),
+                            qe.Prefetch(limit=max(prefetch, limit), query=sparse_q)],
             )
-        return [hit_from_payload(p.id, p.score, p.payload or {}) for p in col.shard.query(request)]
+        return ranked((hit_from_payload(p.id, p.score, p.payload or {}) for p in col.shard.query(request)), k)
 
     def optimize(self, name: str) -> None:
         """Merge segments and build indexes (HNSW); searches get faster afterwards."""

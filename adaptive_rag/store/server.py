@@ -16,7 +16,7 @@ import numpy as np
 from adaptive_rag.errors import NotFoundError
 from adaptive_rag.store.base import (
     DENSE, SPARSE, CollectionMeta, Store, rrf_weights, check_collection_name, chunk_payload, document_from_dict,
-    document_to_dict, hit_from_payload,
+    document_to_dict, hit_from_payload, ranked, TIE_MARGIN,
 )
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
 
@@ -152,19 +152,19 @@ class QdrantServerStore(Store):
 
         sparse_q = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values)) if sparse else None
         dense_q = dense.tolist() if dense is not None else None
+        limit = k + TIE_MARGIN
         if mode == "dense":
-            result = self.client.query_points(name, query=dense_q, using=DENSE, limit=k, with_payload=True)
+            result = self.client.query_points(name, query=dense_q, using=DENSE, limit=limit, with_payload=True)
         elif mode == "bm25":
-            result = self.client.query_points(name, query=sparse_q, using=SPARSE, limit=k, with_payload=True)
+            result = self.client.query_points(name, query=sparse_q, using=SPARSE, limit=limit, with_payload=True)
         else:
-            limit = max(prefetch, k)
             result = self.client.query_points(
-                name, limit=k, with_payload=True,
-                prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=limit),
-                          models.Prefetch(query=sparse_q, using=SPARSE, limit=limit)],
+                name, limit=limit, with_payload=True,
+                prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=max(prefetch, limit)),
+                          models.Prefetch(query=sparse_q, using=SPARSE, limit=max(prefetch, limit))],
                 query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=rrf_weights(weights))),
             )
-        return [hit_from_payload(p.id, p.score, p.payload or {}) for p in result.points]
+        return ranked((hit_from_payload(p.id, p.score, p.payload or {}) for p in result.points), k)
 
     def close(self) -> None:
         self.client.close()

@@ -77,6 +77,25 @@ def test_rerun_hits_the_cache_and_an_interrupted_run_resumes(engine, tmp_path):
     assert len(reader.calls) == calls + 1 and cache.hits >= 2  # a fresh run dir, answered from the cache
 
 
+def test_a_warm_rescore_counts_no_tokens_and_computes_no_ragas_scores(engine, tmp_path, monkeypatch):
+    from eval import ragas_metrics
+
+    eng, reader, cache = engine
+    first = runner.run(eng, SAMPLES, ["always_rag", "always_lc"], tmp_path / "a", score_cache=cache)
+    cache.flush()
+    reopened = GenerationCache(tmp_path / "cache.sqlite")  # as a later process would open it
+    counted = []
+    monkeypatch.setattr(reader, "count_tokens", lambda text: counted.append(text) or len(text.split()))
+    monkeypatch.setattr(ragas_metrics, "_score", lambda *a: pytest.fail("a cached score was recomputed"))
+    lm = CachedLM(reader, reopened)
+    eng.models.reader = eng.models.long_context = lm
+    again = runner.run(eng, SAMPLES, ["always_rag", "always_lc"], tmp_path / "b", fresh=True, score_cache=reopened)
+    assert counted == [] and reopened.misses == 0
+    keys = ("answer", "f1", "rouge_l", "string_similarity", "context_recall", "total_tokens")
+    assert [{k: r[k] for k in keys} for r in again] == [{k: r[k] for k in keys} for r in first]
+    assert (tmp_path / "b" / "records.jsonl").read_text().count("\n") == 4
+
+
 def test_bad_datasets_are_one_clear_error(settings, tmp_path):
     with pytest.raises(UserError, match="not found"):
         datasets.load_eval_set(f"squad:{tmp_path / 'missing.json'}", settings)

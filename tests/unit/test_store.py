@@ -3,8 +3,8 @@ import pytest
 
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.models.sparse import Bm25Encoder, Bm25Params
-from adaptive_rag.store.base import CollectionMeta
-from adaptive_rag.types import Chunk, StoredDocument, chunk_point_id
+from adaptive_rag.store.base import CollectionMeta, ranked
+from adaptive_rag.types import Chunk, SearchHit, StoredDocument, chunk_point_id
 from tests.fakes import FakeEmbedder
 
 TEXTS = {
@@ -35,6 +35,33 @@ def test_dense_bm25_and_hybrid_search_rank_the_obvious_match_first(store):
         assert hits[0].key == "mats#0" and "wool" in hits[0].text
         # BM25 returns only documents sharing a term; dense and hybrid fill up to k.
         assert len(hits) == (2 if mode == "bm25" else 3), mode
+
+
+def test_equal_scores_are_ordered_and_cut_by_chunk_id(store):
+    """Copies of one text tie in a single ranking: the hits (and so a prompt built from them) must
+    not depend on the engine's hash order, or a warm generation cache misses. (In hybrid mode such
+    copies get distinct RRF ranks inside the engine; ties of fused scores are `ranked`'s test below.)"""
+    embedder, bm25 = FakeEmbedder(), Bm25Encoder(Bm25Params(avg_len=10.0))
+    store.create_collection(CollectionMeta("ties", embedder.name, embedder.dim, 1.2, 0.75, 10.0))
+    text = TEXTS["mats"]
+    docs = [f"copy{i}" for i in range(10)]  # ties up to k + TIE_MARGIN are resolved
+    chunks = [Chunk(chunk_point_id(d, "h", 0), d, 0, text, f"{d}#0") for d in docs]
+    store.upsert_chunks("ties", chunks, embedder.embed_documents([text] * len(docs)),
+                        [bm25.encode_document(text)] * len(docs))
+    query = "mat made of wool"
+    smallest = sorted(c.id for c in chunks)[:3]
+    for mode in ("dense", "bm25"):
+        hits = store.search("ties", mode, 3, embedder.embed_query(query), bm25.encode_query(query), prefetch=4, rrf_k=2)
+        assert [h.chunk_id for h in hits] == smallest, mode
+
+
+def test_ranked_breaks_fused_ties_by_chunk_id_whatever_the_input_order():
+    import random
+
+    hits = [SearchHit(f"c{i}", f"d{i}", f"d{i}#0", score, "t") for i, score in enumerate([0.5, 1 / 9, 1 / 9, 1 / 13, 1 / 9])]
+    for seed in range(5):
+        shuffled = random.Random(seed).sample(hits, len(hits))
+        assert [h.chunk_id for h in ranked(shuffled, 3)] == ["c0", "c1", "c2"]
 
 
 def test_bm25_scores_follow_okapi_with_idf(store):

@@ -165,8 +165,8 @@ class EdgeStore(Store):
         else:
             request = qe.QueryRequest(
                 limit=limit, with_payload=True, query=qe.Fusion.Rrf(k=rrf_k, weights=rrf_weights(weights)),
-                prefetches=[qe.Prefetch(limit=max(prefetch, limit), query=dense_q),
-                            qe.Prefetch(limit=max(prefetch, limit), query=sparse_q)],
+                prefetches=[qe.Prefetch(limit=max(prefetch, k), query=dense_q),
+                            qe.Prefetch(limit=max(prefetch, k), query=sparse_q)],
             )
         return ranked((hit_from_payload(p.id, p.score, p.payload or {}) for p in col.shard.query(request)), k)
 

@@ -160,8 +160,8 @@ class QdrantServerStore(Store):
         else:
             result = self.client.query_points(
                 name, limit=limit, with_payload=True,
-                prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=max(prefetch, limit)),
-                          models.Prefetch(query=sparse_q, using=SPARSE, limit=max(prefetch, limit))],
+                prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=max(prefetch, k)),
+                          models.Prefetch(query=sparse_q, using=SPARSE, limit=max(prefetch, k))],
                 query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=rrf_weights(weights))),
             )
         return ranked((hit_from_payload(p.id, p.score, p.payload or {}) for p in result.points), k)

@@ -5,9 +5,10 @@
 set -x
 cd "$(dirname "$0")/.."
 A=.venv/bin/arag
-for ds in squad hotpotqa; do
+for ds in ${@:-squad hotpotqa}; do  # data sets as arguments (default: both)
   if [ $ds = squad ]; then L=eval/results/labels/squad-dev; T=eval/results/labels/squad-test; args="--dataset squad-dev --split test"; out=eval/results/squad-test
   else L=eval/results/labels/hotpotqa-train; T=eval/results/labels/hotpotqa-test; args="--dataset hotpotqa --split test"; out=eval/results/hotpotqa-test; fi
+  mkdir -p eval/results/gatekeeper/$ds
   $A gatekeeper train --labels $L --name $ds || exit 1
   for m in mlp knn; do $A gatekeeper train --labels $L --name $ds-$m --model $m || exit 1; done
   $A gatekeeper label $args --limit 200 --seed 0 --all-routes --out $T || exit 1

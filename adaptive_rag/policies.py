@@ -34,9 +34,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "adaptive_draft_min": 0.5,  # calibrated P(draft correct) at which the draft is kept
     "adaptive_long_context_min": 0.5,  # P(long context needed) at which RAG is skipped
     "adaptive_rag_min": 0.0,  # a RAG answer whose calibrated P(correct) is below this escalates
+    # adaptive's own Self-Route refusal threshold, so that calibrating it never moves the baselines
+    "adaptive_refusal_min_logprob": -4.0,
 }
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
-                       "adaptive_rag_min", "refusal_min_logprob")
+                       "adaptive_rag_min", "adaptive_refusal_min_logprob")
+
+ADAPTIVE_REFUSAL = "adaptive_refusal_min_logprob"
 
 
 # Decision rules as pure functions of signals and thresholds: the policies below call them at
@@ -47,10 +51,12 @@ def keeps_draft(mean_logprob: float | None, unanswerable: bool, thresholds) -> b
     return mean_logprob is not None and not unanswerable and mean_logprob >= thresholds["probe_min_mean_logprob"]
 
 
-def escalates(refusal_logprob: float | None, unanswerable: bool, thresholds, p_correct: float | None = None) -> bool:
+def escalates(refusal_logprob: float | None, unanswerable: bool, thresholds, p_correct: float | None = None,
+              refusal_key: str = "refusal_min_logprob") -> bool:
     """Self-Route escalation of a RAG answer: said unanswerable, or the refusal word was likely,
-    or (adaptive) the calibrated P(correct) is below `adaptive_rag_min`."""
-    by_logprob = refusal_logprob is not None and refusal_logprob >= thresholds["refusal_min_logprob"]
+    or (adaptive, which passes its own `refusal_key`) the calibrated P(correct) is below
+    `adaptive_rag_min`."""
+    by_logprob = refusal_logprob is not None and refusal_logprob >= thresholds[refusal_key]
     by_calibrator = p_correct is not None and p_correct < thresholds.get("adaptive_rag_min", 0.0)
     return unanswerable or by_logprob or by_calibrator
 
@@ -182,10 +188,11 @@ class Adaptive(Policy):
             return
         result = q.rag()
         p_rag = q.p_correct("rag", result)
-        escalate = escalates(result.signals.get("refusal_logprob"), result.unanswerable, q.thresholds, p_rag)
+        escalate = escalates(result.signals.get("refusal_logprob"), result.unanswerable, q.thresholds, p_rag,
+                             ADAPTIVE_REFUSAL)
         q.note("adaptive_escalation", {"p_rag_correct": p_rag, "refusal_logprob": result.signals.get("refusal_logprob"),
                                        "said_unanswerable": result.unanswerable},
-               {k: q.threshold(k) for k in ("adaptive_rag_min", "refusal_min_logprob")},
+               {k: q.threshold(k) for k in ("adaptive_rag_min", ADAPTIVE_REFUSAL)},
                "escalate to long context" if escalate else "keep RAG answer")
         q.finish(q.long_context() if escalate else result)
 

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from adaptive_rag.policies import (DEFAULT_THRESHOLDS, after_draft, escalates, gate_plan, keeps_adaptive_draft,
+from adaptive_rag.policies import (ADAPTIVE_REFUSAL, DEFAULT_THRESHOLDS, after_draft, escalates, gate_plan, keeps_adaptive_draft,
                                    keeps_draft)
 from adaptive_rag.signals import says_unanswerable
 
@@ -117,7 +117,7 @@ def adaptive_one(q: QuestionOutcomes, t: Mapping[str, float]):
     if plan == "long_context":
         return _take("long_context", q, spent)
     rag = q.routes["rag"]
-    if escalates(rag.signals.get("refusal_logprob"), rag.unanswerable, t, q.p_rag):
+    if escalates(rag.signals.get("refusal_logprob"), rag.unanswerable, t, q.p_rag, ADAPTIVE_REFUSAL):
         return _take("long_context", q, (*spent, "rag"))
     return _take("rag", q, spent)
 
@@ -138,7 +138,7 @@ ADAPTIVE_GRID = {
     "adaptive_draft_min": (0.0, 0.3, 0.5, 0.7, 0.9),
     "adaptive_long_context_min": (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.01),
     "adaptive_rag_min": (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
-    "refusal_min_logprob": (-6.0, -4.0, -3.0, -2.0, -1.0, 1.0),
+    ADAPTIVE_REFUSAL: (-6.0, -4.0, -3.0, -2.0, -1.0, 1.0),
 }
 
 

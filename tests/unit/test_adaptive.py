@@ -130,7 +130,7 @@ SAMPLES = [EvalSample("q1", "What is the capital of France?", ("Paris",), "kb", 
            EvalSample("q2", "What do otters do while they sleep?", ("hold hands",), "kb", ("otters",)),
            EvalSample("q3", "Where do otters live?", ("rivers",), "kb", ("otters",))]
 GRID_POINTS = [{}, {"adaptive_closed_book_min": 1.01}, {"adaptive_long_context_min": 0.2},
-               {"adaptive_rag_min": 0.5}, {"adaptive_draft_min": 0.95, "refusal_min_logprob": 1.0}]
+               {"adaptive_rag_min": 0.5}, {"adaptive_draft_min": 0.95, "adaptive_refusal_min_logprob": 1.0}]
 
 
 def test_adaptive_replay_matches_the_live_policy_at_every_threshold(make_engine, tmp_path):

@@ -56,6 +56,15 @@ def test_self_route_stays_on_rag_when_the_chunk_answers(engine):
     assert d.citations[0].doc_id == "otters"
 
 
+def test_adaptive_refusal_threshold_never_moves_self_route(engine):
+    """`arag calibrate` tunes adaptive's own refusal threshold; the baselines keep theirs."""
+    eng, _, long_lm, _ = engine()
+    d = eng.answer("kb", "What do otters do while they sleep?", policy="self_route",
+                   thresholds={"adaptive_refusal_min_logprob": 1.0})
+    assert d.route == "rag" and not long_lm.calls
+    assert d.stages[2].thresholds == {"refusal_min_logprob": -4.0}
+
+
 def test_self_route_escalates_unanswerable_to_the_whole_document(engine, settings):
     # top_k=1 retrieves one 40-token chunk of "france"; the answer is in its last chunk.
     eng, reader, long_lm, _ = engine()

@@ -100,7 +100,8 @@ def _metrics_table(metas: list[dict]) -> str:
     cols = [("accuracy", "acc"), ("log_loss", "log-loss"), ("ece_before_temperature", "ECE before"), ("ece", "ECE after"),
             ("auroc_rag_fails", "AUROC RAG fails"), ("auroc_rag_fails_by_top_dense", "top dense"),
             ("auroc_rag_fails_by_top_bm25", "top BM25"), ("auroc_rag_fails_by_draft_mean_logprob", "draft mean lp"),
-            ("auroc_rag_fails_by_rag_mean_logprob", "RAG mean lp"), ("draft_calibrator_ece", "draft cal ECE"),
+            ("auroc_rag_fails_by_rag_mean_logprob", "RAG mean lp"),
+            ("auroc_rag_fails_by_rag_calibrator", "RAG probe (router, after RAG)"), ("draft_calibrator_ece", "draft cal ECE"),
             ("rag_calibrator_ece", "RAG cal ECE")]
     lines = ["| gatekeeper | model | n | T | " + " | ".join(c for _, c in cols) + " |",
              "|---|---|---|---|" + "---|" * len(cols)]

@@ -17,5 +17,14 @@ for ds in ${@:-squad hotpotqa}; do  # data sets as arguments (default: both)
   $A calibrate --gatekeeper $ds --target-accuracy best-0.005 --out eval/results/gatekeeper/$ds/thresholds.json > eval/results/gatekeeper/$ds/calibrate.txt 2>&1 || exit 1
   TH=$(python3 -c "import json;print(json.dumps(json.load(open('eval/results/gatekeeper/$ds/thresholds.json'))['thresholds']))")
   ARAG_GATEKEEPER=$ds ARAG_THRESHOLDS="$TH" $A eval $args --limit 200 --seed 0 --policies closed_book,always_rag,always_lc,self_route,probe,gatekeeper,adaptive --out $out > eval/results/gatekeeper/$ds/eval.log 2>&1 || exit 1
+  # Ablation: retrieval signals only (reported beside the result, not instead of it).
+  R=eval/results/gatekeeper/$ds-retrieval; mkdir -p $R
+  $A gatekeeper train --labels $L --name $ds-retrieval --features retrieval || exit 1
+  $A gatekeeper report --test-labels $T --names $ds-retrieval --out $R || exit 1
+  $A gatekeeper report --names $ds-retrieval > $R/cross_validated.md || exit 1
+  $A calibrate --gatekeeper $ds-retrieval --target-accuracy best-0.005 --out $R/thresholds.json > $R/calibrate.txt 2>&1 || exit 1
+  TH=$(python3 -c "import json;print(json.dumps(json.load(open('$R/thresholds.json'))['thresholds']))")
+  ARAG_GATEKEEPER=$ds-retrieval ARAG_THRESHOLDS="$TH" $A eval $args --limit 200 --seed 0 --policies closed_book,always_rag,always_lc,self_route,adaptive --out $R/eval --fresh > $R/eval.log 2>&1 || exit 1
+  rm -f $R/eval/records.jsonl  # the answers are in the main result directory's cache; keep the report
 done
 echo FINAL5 DONE

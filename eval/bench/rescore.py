@@ -34,7 +34,8 @@ def _one(name: str, args: list[str], scratch: Path, results: Path, limit: int) -
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"rescore: `arag eval` for {name} failed ({last})")
     records = _records(out / "records.jsonl")
     committed = {(r["id"], r["policy"]): r["answer"] for r in _records(results / name / "records.jsonl")}
     summary = json.loads((out / "summary.json").read_text())

@@ -16,7 +16,7 @@ for ds in ${@:-squad hotpotqa}; do  # data sets as arguments (default: both)
   $A gatekeeper report --names $ds,$ds-mlp,$ds-knn > eval/results/gatekeeper/$ds/cross_validated.md || exit 1
   $A calibrate --gatekeeper $ds --target-accuracy best-0.005 --out eval/results/gatekeeper/$ds/thresholds.json > eval/results/gatekeeper/$ds/calibrate.txt 2>&1 || exit 1
   TH=$(python3 -c "import json;print(json.dumps(json.load(open('eval/results/gatekeeper/$ds/thresholds.json'))['thresholds']))")
-  ARAG_GATEKEEPER=$ds ARAG_THRESHOLDS="$TH" $A eval $args --limit 200 --seed 0 --policies closed_book,always_rag,always_lc,self_route,probe,gatekeeper,adaptive --out $out > eval/results/gatekeeper/$ds/eval.log 2>&1 || exit 1
+  ARAG_GATEKEEPER=$ds ARAG_THRESHOLDS="$TH" $A eval $args --limit 200 --seed 0 --policies closed_book,always_rag,always_lc,self_route,probe,gatekeeper,adaptive --fresh --out $out > eval/results/gatekeeper/$ds/eval.log 2>&1 || exit 1
   # Ablation: retrieval signals only (reported beside the result, not instead of it).
   R=eval/results/gatekeeper/$ds-retrieval; mkdir -p $R
   $A gatekeeper train --labels $L --name $ds-retrieval --features retrieval || exit 1

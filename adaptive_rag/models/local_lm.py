@@ -23,7 +23,7 @@ def _converted_dir(gguf: Path, cache: Path) -> Path:
     return cache / f"{gguf.stem}-hf"
 
 
-def _load(path: Path, cache: Path, dtype_name: str, tokenizer_only: bool = False):
+def _transformers():
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -32,26 +32,39 @@ def _load(path: Path, cache: Path, dtype_name: str, tokenizer_only: bool = False
         raise ConfigError("the local backend needs torch and transformers") from exc
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    dtype = getattr(torch, dtype_name)
-    if path.is_file() and path.suffix == ".gguf":
-        converted = _converted_dir(path, cache)
-        if not (converted / "config.json").is_file():
-            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
-            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-            # Saved as plain weights: drop the GGUF quantizer so the copy loads without `gguf`.
-            model.hf_quantizer = None
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-            tmp = converted.with_name(converted.name + ".partial")
-            model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            tmp.replace(converted)
-        path = converted
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if tokenizer_only:
-        return None, tokenizer
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).eval()
-    return model, tokenizer
+    return torch, AutoModelForCausalLM, AutoTokenizer
+
+
+def _model_dir(path: Path, cache: Path, dtype_name: str) -> Path:
+    """A Hugging Face model directory: `path` itself, or a GGUF file's conversion, made on first use."""
+    if not (path.is_file() and path.suffix == ".gguf"):
+        return path
+    converted = _converted_dir(path, cache)
+    if not (converted / "config.json").is_file():
+        torch, AutoModelForCausalLM, AutoTokenizer = _transformers()
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                     dtype=getattr(torch, dtype_name))
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        # Saved as plain weights: drop the GGUF quantizer so the copy loads without `gguf`.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = converted.with_name(converted.name + ".partial")
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        tmp.replace(converted)
+    return converted
+
+
+def _load_tokenizer(path: Path, cache: Path, dtype_name: str):
+    _, _, AutoTokenizer = _transformers()
+    return AutoTokenizer.from_pretrained(str(_model_dir(path, cache, dtype_name)))
+
+
+def _load_model(path: Path, cache: Path, dtype_name: str):
+    torch, AutoModelForCausalLM, _ = _transformers()
+    directory = _model_dir(path, cache, dtype_name)
+    return AutoModelForCausalLM.from_pretrained(str(directory), dtype=getattr(torch, dtype_name)).eval()
 
 
 class TransformersLM(LanguageModel):
@@ -71,27 +84,24 @@ class TransformersLM(LanguageModel):
 
     @property
     def _tokenizer(self):
-        return self._ensure_tokenizer()
-
-    def _ensure_tokenizer(self):
         with self._tokenizer_lock:
             if self._tokenizer_obj is None:
-                _, self._tokenizer_obj = _load(self._path, self._cache, self._dtype, tokenizer_only=True)
+                self._tokenizer_obj = _load_tokenizer(self._path, self._cache, self._dtype)
         return self._tokenizer_obj
 
     def load(self) -> None:
-        """Load the weights now (the server does at start, so no request waits for them)."""
+        """Load the tokenizer and the weights now (the server does at start, so no request waits)."""
+        self._tokenizer
         self._ensure_model()
 
     def _ensure_model(self):
-        self._ensure_tokenizer()  # the first tokenizer load converts a GGUF file
         with self._lock:
             if self._model is None:
                 if self._threads:
                     import torch
 
                     torch.set_num_threads(self._threads)
-                self._model, _ = _load(self._path, self._cache, self._dtype)
+                self._model = _load_model(self._path, self._cache, self._dtype)
         return self._model
 
     def count_tokens(self, text: str) -> int:

@@ -16,14 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eval.runner import load_records
+
 TARGET_SECONDS = 60.0
 RUNS = (("squad-test", ["--dataset", "squad-dev", "--split", "test"]),
         ("hotpotqa-test", ["--dataset", "hotpotqa", "--split", "test"]))
 POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
-
-
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def _one(name: str, args: list[str], scratch: Path, results: Path, limit: int) -> dict[str, Any]:
@@ -36,8 +34,8 @@ def _one(name: str, args: list[str], scratch: Path, results: Path, limit: int) -
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SystemExit(f"rescore: `arag eval` for {name} failed ({last})")
-    records = _records(out / "records.jsonl")
-    committed = {(r["id"], r["policy"]): r["answer"] for r in _records(results / name / "records.jsonl")}
+    records = load_records(out / "records.jsonl")
+    committed = {(r["id"], r["policy"]): r["answer"] for r in load_records(results / name / "records.jsonl")}
     summary = json.loads((out / "summary.json").read_text())
     return {
         "run": name, "answers": len(records), "seconds": seconds,

@@ -148,12 +148,18 @@ class Store(ABC):
     def remove_documents(self, name: str, doc_ids: Sequence[str]) -> None:
         """Delete the records (not the chunks; see `delete_doc_chunks`)."""
 
-    @abstractmethod
     def search(self, name: str, mode: SearchMode, k: int, dense: np.ndarray | None,
                sparse: SparseVec | None, prefetch: int, rrf_k: int,
                weights: tuple[float, float] = (1.0, 1.0)) -> list[SearchHit]:
         """Top-k chunks. hybrid = dense and BM25 prefetches fused by weighted RRF in Qdrant:
-        score(d) = sum_i w_i / (rrf_k + rank_i(d))."""
+        score(d) = sum_i w_i / (rrf_k + rank_i(d)). Equal scores come in chunk-id order (`ranked`)."""
+        hits = self._query(name, mode, k + TIE_MARGIN, max(prefetch, k), dense, sparse, rrf_k, weights)
+        return ranked(hits, k)
+
+    @abstractmethod
+    def _query(self, name: str, mode: SearchMode, limit: int, prefetch: int, dense: np.ndarray | None,
+               sparse: SparseVec | None, rrf_k: int, weights: tuple[float, float]) -> Iterable[SearchHit]:
+        """Up to `limit` hits in the engine's order; hybrid fuses two prefetches of `prefetch` each."""
 
     def optimize(self, name: str) -> None:
         """Merge segments and build indexes after bulk writes. A Qdrant server does this in the

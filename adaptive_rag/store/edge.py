@@ -17,8 +17,7 @@ import numpy as np
 
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.store.base import (
-    DENSE, SPARSE, TIE_MARGIN, CollectionMeta, Store, check_collection_name, chunk_payload, hit_from_payload, ranked,
-    rrf_weights,
+    DENSE, SPARSE, CollectionMeta, Store, check_collection_name, chunk_payload, rrf_weights, hit_from_payload,
 )
 from adaptive_rag.store.documents_db import DocumentsDB
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
@@ -148,16 +147,14 @@ class EdgeStore(Store):
         col.docs.remove(list(doc_ids))
 
     # -- reads -------------------------------------------------------------------------------
-    def search(self, name: str, mode: SearchMode, k: int, dense: np.ndarray | None,
-               sparse: SparseVec | None, prefetch: int, rrf_k: int,
-               weights: tuple[float, float] = (1.0, 1.0)) -> list[SearchHit]:
+    def _query(self, name: str, mode: SearchMode, limit: int, prefetch: int, dense: np.ndarray | None,
+               sparse: SparseVec | None, rrf_k: int, weights: tuple[float, float]) -> list[SearchHit]:
         import qdrant_edge as qe
 
         col = self._collection(name)
         dense_q = qe.Query.Nearest(dense.tolist(), using=DENSE) if dense is not None else None
         sparse_q = (qe.Query.Nearest(qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE)
                     if sparse is not None else None)
-        limit = k + TIE_MARGIN
         if mode == "dense":
             request = qe.QueryRequest(limit=limit, query=dense_q, with_payload=True)
         elif mode == "bm25":
@@ -165,10 +162,9 @@ class EdgeStore(Store):
         else:
             request = qe.QueryRequest(
                 limit=limit, with_payload=True, query=qe.Fusion.Rrf(k=rrf_k, weights=rrf_weights(weights)),
-                prefetches=[qe.Prefetch(limit=max(prefetch, k), query=dense_q),
-                            qe.Prefetch(limit=max(prefetch, k), query=sparse_q)],
+                prefetches=[qe.Prefetch(limit=prefetch, query=dense_q), qe.Prefetch(limit=prefetch, query=sparse_q)],
             )
-        return ranked((hit_from_payload(p.id, p.score, p.payload or {}) for p in col.shard.query(request)), k)
+        return [hit_from_payload(p.id, p.score, p.payload or {}) for p in col.shard.query(request)]
 
     def optimize(self, name: str) -> None:
         """Merge segments and build indexes (HNSW); searches get faster afterwards."""

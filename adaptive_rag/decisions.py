@@ -20,13 +20,14 @@ from typing import Any
 
 from adaptive_rag.usage import TokenUsage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
 class Stage:
     name: str
     model: str | None = None
+    engine: str | None = None  # what ran the model, e.g. "llamacpp Q4_K_M", "transformers float32" (schema 2)
     signals: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
     outcome: str = ""

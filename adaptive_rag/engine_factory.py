@@ -1,5 +1,5 @@
-"""Build the query engine from settings: store, embedder, reader and long-context models,
-decision log. Used by the CLI and by the server's lifespan (built once per process)."""
+"""Build the query engine from settings: store, embedder, the model panel (role models plus
+`panel`), decision log. Used by the CLI and by the server's lifespan (built once per process)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from adaptive_rag.decisions import DecisionLog
 from adaptive_rag.models.catalog import load_lm, resolve
+from adaptive_rag.models.panel import Models
 from adaptive_rag.models.embedder import load_embedder
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.pipeline import Engine
 from adaptive_rag.policies import get_policy
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
@@ -24,19 +25,26 @@ def decision_log(settings: Settings) -> DecisionLog:
 
 def build_engine(settings: Settings) -> Engine:
     get_policy(settings.default_policy)  # fail early on a misconfigured default
-    catalog = settings.catalog
-    reader_spec = resolve(catalog, settings.reader_model)
-    long_spec = resolve(catalog, settings.long_context_model)
-    reader = load_lm(settings.reader_model, reader_spec, settings.models_dir)
-    same = settings.long_context_model == settings.reader_model
-    long_lm = reader if same else load_lm(settings.long_context_model, long_spec, settings.models_dir)
-    prices = {settings.reader_model: reader_spec.prices, settings.long_context_model: long_spec.prices}
     embedder = load_embedder(settings)
     retriever = Retriever(settings, open_store(settings), embedder)
-    return Engine(retriever, Models(reader, long_lm, prices), decision_log(settings),
+    return Engine(retriever, build_panel(settings), decision_log(settings),
                   default_policy=settings.default_policy, top_k=settings.top_k,
                   max_new_tokens=settings.max_new_tokens, long_context_budget=settings.long_context_budget,
                   thresholds=settings.thresholds, gatekeeper=load_configured_gatekeeper(settings, embedder))
+
+
+def build_panel(settings: Settings) -> Models:
+    """Every panel model on its engine (nothing loads yet; a missing model is a ConfigError
+    naming the `arag models pull` that fixes it)."""
+    catalog = settings.catalog
+    specs = {name: resolve(catalog, name) for name in settings.panel_models}
+    lms = {name: load_lm(name, spec, settings.models_dir) for name, spec in specs.items()}
+    roles = {settings.reader_model, settings.long_context_model, settings.strong_model}
+    return Models(reader=lms[settings.reader_model], long_context=lms[settings.long_context_model],
+                  prices={name: spec.prices for name, spec in specs.items()},
+                  strong=lms[settings.strong_model] if settings.strong_model else None,
+                  others=tuple(lm for name, lm in lms.items() if name not in roles),
+                  tags={name: spec.tags for name, spec in specs.items()})
 
 
 def load_configured_gatekeeper(settings: Settings, embedder) -> "Gatekeeper | None":

@@ -7,13 +7,13 @@ The answer of a request is `decision.answer`; everything that led to it is in `d
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from adaptive_rag import routes
 from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
 from adaptive_rag.errors import UserError
 from adaptive_rag.models.lm import BackendError, LanguageModel
+from adaptive_rag.models.panel import Models
 from adaptive_rag.policies import DEFAULT_THRESHOLDS, get_policy
 from adaptive_rag.retrieve import MAX_QUERY_CHARS, Retrieval, Retriever
 from adaptive_rag.routes import RouteResult
@@ -27,13 +27,6 @@ MAX_TOP_K = 50
 # long context reads documents of hits down to this rank until its budget is full: on a corpus of
 # short documents (HotpotQA paragraphs) the top-k alone would leave most of the budget unused
 LONG_CONTEXT_DEPTH = 50
-
-
-@dataclass
-class Models:
-    reader: LanguageModel
-    long_context: LanguageModel
-    prices: Mapping[str, Prices]
 
 
 class Engine:
@@ -92,7 +85,7 @@ class QueryRun:
         self.top_k = top_k
         self.thresholds = thresholds
         self._retrievals: dict[int, Retrieval] = {}
-        self._draft: RouteResult | None = None
+        self._drafts: dict[str, RouteResult] = {}
 
     def threshold(self, name: str) -> float:
         return float(self.thresholds[name])
@@ -128,33 +121,48 @@ class QueryRun:
     def _record(self, result: RouteResult, lm: LanguageModel, started: float) -> RouteResult:
         gen = result.generation
         outcome = "unanswerable" if result.unanswerable else "answered"
+        engine_facts = {k: gen.extra[k] for k in ("cached_prompt_tokens", "refusal_probe_ms", "refusal_probe_new_tokens")
+                        if k in gen.extra}
         self.decision.stages.append(Stage(
-            name=result.route, model=lm.name,
-            signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms},
+            name=result.route, model=lm.name, engine=lm.label,
+            signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms,
+                     **engine_facts},
             outcome=outcome, usage=gen.usage, latency_ms=(time.perf_counter() - started) * 1e3,
         ))
         self.decision.usage = self.decision.usage + gen.usage
         self.decision.cost += gen.usage.cost(self.engine.models.prices.get(lm.name, Prices()))
         return result
 
-    def closed_book(self) -> RouteResult:
-        """Run once per request: a router that read the draft's log-probs as features reuses it."""
-        if self._draft is None:
-            lm, started = self.engine.models.reader, time.perf_counter()
-            self._draft = self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens), lm, started)
-        return self._draft
+    # Routes. `model` is a panel model's name or role; by default closed-book and RAG run on the
+    # reader and long context on the long-context model.
 
-    def rag(self) -> RouteResult:
+    def closed_book(self, model: str | None = None) -> RouteResult:
+        """Run once per request and model: a router that read the draft's log-probs as features
+        reuses it."""
+        lm = self.engine.models.get(model, "reader")
+        if lm.name not in self._drafts:
+            started = time.perf_counter()
+            self._drafts[lm.name] = self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens),
+                                                 lm, started)
+        return self._drafts[lm.name]
+
+    def rag(self, model: str | None = None) -> RouteResult:
         hits = self.hits()
-        lm, started = self.engine.models.reader, time.perf_counter()
+        lm, started = self.engine.models.get(model, "reader"), time.perf_counter()
         return self._record(routes.rag(lm, self.decision.query, hits, self.engine.max_new_tokens), lm, started)
 
-    def long_context(self) -> RouteResult:
+    def long_context(self, model: str | None = None) -> RouteResult:
         hits = self.hits(max(self.top_k, LONG_CONTEXT_DEPTH))
-        lm, started = self.engine.models.long_context, time.perf_counter()
+        lm, started = self.engine.models.get(model, "long_context"), time.perf_counter()
         result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.decision.query,
                                      hits, self.engine.max_new_tokens, self.engine.long_context_budget)
         return self._record(result, lm, started)
+
+    def route(self, route: str, model: str | None = None) -> RouteResult:
+        """Run `route` ("closed_book", "rag" or "long_context") on `model`: a (route, model) pair."""
+        if route not in routes.ROUTES:
+            raise UserError(f"unknown route {route!r}; valid: {', '.join(routes.ROUTES)}")
+        return getattr(self, route)(model)
 
     def _gatekeeper(self) -> "Gatekeeper":
         gk = self.engine.gatekeeper

@@ -8,9 +8,10 @@ configuration.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
 
@@ -72,8 +73,12 @@ class Settings(BaseSettings):
 
     # Answering (see adaptive_rag/models/catalog.py for the catalog and its defaults).
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="Added to / overriding the default catalog.")
+    # The panel: the role models plus `panel` (extra catalog names, e.g. ARAG_PANEL=a,b).
     reader_model: str = "qwen2.5-coder-0.5b"
     long_context_model: str = "qwen2.5-coder-0.5b"
+    strong_model: str | None = Field(None, description="The panel's stronger model (e.g. qwen2.5-coder-1.5b); unset = none.")
+    panel: Annotated[list[str], NoDecode] = Field(default_factory=list, description="More catalog models to load "
+                                                  "beside the role models (comma-separated or a JSON list).")
     default_policy: str = "self_route"
     top_k: int = Field(5, ge=1, le=50)
     max_new_tokens: int = Field(32, ge=1, le=1024)
@@ -89,6 +94,32 @@ class Settings(BaseSettings):
     @property
     def catalog(self) -> dict[str, ModelSpec]:
         return {**DEFAULT_CATALOG, **self.models}
+
+    @property
+    def panel_models(self) -> list[str]:
+        """Every model the engine loads: the role models, then `panel`, each once."""
+        names = [self.reader_model, self.long_context_model, self.strong_model, *self.panel]
+        return list(dict.fromkeys(n for n in names if n))
+
+    @field_validator("panel", mode="before")
+    @classmethod
+    def _split_panel(cls, value):
+        if isinstance(value, str):
+            import json
+
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _panel_in_catalog(self) -> "Settings":
+        catalog = self.catalog
+        for setting in ("reader_model", "long_context_model", "strong_model", "panel"):
+            value = getattr(self, setting)
+            for name in value if isinstance(value, list) else [value]:
+                if name is not None and name not in catalog:
+                    raise ValueError(f"unknown model {name!r} in {setting}; the catalog has: {', '.join(sorted(catalog))}")
+        return self
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -87,18 +87,33 @@ class GenerationCache:
 
 
 class CachedLM(LanguageModel):
+    """`inner` behind the cache. Generations are keyed by the model's identity (name and engine,
+    e.g. "qwen2.5-coder-0.5b|llamacpp Q4_K_M"): an answer from one engine is never served as
+    another's. Token counts are keyed by name (every engine of a model shares its tokenizer)."""
+
     def __init__(self, inner: LanguageModel, cache: GenerationCache):
         self.inner = inner
         self.cache = cache
         self.name = inner.name
         self.context_window = inner.context_window
+        self.engine = inner.engine
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+    @property
+    def label(self) -> str:
+        return self.inner.label
+
+    def load(self) -> None:
+        self.inner.load()
 
     def count_tokens(self, text: str) -> int:
         return self.cache.token_count(self.name, text, self.inner.count_tokens)
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = ()) -> Generation:
-        key = self.cache.key(self.name, messages, max_new_tokens, first_token_candidates)
+        key = self.cache.key(self.inner.identity, messages, max_new_tokens, first_token_candidates)
         found = self.cache.get(key)
         if found is not None:
             self.cache.hits += 1

@@ -74,10 +74,7 @@ def cached_engine(s, sources: dict[str, str]):
     _ensure_collections(s, sources)
     engine = build_engine(s)
     cache = GenerationCache(s.data_dir / "eval_cache.sqlite")
-    reader = CachedLM(engine.models.reader, cache)
-    same = engine.models.long_context is engine.models.reader
-    engine.models.reader = reader
-    engine.models.long_context = reader if same else CachedLM(engine.models.long_context, cache)
+    engine.models.replace(lambda lm: CachedLM(lm, cache))
     return engine, cache
 
 

@@ -41,8 +41,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             from adaptive_rag.engine_factory import build_engine
 
             app.state.engine = build_engine(settings or Settings())
-            for lm in {id(m): m for m in (app.state.engine.models.reader, app.state.engine.models.long_context)}.values():
-                getattr(lm, "load", lambda: None)()  # local weights load lazily; a server loads them up front
+            for lm in app.state.engine.models.all().values():
+                lm.load()  # local weights load (and llama.cpp servers start) lazily; a server does it up front
         yield
 
     app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan,

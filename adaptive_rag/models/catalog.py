@@ -1,45 +1,94 @@
-"""The model catalog: name -> backend, where the weights or server are, context window, prices.
-Two roles pick from it: `reader` (closed-book and RAG answers) and `long_context` (whole
-documents). Defaults are the offline models `arag models pull` fetches; a user adds a server with
-e.g. ARAG_MODELS='{"gpt": {"backend": "openai", "url": "http://host:8000/v1", "remote_model":
-"m", "context_window": 128000, "input_per_m": 0.15, "output_per_m": 0.6}}' and
-ARAG_LONG_CONTEXT_MODEL=gpt.
+"""The model catalog: name -> engine, where the weights or server are, context window, prices,
+tags. The panel (settings: `reader_model`, `long_context_model`, `strong_model` and `panel`) is
+the part of it a running engine loads; routes run on any panel model.
+
+Defaults are the offline models `arag models pull` fetches. A user adds a server with e.g.
+ARAG_MODELS='{"gpt": {"backend": "openai", "url": "http://host:8000/v1", "remote_model": "m",
+"context_window": 128000, "input_per_m": 0.15, "output_per_m": 0.6, "tags": ["strong"]}}' and
+ARAG_STRONG_MODEL=gpt.
+
+`backend` names an engine of `engines.ENGINES`; "auto" (the default) means: `url` -> openai; a
+GGUF file (pulled or a `path`) -> `DEFAULT_GGUF_ENGINE`, unless the entry sets a torch `dtype`,
+which only transformers has; a Hugging Face directory -> transformers.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from adaptive_rag.errors import ConfigError
 from adaptive_rag.usage import Prices
 
+# Chosen by measurement (README, "Generation engines"; `python -m eval.bench generation`): on both
+# kinds of CPU here llama.cpp answers a RAG prompt several times faster than transformers, serves
+# concurrent requests in parallel slots and reuses cached prompt prefixes.
+DEFAULT_GGUF_ENGINE = "llamacpp"
+
 
 class ModelSpec(BaseModel):
-    backend: Literal["transformers", "openai"] = "transformers"
-    pull: str | None = Field(None, description="A model `arag models pull` fetches (local backend).")
-    path: str | None = Field(None, description="A local GGUF file or Hugging Face directory (local backend).")
-    url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (openai backend).")
+    backend: str = Field("auto", description="Engine: auto, llamacpp, transformers or openai.")
+    pull: str | None = Field(None, description="A model `arag models pull` fetches (local engines).")
+    path: str | None = Field(None, description="A local GGUF file or Hugging Face directory (local engines).")
+    url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (openai engine).")
     remote_model: str | None = None
     api_key: str | None = None
     context_window: int = Field(4096, ge=256)
     input_per_m: float = Field(0.0, ge=0)
     output_per_m: float = Field(0.0, ge=0)
-    dtype: str = "bfloat16"
+    tags: tuple[str, ...] = Field((), description="e.g. weak, strong, long_context: what a router may pick it for.")
+    dtype: str = Field("auto", description="transformers: auto (bfloat16 where the CPU has it natively, "
+                                           "else float32), float32, bfloat16 or float16.")
+    threads: int | None = Field(None, ge=1, description="Local engines: CPU threads (default: physical cores).")
+    parallel: int = Field(4, ge=1, le=64, description="llamacpp: parallel slots (requests decoded together).")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        from adaptive_rag.models.engines import ENGINES
+
+        if value != "auto" and value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r}; valid: auto, {', '.join(ENGINES)}")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"unknown dtype {value!r}; valid: auto, float32, bfloat16, float16")
+        return value
 
     @property
     def prices(self) -> Prices:
         return Prices(self.input_per_m, self.output_per_m)
 
+    @property
+    def engine(self) -> str:
+        """The engine `backend` resolves to."""
+        if self.backend != "auto":
+            return self.backend
+        if self.url:
+            return "openai"
+        if "dtype" in self.model_fields_set and self.dtype != "auto":
+            return "transformers"
+        if self.pull or (self.path and self.path.endswith(".gguf")):
+            return DEFAULT_GGUF_ENGINE
+        return "transformers"
+
 
 # Local models are free in money; the price fields let cost reports weigh tokens like a hosted
-# model of similar size would (per 1M tokens), so that "cost" compares routes meaningfully.
+# model of similar size would (per 1M tokens), so that "cost" compares routes and models
+# meaningfully. The 1.5B's prices are 3x the 0.5B's: its compute per token is ~2.5-3x (1.5B vs
+# 0.5B parameters; measured per CPU-second in the README).
 DEFAULT_CATALOG: dict[str, ModelSpec] = {
-    "qwen2.5-coder-0.5b": ModelSpec(pull="qwen2.5-coder-0.5b", context_window=32768, input_per_m=0.05, output_per_m=0.10),
-    "smollm2-135m": ModelSpec(pull="smollm2-135m", context_window=8192, input_per_m=0.02, output_per_m=0.04),
+    "qwen2.5-coder-0.5b": ModelSpec(pull="qwen2.5-coder-0.5b", context_window=32768, input_per_m=0.05,
+                                    output_per_m=0.10, tags=("weak", "long_context")),
+    "qwen2.5-coder-1.5b": ModelSpec(pull="qwen2.5-coder-1.5b", context_window=32768, input_per_m=0.15,
+                                    output_per_m=0.30, tags=("strong", "long_context")),
+    "smollm2-135m": ModelSpec(pull="smollm2-135m", context_window=8192, input_per_m=0.02, output_per_m=0.04,
+                              tags=("weak",)),
 }
 
 _loaded: dict[tuple, object] = {}
@@ -53,29 +102,12 @@ def resolve(catalog: dict[str, ModelSpec], name: str) -> ModelSpec:
 
 
 def load_lm(name: str, spec: ModelSpec, models_dir: Path):
-    """The LanguageModel for a catalog entry, loaded once per process."""
+    """The LanguageModel for a catalog entry on its engine, built once per process (nothing heavy
+    loads here: weights load, and servers start, on first use or at `load()`)."""
+    from adaptive_rag.models.engines import build
+
     key = (name, spec.model_dump_json(), str(models_dir))
     with _lock:
-        if key in _loaded:
-            return _loaded[key]
-        if spec.backend == "openai":
-            from adaptive_rag.models.openai_lm import OpenAICompatibleLM
-
-            if not spec.url:
-                raise ConfigError(f"model {name!r} uses the openai backend but has no url")
-            lm = OpenAICompatibleLM(name, spec.url, spec.remote_model or name, spec.context_window, spec.api_key)
-        else:
-            from adaptive_rag.models.local_lm import TransformersLM
-            from adaptive_rag.models.pull import gguf_path, is_pulled
-
-            if spec.path:
-                path = Path(spec.path)
-            elif spec.pull:
-                if not is_pulled(models_dir, spec.pull):
-                    raise ConfigError(f"model {name!r} is not downloaded yet: run `arag models pull {spec.pull}`")
-                path = gguf_path(models_dir, spec.pull)
-            else:
-                raise ConfigError(f"model {name!r} needs a `path` or a `pull` name")
-            lm = TransformersLM(name, path, models_dir, spec.context_window, spec.dtype)
-        _loaded[key] = lm
-        return lm
+        if key not in _loaded:
+            _loaded[key] = build(name, spec, models_dir)
+        return _loaded[key]

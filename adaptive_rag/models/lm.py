@@ -1,7 +1,9 @@
-"""Language-model backends behind one interface: text in (chat messages), text out with per-token
-log-probs (and top-k alternatives where the backend has them) and a TokenUsage.
+"""Language models behind one interface: text in (chat messages), text out with per-token
+log-probs (and top-k alternatives where the engine has them) and a TokenUsage.
 
-Backends: `transformers` (local GGUF or HF directory, greedy, bf16 where the CPU has it) and
+Each generation engine is a `LanguageModel` subclass named by `engine`; `engines.py` keeps the
+name -> class registry that `ModelSpec.backend` picks from: `llamacpp` (llama.cpp in process,
+parallel slots, prompt cache), `transformers` (local GGUF or HF directory, dtype from the CPU) and
 `openai` (any OpenAI-compatible server: vLLM, llama.cpp server, hosted APIs).
 """
 
@@ -10,9 +12,13 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from adaptive_rag.usage import TokenUsage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptive_rag.models.catalog import ModelSpec
 
 
 class BackendError(Exception):
@@ -53,8 +59,46 @@ class Generation:
 
 
 class LanguageModel(ABC):
+    """One model on one engine. `generate` may be called from many threads at once; an engine
+    that cannot run requests concurrently serialises them itself."""
+
     name: str
     context_window: int
+    engine: ClassVar[str] = "custom"
+    # the ModelSpec fields this engine reads (besides the ones every engine has); a spec that sets
+    # another one is refused, so that a setting meant for another engine is never silently ignored
+    spec_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def check_spec(cls, name: str, spec: "ModelSpec") -> None:
+        """Raise ConfigError naming what is missing or wrong in `spec` for this engine."""
+
+    @classmethod
+    def from_spec(cls, name: str, spec: "ModelSpec", models_dir: Path) -> "LanguageModel":
+        raise NotImplementedError(f"engine {cls.engine!r} cannot be built from a catalog entry")
+
+    def describe(self) -> dict:
+        """What runs this model: engine plus its own facts (dtype, quantization, threads, slots)."""
+        return {"engine": self.engine}
+
+    @property
+    def label(self) -> str:
+        """The engine in a few words, e.g. "llamacpp Q4_K_M" or "transformers float32": shown in
+        `arag models list` and recorded with every generation stage."""
+        facts = self.describe()
+        detail = facts.get("quantization") or facts.get("dtype")
+        return f"{facts['engine']} {detail}" if detail else facts["engine"]
+
+    @property
+    def identity(self) -> str:
+        """Model and engine: answers cached under one identity are never served for another."""
+        return f"{self.name}|{self.label}"
+
+    def load(self) -> None:
+        """Load weights or start the engine now (a server does at start, so no request waits)."""
+
+    def close(self) -> None:
+        """Release what `load` started."""
 
     @abstractmethod
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,

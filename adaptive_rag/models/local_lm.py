@@ -1,8 +1,14 @@
-"""Local backend: transformers on the CPU, loading a GGUF file (converted once to a safetensors
-directory in the model cache: the first GGUF load dequantizes for ~15 s, later loads take ~1 s)
-or any local Hugging Face model directory. Greedy decoding with the model's chat template; per-step
-log-probs from the scores of `generate` (log-softmax over the vocabulary), with the top-5
-alternatives and, on request, the log-prob of given words' first tokens at the first step."""
+"""The transformers engine: torch on the CPU, loading a GGUF file (converted once to a
+safetensors directory in the model cache, per dtype: the first GGUF load dequantizes for ~15 s,
+later loads take ~1 s) or any local Hugging Face model directory. Greedy decoding with the model's
+chat template; per-step log-probs from the scores of `generate` (log-softmax over the vocabulary),
+with the top-5 alternatives and, on request, the log-prob of given words' first tokens at the
+first step.
+
+The dtype is the CPU's: bfloat16 only where the CPU computes it natively, float32 otherwise
+(`cpu.torch_dtype_for`; on an AVX2-only CPU bf16 ran ~50x slower), unless the catalog entry sets
+one. One generation runs at a time (a lock): torch already uses every core for one request.
+Two processes converting the same GGUF take turns on a file lock; the second finds it done."""
 
 from __future__ import annotations
 
@@ -10,17 +16,21 @@ import functools
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from adaptive_rag.errors import ConfigError
+from adaptive_rag.models.filelock import exclusive, lock_path
 from adaptive_rag.models.lm import Generation, LanguageModel, Message, TokenLogprob
 from adaptive_rag.usage import TokenUsage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptive_rag.models.catalog import ModelSpec
 
 TOP_K = 5
 
 
-def _converted_dir(gguf: Path, cache: Path) -> Path:
-    return cache / f"{gguf.stem}-hf"
+def _converted_dir(gguf: Path, cache: Path, dtype_name: str) -> Path:
+    return cache / f"{gguf.stem}-{dtype_name}-hf"
 
 
 def _transformers():
@@ -39,21 +49,31 @@ def _model_dir(path: Path, cache: Path, dtype_name: str) -> Path:
     """A Hugging Face model directory: `path` itself, or a GGUF file's conversion, made on first use."""
     if not (path.is_file() and path.suffix == ".gguf"):
         return path
-    converted = _converted_dir(path, cache)
-    if not (converted / "config.json").is_file():
-        torch, AutoModelForCausalLM, AutoTokenizer = _transformers()
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                     dtype=getattr(torch, dtype_name))
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        # Saved as plain weights: drop the GGUF quantizer so the copy loads without `gguf`.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        tmp = converted.with_name(converted.name + ".partial")
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        tmp.replace(converted)
+    converted = _converted_dir(path, cache, dtype_name)
+    if (converted / "config.json").is_file():
+        return converted
+    with exclusive(lock_path(converted)):
+        if not (converted / "config.json").is_file():  # another process may have finished it meanwhile
+            _convert(path, converted, dtype_name)
     return converted
+
+
+def _convert(path: Path, converted: Path, dtype_name: str) -> None:
+    import shutil
+
+    torch, AutoModelForCausalLM, AutoTokenizer = _transformers()
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=getattr(torch, dtype_name))
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    # Saved as plain weights: drop the GGUF quantizer so the copy loads without `gguf`.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = converted.with_name(converted.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a conversion that was killed
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(converted, ignore_errors=True)  # a directory without config.json is incomplete
+    tmp.replace(converted)
 
 
 def _load_tokenizer(path: Path, cache: Path, dtype_name: str):
@@ -68,10 +88,16 @@ def _load_model(path: Path, cache: Path, dtype_name: str):
 
 
 class TransformersLM(LanguageModel):
-    def __init__(self, name: str, path: Path, cache_dir: Path, context_window: int, dtype: str = "bfloat16",
+    engine = "transformers"
+    spec_fields = frozenset({"pull", "path", "dtype", "threads"})
+
+    def __init__(self, name: str, path: Path, cache_dir: Path, context_window: int, dtype: str = "auto",
                  threads: int | None = None):
+        from adaptive_rag.models.cpu import cpu_info, torch_dtype_for
+
         self.name = name
         self.context_window = context_window
+        dtype = torch_dtype_for(cpu_info().flags, dtype)
         self._path, self._cache, self._dtype, self._threads = Path(path), cache_dir, dtype, threads
         if not self._path.exists():
             raise ConfigError(f"model file {self._path} not found (run `arag models pull`)")
@@ -81,6 +107,26 @@ class TransformersLM(LanguageModel):
         self._model = self._tokenizer_obj = None
         self._tokenizer_lock = threading.Lock()
         self._lock = threading.Lock()  # one forward pass at a time: the CPU is the bottleneck anyway
+
+    @classmethod
+    def check_spec(cls, name: str, spec: "ModelSpec") -> None:
+        if not (spec.path or spec.pull):
+            raise ConfigError(f"model {name!r} needs a `path` (GGUF file or Hugging Face directory) or a `pull` name")
+
+    @classmethod
+    def from_spec(cls, name: str, spec: "ModelSpec", models_dir: Path) -> "TransformersLM":
+        from adaptive_rag.models.pull import local_model_path
+
+        return cls(name, local_model_path(name, spec.path, spec.pull, models_dir), models_dir, spec.context_window,
+                   spec.dtype, spec.threads)
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype
+
+    def describe(self) -> dict:
+        return {"engine": self.engine, "dtype": self._dtype, "threads": self._threads or "torch default",
+                "file": str(self._path)}
 
     @property
     def _tokenizer(self):

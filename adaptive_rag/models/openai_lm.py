@@ -1,52 +1,90 @@
-"""Remote backend: any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted
+"""Remote engine: any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted
 APIs) through the official `openai` SDK, asking for `logprobs` and `top_logprobs`.
 
 Failures become BackendError with a message that names the server: connection errors, timeouts,
 429 and 5xx are retried (the SDK's exponential backoff, `max_retries`); 4xx are not. A server
 that returns no log-probs still answers; the generation then has `has_logprobs == False`, and
-log-prob signals are reported as unavailable rather than invented."""
+log-prob signals are reported as unavailable rather than invented. The refusal word's first-token
+log-prob is known only when the server listed that token among its top alternatives; otherwise it
+is None (below the top-k, value unknown), never a guessed number."""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
+from adaptive_rag.errors import ConfigError
 from adaptive_rag.models.lm import BackendError, Generation, LanguageModel, Message, TokenLogprob
 from adaptive_rag.usage import TokenUsage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptive_rag.models.catalog import ModelSpec
 
 TOP_LOGPROBS = 5
 
 
 class OpenAICompatibleLM(LanguageModel):
+    engine = "openai"
+    spec_fields = frozenset({"url", "remote_model", "api_key"})
+
     def __init__(self, name: str, base_url: str, model: str, context_window: int, api_key: str | None = None,
                  timeout_s: float = 60.0, max_retries: int = 2, tokenizer_model=None):
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover
-            raise BackendError("the OpenAI-compatible backend needs `pip install openai`") from exc
-        self._openai = openai
         self.name = name
         self.context_window = context_window
         self.model = model
         self.base_url = base_url
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s,
-                                     max_retries=max_retries)
+        self._api_key, self._timeout_s, self._max_retries = api_key, timeout_s, max_retries
+        self._client = None
+        if base_url:
+            self._connect(base_url)
         self._tokenizer_model = tokenizer_model  # a local LanguageModel whose tokenizer counts for budgets
+
+    @classmethod
+    def check_spec(cls, name: str, spec: "ModelSpec") -> None:
+        if not spec.url:
+            raise ConfigError(f"model {name!r} uses the openai engine but has no url")
+
+    @classmethod
+    def from_spec(cls, name: str, spec: "ModelSpec", models_dir: Path) -> "OpenAICompatibleLM":
+        return cls(name, spec.url, spec.remote_model or name, spec.context_window, spec.api_key)
+
+    def describe(self) -> dict:
+        return {"engine": self.engine, "url": self.base_url, "remote_model": self.model}
+
+    @property
+    def label(self) -> str:
+        return f"openai {self.model}"
+
+    def _connect(self, base_url: str):
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover
+            raise BackendError("the OpenAI-compatible engine needs `pip install openai`") from exc
+        self._openai = openai
+        self.base_url = base_url
+        self._client = openai.OpenAI(base_url=base_url, api_key=self._api_key or "not-needed",
+                                     timeout=self._timeout_s, max_retries=self._max_retries)
+
+    def _ready(self):
+        if self._client is None:
+            self._connect(self.base_url)
+        return self._client
 
     def count_tokens(self, text: str) -> int:
         if self._tokenizer_model is not None:
             return self._tokenizer_model.count_tokens(text)
         return max(1, math.ceil(len(text) / 4))  # the usual ~4 characters/token estimate for English
 
-    def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
-                 first_token_candidates: Sequence[str] = ()) -> Generation:
+    def _create(self, messages: Sequence[Message], max_new_tokens: int, **extra: Any):
+        """One chat completion (greedy, with log-probs); failures become BackendError."""
+        client = self._ready()
         openai = self._openai
-        started = time.perf_counter()
         try:
-            reply = self._client.chat.completions.create(
+            reply = client.chat.completions.create(
                 model=self.model, messages=[{"role": m.role, "content": m.content} for m in messages],
-                max_tokens=max_new_tokens, temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS,
+                max_tokens=max_new_tokens, temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS, **extra,
             )
         except openai.APITimeoutError as exc:
             raise BackendError(f"{self.name}: {self.base_url} timed out", retryable=True) from exc
@@ -56,26 +94,38 @@ class OpenAICompatibleLM(LanguageModel):
             detail = str(getattr(exc, "message", exc))[:200]
             raise BackendError(f"{self.name}: {self.base_url} answered HTTP {exc.status_code}: {detail}",
                                retryable=exc.status_code >= 500 or exc.status_code == 429) from exc
-        latency_ms = (time.perf_counter() - started) * 1e3
         if not reply.choices:
             raise BackendError(f"{self.name}: {self.base_url} returned no choices")
+        return reply
+
+    def _first_token_logprobs(self, messages: Sequence[Message], first: TokenLogprob | None,
+                              words: Sequence[str]) -> dict[str, float | None]:
+        """Only what the server returned among its top-k; absent candidates are below them (None)."""
+        top = first.top if first is not None else ()
+        return {word: max((lp for tok, lp in top if tok.strip() and word.lower().startswith(tok.strip().lower())),
+                          default=None)
+                for word in words}
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
+                 first_token_candidates: Sequence[str] = ()) -> Generation:
+        started = time.perf_counter()
+        reply = self._create(messages, max_new_tokens)
         choice = reply.choices[0]
         text = (choice.message.content or "").strip()
-        tokens: list[TokenLogprob] = []
-        extra: dict = {}
         content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
-        for step, item in enumerate(content or []):
-            top = tuple((alt.token, float(alt.logprob)) for alt in (item.top_logprobs or []))
-            tokens.append(TokenLogprob(token=item.token, logprob=float(item.logprob), top=top))
-            if step == 0 and first_token_candidates:
-                # Only what the server returned among its top-k; absent candidates are below them.
-                extra["first_token_logprobs"] = {
-                    word: max((lp for tok, lp in top if word.lower().startswith(tok.strip().lower()) and tok.strip()),
-                              default=None)
-                    for word in first_token_candidates
-                }
+        tokens = [TokenLogprob(token=item.token, logprob=float(item.logprob),
+                               top=tuple((alt.token, float(alt.logprob)) for alt in (item.top_logprobs or [])))
+                  for item in content or []]
+        extra: dict = {}
+        if first_token_candidates:
+            extra["first_token_logprobs"] = self._first_token_logprobs(messages, tokens[0] if tokens else None,
+                                                                       first_token_candidates)
+        latency_ms = (time.perf_counter() - started) * 1e3
         usage = reply.usage
         token_usage = TokenUsage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(
             sum(self.count_tokens(m.content) for m in messages), len(tokens))
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) if usage else None
+        if cached:
+            extra["cached_prompt_tokens"] = int(cached)
         return Generation(text=text, tokens=tuple(tokens), usage=token_usage, model=self.name, latency_ms=latency_ms,
                           finish_reason=choice.finish_reason or "stop", extra=extra)

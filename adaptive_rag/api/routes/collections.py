@@ -20,5 +20,7 @@ def collections(engine: EngineDep) -> list[CollectionOut]:
 
 @router.get("/healthz")
 def healthz(engine: EngineDep) -> dict[str, object]:
-    return {"status": "ok", "reader": engine.models.reader.name, "long_context": engine.models.long_context.name,
+    models = engine.models
+    return {"status": "ok", "reader": models.reader.name, "long_context": models.long_context.name,
+            "roles": models.roles(), "panel": {name: lm.label for name, lm in models.all().items()},
             "collections": len(engine.retriever.store.list_collections())}

@@ -30,12 +30,12 @@ def answer_demo(settings: Settings) -> None:
     from adaptive_rag.models.pull import is_pulled, pull
     from adaptive_rag.present import format_decision
 
-    for role in {settings.reader_model, settings.long_context_model}:
-        spec = resolve(settings.catalog, role)
+    for name in settings.panel_models:
+        spec = resolve(settings.catalog, name)
         if spec.pull and not is_pulled(settings.models_dir, spec.pull):
-            typer.echo(f"\nFetching the reader model {role} (arag models pull {spec.pull}):")
+            typer.echo(f"\nFetching the model {name} (arag models pull {spec.pull}):")
             pull(settings.models_dir, spec.pull, say=typer.echo)
-    typer.echo("\nLoading the reader (the first run converts the GGUF once, about a minute)...")
+    typer.echo("\nLoading the reader...")
     engine = build_engine(settings)
     for question, gold, _ in _questions():
         for policy in ("self_route", "probe"):

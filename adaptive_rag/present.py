@@ -11,7 +11,8 @@ def format_decision(d: dict) -> str:
     for stage in d["stages"]:
         signals = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in stage["signals"].items() if v is not None)
         limits = ", ".join(f"{k}={v}" for k, v in stage["thresholds"].items())
-        lines.append(f"  - {stage['name']}{' [' + stage['model'] + ']' if stage['model'] else ''}: {stage['outcome']} "
+        ran_on = ", ".join(x for x in (stage["model"], stage.get("engine")) if x)  # engine: schema 2
+        lines.append(f"  - {stage['name']}{' [' + ran_on + ']' if ran_on else ''}: {stage['outcome']} "
                      f"({stage['latency_ms']:.0f} ms, {stage['usage']['input_tokens']}+{stage['usage']['output_tokens']} tokens)"
                      f"{'; ' + signals if signals else ''}{'; thresholds ' + limits if limits else ''}")
     if d["citations"]:

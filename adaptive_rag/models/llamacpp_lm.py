@@ -42,7 +42,7 @@ START_TIMEOUT_S = 300.0
 REQUEST_TIMEOUT_S = 900.0  # local CPU generation: a long-context prompt queued behind others takes minutes
 
 
-def _free_port() -> int:
+def free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -128,7 +128,7 @@ class LlamaCppLM(OpenAICompatibleLM):
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
         params.hostnames = ["127.0.0.1"]
-        params.port = _free_port()
+        params.port = free_loopback_port()
         params.verbosity = -1  # llama.cpp logs every slot event otherwise
         params.warmup = False
         server = xllamacpp.Server(params)

@@ -52,6 +52,27 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     w.add_argument("--out", type=Path, help="also write the JSON result to this file")
     w.add_argument("--questions", type=int, default=200, help="questions per data set (as committed: 200)")
+    g = sub.add_parser("generation", help="engines x bundled models: prompt/decode speed, RAG answer time, "
+                                          "concurrency through the server, quality parity")
+    g.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    g.add_argument("--out", type=Path, help="write the JSON here after every section; a re-run resumes from it")
+    g.add_argument("--fresh", action="store_true", help="ignore what --out holds and start over")
+    g.add_argument("--models-dir", type=Path, default=None, help="pulled models and the embedder (default ./.arag/models)")
+    g.add_argument("--models", default=",".join(("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")),
+                   help="catalog models to measure (comma-separated; pulled first with `arag models pull`)")
+    g.add_argument("--engines", default=None, help="llamacpp, transformers-float32, transformers-bfloat16 "
+                                                   "(default: all, bf16 only where the CPU has it natively)")
+    g.add_argument("--prompts", type=int, default=10, help="prompts per speed figure (p50 over these)")
+    g.add_argument("--quality", type=int, default=40, help="seeded SQuAD test-split questions for quality parity")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--concurrency", type=int, default=8, help="requests in the concurrency test (0 = skip)")
+    g.add_argument("--concurrency-model", default="qwen2.5-coder-0.5b", help="reader for the concurrency test")
+    g.add_argument("--emulate-avx2", action="store_true",
+                   help="also run the transformers engines with oneDNN/ATen limited to AVX2 (a CPU without native bf16)")
+    g.add_argument("--emulate-model", default="qwen2.5-coder-0.5b")
+    g.add_argument("--emulate-prompts", type=int, default=2, help="prompts per figure in the emulated runs (bf16 is slow there)")
+    g.add_argument("--emulate-quality", type=int, default=0, help="quality questions in the emulated runs")
+    g.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return ap
 
 
@@ -74,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import query as bench
     elif args.benchmark == "rescore":
         from eval.bench import rescore as bench
+    elif args.benchmark == "generation":
+        from eval.bench import generation as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

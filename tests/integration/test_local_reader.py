@@ -1,10 +1,11 @@
-"""The local transformers backend with the real SmolLM2-135M (GGUF from `arag models pull`,
-converted once into the model cache), and the whole query path on the corpora sample."""
+"""The transformers engine with the real SmolLM2-135M (GGUF from `arag models pull`, converted
+once into the model cache), the whole query path on the corpora sample, and the CLI on the
+default engine."""
 
 import pytest
 
 from adaptive_rag.decisions import DecisionLog
-from adaptive_rag.models.catalog import DEFAULT_CATALOG, load_lm
+from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec, load_lm
 from adaptive_rag.models.embedder import load_embedder
 from adaptive_rag.models.lm import Message
 from adaptive_rag.models.pull import pull
@@ -22,7 +23,10 @@ CACHE = REPO / ".arag" / "models"
 @pytest.fixture(scope="module")
 def smollm2():
     pull(CACHE, "smollm2-135m", say=lambda _: None)
-    return load_lm("smollm2-135m", DEFAULT_CATALOG["smollm2-135m"], CACHE)
+    spec = ModelSpec(**{**DEFAULT_CATALOG["smollm2-135m"].model_dump(exclude_unset=True), "backend": "transformers"})
+    lm = load_lm("smollm2-135m", spec, CACHE)
+    assert lm.engine == "transformers" and lm.label in ("transformers float32", "transformers bfloat16")
+    return lm
 
 
 def test_greedy_generation_with_token_logprobs(smollm2):
@@ -53,6 +57,7 @@ def test_self_route_on_the_sample_records_every_stage(smollm2, real_settings, tm
         for stage in d.stages:
             if stage.name in ("closed_book", "rag", "long_context"):
                 assert stage.signals["mean_logprob"] is not None and stage.model == "smollm2-135m"
+                assert stage.engine == smollm2.label  # the dtype chosen for this CPU, in every stage
     store.close()
 
 
@@ -70,7 +75,7 @@ def test_cli_query_and_decisions_with_the_small_reader(smollm2, real_settings, m
 
     assert cli.run(["query", "What river runs alongside Jacksonville?", "-c", "sample", "--policy", "probe"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("answer: ") and "policy: probe" in out and "- closed_book [smollm2-135m]" in out
+    assert out.startswith("answer: ") and "policy: probe" in out and "- closed_book [smollm2-135m, llamacpp Q4_1]" in out
 
     assert cli.run(["query", "Which river?", "-c", "sample", "--policy", "always_rag", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)

@@ -1,0 +1,391 @@
+"""`python -m eval.bench generation`: how fast each generation engine runs each bundled model on
+this CPU, whether concurrent requests share it, and whether the engines answer alike.
+
+1. The machine: CPU model and flags, cores used, and the measured peak float32 matrix-multiply
+   rate (numpy sgemm, best of several 2048x2048 products), the yardstick for everything below.
+2. Per model x engine (`llamacpp`; `transformers-float32`; `transformers-bfloat16`, only where
+   the CPU has native bf16 unless `--engines` names it): load time; prompt tokens/s (distinct
+   ~1,000-token prompts, 1 new token, so no prompt cache helps); decode tokens/s (the difference
+   between 64 and 1 new tokens on equal-length prompts); the wall time of a RAG answer (SQuAD
+   paragraphs filling ~1,000 tokens of context, at most 32 new tokens, with the refusal-word
+   probe the product asks for), p50 over `--prompts` prompts. Prompt processing is also given as a
+   fraction of the sgemm peak: rate x 2 x parameters / peak FLOP/s.
+3. Concurrency through the real server (`arag serve`'s app on loopback, SQuAD dev ingested,
+   policy always_rag, default engine): 8 RAG requests one after another, then 8 other questions
+   at once; wall-time ratio (target >= 1.5x). Distinct questions, so no prompt cache is shared.
+4. Quality parity: the same `--quality` seeded SQuAD test-split questions (articles 32-47) with
+   their gold paragraph, answered by every engine of a model with the product's RAG prompt; F1
+   per engine and the largest difference (target <= 2 points).
+
+Resumable: with `--out FILE`, every finished section is written at once, and a re-run with the
+same FILE skips the sections already there (`--fresh` starts over). Transformers conversions of
+the GGUFs go to a temporary directory that is deleted afterwards, so the model cache keeps one
+copy of each model. `--emulate-avx2` runs the transformers engines with oneDNN and ATen limited to
+AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2), the code paths of a CPU without native
+bf16, in a child process; it is an emulation, and is labelled so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from eval.bench.common import (
+    bench_settings, ingest_squad, load_questions, log, machine_info, percentiles, squad_path,
+)
+
+MODELS = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+CONCURRENCY_TARGET = 1.5
+PARITY_POINTS = 2.0
+PREFILL_TARGET = 0.5
+RAG_CONTEXT_CHARS = 3300  # ~1,000 tokens of SQuAD paragraphs with their titles and the prompt
+AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def sgemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def gguf_parameters(path: Path) -> int:
+    from gguf import GGUFReader
+
+    return int(sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors))
+
+
+def default_engines(native_bf16: bool) -> list[str]:
+    return ["llamacpp", "transformers-float32"] + (["transformers-bfloat16"] if native_bf16 else [])
+
+
+# -- prompts -------------------------------------------------------------------------------------
+
+def squad_articles(settings) -> list[dict]:
+    return json.loads(squad_path(settings).read_text(encoding="utf-8"))["data"]
+
+
+def rag_contexts(articles: list[dict], n: int) -> list[tuple[str, str]]:
+    """(question, ~1,000-token context) pairs: the question's paragraph, then the article's next
+    paragraphs, numbered like the product's RAG prompt, from report-split articles."""
+    out = []
+    for article in articles[32:48]:
+        paras = [p for p in article["paragraphs"] if p["context"].strip()]
+        for i in range(0, len(paras), 6):
+            parts, size = [], 0
+            for j, para in enumerate(paras[i:] + paras[:i]):
+                if size >= RAG_CONTEXT_CHARS:
+                    break
+                parts.append(f"[{j + 1}] {article['title']}\n{para['context']}")
+                size += len(para["context"])
+            out.append((paras[i]["qas"][0]["question"], "\n\n".join(parts)))
+            if len(out) == n:
+                return out
+    return out
+
+
+def gold_questions(settings, n: int, seed: int) -> list[dict]:
+    """`n` seeded report-split questions with their gold paragraph and answers."""
+    questions, _ = load_questions(squad_path(settings), "report", n, seed)
+    by_key = {}
+    for article in squad_articles(settings):
+        for pi, para in enumerate(article["paragraphs"]):
+            for qa in para["qas"]:
+                by_key[(f"{article['title']}#{pi}", qa["question"])] = (para["context"], [a["text"] for a in qa["answers"]])
+    return [{"question": q.text, "context": by_key[(q.gold_key, q.text)][0], "answers": by_key[(q.gold_key, q.text)][1]}
+            for q in questions]
+
+
+# -- one model on one engine ---------------------------------------------------------------------
+
+def make_lm(model: str, engine: str, models_dir: Path, conversions: Path):
+    from adaptive_rag.models.catalog import DEFAULT_CATALOG
+    from adaptive_rag.models.llamacpp_lm import LlamaCppLM
+    from adaptive_rag.models.local_lm import TransformersLM
+    from adaptive_rag.models.pull import local_model_path
+
+    spec = DEFAULT_CATALOG[model]
+    path = local_model_path(model, None, spec.pull, models_dir)
+    if engine == "llamacpp":
+        return LlamaCppLM(model, path, min(spec.context_window, 8192))
+    dtype = engine.split("-", 1)[1]
+    return TransformersLM(model, path, conversions, spec.context_window, dtype)
+
+
+def measure(model: str, engine: str, settings, models_dir: Path, conversions: Path, n_prompts: int,
+            quality: list[dict], peak_gflops: float) -> dict[str, Any]:
+    from adaptive_rag import prompts
+    from adaptive_rag.models.lm import Message
+    from adaptive_rag.signals import REFUSAL
+    from eval.metrics import f1_score
+
+    lm = make_lm(model, engine, models_dir, conversions)
+    t0 = time.perf_counter()
+    lm.load()
+    load_s = time.perf_counter() - t0
+    contexts = rag_contexts(squad_articles(settings), 2 * n_prompts)
+    lm.generate([Message("user", "Say hello.")], 2)  # first-call allocations out of the figures
+    # prompt processing: distinct prompts, one new token
+    prefill = []
+    for question, context in contexts[:n_prompts]:
+        g = lm.generate(prompts.with_context(question, context), 1)
+        prefill.append((g.usage.input_tokens, g.latency_ms))
+    prompt_tps = sum(n for n, _ in prefill) / (sum(ms for _, ms in prefill) / 1e3)
+    # decode: 64 vs 1 new tokens on two distinct prompts of equal length
+    story = "Write a long story about a river, a mill and a miller's family. Story number {}."
+    short = lm.generate([Message("user", story.format(1))], 1)
+    long = lm.generate([Message("user", story.format(2))], 64)
+    decode_tps = (long.usage.output_tokens - 1) / max(1e-6, (long.latency_ms - short.latency_ms) / 1e3)
+    # RAG answers as the product asks for them (refusal probe included)
+    rag_ms, rag_tokens = [], []
+    for question, context in contexts[n_prompts:2 * n_prompts]:
+        started = time.perf_counter()
+        g = lm.generate(prompts.with_context(question, context), 32, first_token_candidates=(REFUSAL,))
+        rag_ms.append((time.perf_counter() - started) * 1e3)
+        rag_tokens.append(g.usage.input_tokens)
+    # quality parity on gold paragraphs
+    answers, f1s = [], []
+    for q in quality:
+        g = lm.generate(prompts.with_context(q["question"], q["context"]), 32)
+        answers.append(g.text)
+        f1s.append(f1_score(g.text, q["answers"]))
+    params = gguf_parameters(Path(lm.gguf if hasattr(lm, "gguf") else lm._path))
+    lm.close()
+    implied = peak_gflops * 1e9 / (2 * params)
+    return {"model": model, "engine": engine, "label": lm.label, "parameters": params, "load_s": load_s,
+            "prompt_tokens_per_s": prompt_tps, "prompt_tokens_mean": statistics.mean(n for n, _ in prefill),
+            "prefill_share_of_sgemm_peak": prompt_tps / implied, "sgemm_implied_tokens_per_s": implied,
+            "decode_tokens_per_s": decode_tps, "rag_answer": percentiles(rag_ms),
+            "rag_prompt_tokens_mean": statistics.mean(rag_tokens) if rag_tokens else None,
+            "quality": {"questions": len(quality), "f1": statistics.mean(f1s) if f1s else None, "answers": answers}}
+
+
+# -- concurrency through the server --------------------------------------------------------------
+
+def concurrency(settings, n: int, seed: int) -> dict[str, Any]:
+    import httpx
+    import uvicorn
+
+    from adaptive_rag.api.app import create_app
+    from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.store import open_store
+    from adaptive_rag.models.llamacpp_lm import free_loopback_port
+
+    store = open_store(settings)
+    log("concurrency: ingesting squad-dev")
+    ingest_squad(settings, store, load_embedder(settings))
+    store.close()
+    questions, _ = load_questions(squad_path(settings), "report", 2 * n + 1, seed + 1)
+    port = free_loopback_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=url, timeout=1800)
+    deadline = time.monotonic() + 600
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.2)
+
+    def ask(question: str) -> dict:
+        reply = client.post("/v1/query", json={"query": question, "collection": "squad-dev", "policy": "always_rag"})
+        reply.raise_for_status()
+        return reply.json()
+
+    try:
+        ask(questions[-1].text)  # warm-up
+        t0 = time.perf_counter()
+        sequential = [ask(q.text) for q in questions[:n]]
+        seq_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(n) as pool:
+            concurrent = list(pool.map(ask, [q.text for q in questions[n:2 * n]]))
+        conc_s = time.perf_counter() - t0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        client.close()
+
+    def tokens(replies):
+        return sum(r["usage"]["input_tokens"] for r in replies), sum(r["usage"]["output_tokens"] for r in replies)
+
+    return {"requests": n, "sequential_s": seq_s, "concurrent_s": conc_s, "ratio": seq_s / conc_s,
+            "target_ratio": CONCURRENCY_TARGET, "reader": settings.reader_model,
+            "engine": sequential[0]["decision"]["stages"][-1].get("engine"),
+            "sequential_tokens_in_out": tokens(sequential), "concurrent_tokens_in_out": tokens(concurrent)}
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+def _save(result: dict, out: Path | None) -> None:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".partial")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out)
+
+
+def run(args) -> dict[str, Any]:
+    from adaptive_rag.models.cpu import cpu_info
+
+    if getattr(args, "child", False):
+        return _child(args)
+    out = args.out
+    result: dict[str, Any] = {}
+    if out is not None and out.is_file() and not args.fresh:
+        result = json.loads(out.read_text())
+        log(f"resuming {out}: {len(result.get('runs', {}))} runs done")
+    cpu = cpu_info().summary()
+    if "machine" not in result:
+        log("measuring the sgemm peak")
+        result.update(benchmark="generation", machine={**machine_info(), "cpu": cpu,
+                                                        "sgemm_peak_gflops": sgemm_peak_gflops()})
+        _save(result, out)
+    result.setdefault("runs", {})
+    peak = result["machine"]["sgemm_peak_gflops"]
+    models_dir = Path(args.models_dir or "./.arag/models").resolve()
+    engines = args.engines.split(",") if args.engines else default_engines(cpu["native_bf16"])
+    tmp = Path(tempfile.mkdtemp(prefix="arag-bench-gen-"))
+    try:
+        settings, _ = bench_settings(tmp / "data", args.models_dir, True)
+        settings = settings.model_copy(update={"model_cache_dir": models_dir})
+        quality = gold_questions(settings, args.quality, args.seed)
+        for model in args.models.split(","):
+            for engine in engines:
+                key = f"{model}|{engine}"
+                if key in result["runs"]:
+                    continue
+                log(f"{key}: {args.prompts} prompts, {len(quality)} quality questions")
+                result["runs"][key] = measure(model, engine, settings, models_dir, tmp / "conversions", args.prompts,
+                                              quality, peak)
+                shutil.rmtree(tmp / "conversions", ignore_errors=True)
+                _save(result, out)
+        if args.concurrency and "concurrency" not in result:
+            reader = settings.model_copy(update={"reader_model": args.concurrency_model})
+            result["concurrency"] = concurrency(reader, args.concurrency, args.seed)
+            _save(result, out)
+        if args.emulate_avx2:
+            for engine in ("transformers-float32", "transformers-bfloat16"):
+                key = f"{args.emulate_model}|{engine}|emulated-avx2"
+                if key not in result["runs"]:
+                    log(f"{key}: child process with {AVX2_ENV}")
+                    result["runs"][key] = _in_child(args, engine, quality)
+                    _save(result, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["parity"] = parity(result["runs"])
+    result["targets"] = targets(result)
+    return result
+
+
+def _in_child(args, engine: str, quality: list[dict]) -> dict:
+    """One transformers run with oneDNN and ATen limited to AVX2, in a fresh process (the limits
+    are read when torch loads)."""
+    prompts = str(args.emulate_prompts)
+    cmd = [sys.executable, "-m", "eval.bench", "generation", "--child", "--json", "--models", args.emulate_model,
+           "--engines", engine, "--prompts", prompts, "--quality", str(min(len(quality), args.emulate_quality)),
+           "--seed", str(args.seed)]
+    if args.models_dir:
+        cmd += ["--models-dir", str(args.models_dir)]
+    done = subprocess.run(cmd, env={**os.environ, **AVX2_ENV}, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    run = json.loads(done.stdout)
+    return {**run, "emulated": AVX2_ENV}
+
+
+def _child(args) -> dict:
+    from adaptive_rag.models.cpu import cpu_info
+
+    tmp = Path(tempfile.mkdtemp(prefix="arag-bench-gen-child-"))
+    try:
+        settings, _ = bench_settings(tmp / "data", args.models_dir, True)
+        models_dir = Path(args.models_dir or "./.arag/models").resolve()
+        quality = gold_questions(settings, args.quality, args.seed)
+        peak = sgemm_peak_gflops()
+        run = measure(args.models.split(",")[0], args.engines.split(",")[0], settings, models_dir,
+                      tmp / "conversions", args.prompts, quality, peak)
+        return {**run, "child_sgemm_peak_gflops": peak, "cpu": cpu_info().summary()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parity(runs: dict) -> dict:
+    """Per model: F1 of each engine on the same questions, and the largest gap in points."""
+    by_model: dict[str, dict[str, float]] = {}
+    for key, run in runs.items():
+        q = run.get("quality") or {}
+        if q.get("f1") is not None and q.get("questions"):
+            by_model.setdefault(run["model"], {})[key.split("|", 1)[1]] = q["f1"]
+    out = {}
+    for model, scores in by_model.items():
+        gap = 100 * (max(scores.values()) - min(scores.values())) if len(scores) > 1 else None
+        out[model] = {"f1": scores, "max_gap_points": gap,
+                      "met": None if gap is None else gap <= PARITY_POINTS}
+    return out
+
+
+def targets(result: dict) -> dict:
+    runs = result["runs"]
+    out: dict[str, Any] = {}
+    default = runs.get("qwen2.5-coder-0.5b|llamacpp")
+    if default:
+        out["prefill_share_of_peak_0.5b"] = {"value": default["prefill_share_of_sgemm_peak"], "target": PREFILL_TARGET,
+                                             "met": default["prefill_share_of_sgemm_peak"] >= PREFILL_TARGET}
+        for key, run in runs.items():
+            if key.startswith("qwen2.5-coder-0.5b|transformers-bfloat16") and "rag_answer" in run:
+                speedup = run["rag_answer"]["p50_ms"] / default["rag_answer"]["p50_ms"]
+                out[f"rag_speedup_vs_{key.split('|', 1)[1]}"] = {"value": speedup, "target": 3.0, "met": speedup >= 3.0}
+    if "concurrency" in result:
+        c = result["concurrency"]
+        out["concurrency_ratio"] = {"value": c["ratio"], "target": CONCURRENCY_TARGET, "met": c["ratio"] >= CONCURRENCY_TARGET}
+    return out
+
+
+def format_result(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    cpu = m["cpu"]
+    lines = [f"== machine: {cpu['model']} ({cpu['machine']}), {cpu['physical_cores']} physical cores, flags "
+             f"{' '.join(cpu['flags'])}, native bf16 {'yes' if cpu['native_bf16'] else 'no'}; "
+             f"sgemm peak {m['sgemm_peak_gflops']:.0f} GFLOP/s; load at start {m.get('load_avg_at_start')}",
+             "== engines (prompt tok/s, share of the sgemm-implied rate, decode tok/s, RAG answer p50/p95 s, load s, "
+             "gold-paragraph F1)"]
+    for key, run in r["runs"].items():
+        if "error" in run:
+            lines.append(f"  {key:<52} failed: {run['error']}")
+            continue
+        rag = run["rag_answer"]
+        lines.append(f"  {key:<52} {run['prompt_tokens_per_s']:7.1f} ({run['prefill_share_of_sgemm_peak']:.0%})  "
+                     f"{run['decode_tokens_per_s']:6.1f}  {rag['p50_ms'] / 1e3:6.2f}/{rag['p95_ms'] / 1e3:6.2f}  "
+                     f"{run['load_s']:5.1f}  {run['quality']['f1']:.3f}  [{run['label']}, "
+                     f"{run['rag_prompt_tokens_mean']:.0f}-token RAG prompts]")
+    if "concurrency" in r:
+        c = r["concurrency"]
+        lines.append(f"== concurrency through the server ({c['reader']}, {c['engine']}): {c['requests']} RAG requests "
+                     f"sequential {c['sequential_s']:.1f} s, concurrent {c['concurrent_s']:.1f} s, ratio {c['ratio']:.2f}x")
+    lines.append("== quality parity (F1 on the same gold-paragraph questions)")
+    for model, p in r["parity"].items():
+        gap = "n/a" if p["max_gap_points"] is None else f"{p['max_gap_points']:.1f} points"
+        lines.append(f"  {model}: " + ", ".join(f"{e} {f:.3f}" for e, f in p["f1"].items()) + f"; max gap {gap}")
+    lines.append("== targets")
+    for name, t in r["targets"].items():
+        lines.append(f"  {name}: {t['value']:.2f} (target {t['target']}): {'MET' if t['met'] else 'NOT MET'}")
+    return "\n".join(lines)

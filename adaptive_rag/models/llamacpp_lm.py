@@ -9,6 +9,11 @@ verification, an escalation, the refusal probe below) pays only for its new toke
 
 Settings: `n_parallel` slots share one unified KV cache of `context_window` tokens (a single
 request may use all of it), threads = physical cores (`cpu.py`) for prompt processing and decoding.
+This class hands out the slots itself (`SlotPool`): a request holds one slot for its generation
+and its refusal probe, so the probe always finds the prompt in that slot's cache (left to the
+server, a queued request could take the slot in between and the probe would pay for the whole
+prompt again), and a new request goes to the free slot whose last prompt shares the longest
+prefix with it. Requests beyond the slots wait for one.
 
 Log-probs are the model's own: per generated token its log-prob and the top-5 alternatives, all
 computed by llama.cpp from the full softmax of the raw logits. The refusal word's first-token
@@ -63,6 +68,37 @@ def gguf_quantization(path: str) -> str | None:
         return None
 
 
+class SlotPool:
+    """The server's parallel slots, handed out one per request; `acquire` picks, among the free
+    slots, the one whose last prompt shares the longest prefix with `prompt` (its KV cache)."""
+
+    def __init__(self, n: int):
+        self._last = {slot: "" for slot in range(n)}
+        self._free = set(self._last)
+        self._cond = threading.Condition()
+
+    @staticmethod
+    def _shared(a: str, b: str) -> int:
+        n = min(len(a), len(b))
+        i = 0
+        while i < n and a[i] == b[i]:
+            i += 1
+        return i
+
+    def acquire(self, prompt: str) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self._free)
+            slot = max(sorted(self._free), key=lambda s: self._shared(self._last[s], prompt))
+            self._free.discard(slot)
+            self._last[slot] = prompt
+            return slot
+
+    def release(self, slot: int) -> None:
+        with self._cond:
+            self._free.add(slot)
+            self._cond.notify()
+
+
 class LlamaCppLM(OpenAICompatibleLM):
     engine = "llamacpp"
     spec_fields = frozenset({"pull", "path", "threads", "parallel"})
@@ -80,6 +116,7 @@ class LlamaCppLM(OpenAICompatibleLM):
         self._start_lock = threading.Lock()
         self._token_ids: dict[str, int] = {}
         self._http = None
+        self.slots = SlotPool(parallel)
 
     @classmethod
     def check_spec(cls, name: str, spec: "ModelSpec") -> None:
@@ -186,15 +223,16 @@ class LlamaCppLM(OpenAICompatibleLM):
             self._token_ids[word] = ids[0]
         return self._token_ids[word]
 
-    def forced_first_token_logprobs(self, messages: Sequence[Message],
-                                    words: Sequence[str]) -> tuple[dict[str, float | None], int]:
+    def forced_first_token_logprobs(self, messages: Sequence[Message], words: Sequence[str],
+                                    slot: int | None = None) -> tuple[dict[str, float | None], int]:
         """Each word's first-token log-prob at the answer's first position, whatever its rank, and
         the prompt tokens these requests evaluated anew (the rest came from the prompt cache)."""
         out: dict[str, float | None] = {}
         new_tokens = 0
+        pinned = {} if slot is None else {"extra_body": {"id_slot": slot}}
         for word in words:
             token_id = self.first_token_id(word)
-            reply = self._create(messages, 1, logit_bias={str(token_id): FORCE_BIAS})
+            reply = self._create(messages, 1, logit_bias={str(token_id): FORCE_BIAS}, **pinned)
             content = reply.choices[0].logprobs.content if reply.choices[0].logprobs else None
             item = content[0] if content else None
             # the token id is llama.cpp's extension of the OpenAI reply
@@ -207,14 +245,22 @@ class LlamaCppLM(OpenAICompatibleLM):
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = ()):
-        gen = super().generate(messages, max_new_tokens)
-        if gen.finish_reason == "stop" and gen.tokens and gen.tokens[-1].token == "":
-            # the end-of-turn token: the other engines leave it out of the answer's log-probs
-            gen = dataclasses.replace(gen, tokens=gen.tokens[:-1])
-        if first_token_candidates:
-            started = time.perf_counter()
-            values, new_tokens = self.forced_first_token_logprobs(messages, first_token_candidates)
-            gen.extra["first_token_logprobs"] = values
-            gen.extra["refusal_probe_ms"] = round((time.perf_counter() - started) * 1e3, 1)
-            gen.extra["refusal_probe_new_tokens"] = new_tokens
+        self._ready()
+        waited = time.perf_counter()
+        slot = self.slots.acquire("\x1e".join(f"{m.role}\x1f{m.content}" for m in messages))
+        wait_ms = (time.perf_counter() - waited) * 1e3
+        try:
+            gen = super().generate(messages, max_new_tokens, extra_body={"id_slot": slot})
+            if gen.finish_reason == "stop" and gen.tokens and gen.tokens[-1].token == "":
+                # the end-of-turn token: the other engines leave it out of the answer's log-probs
+                gen = dataclasses.replace(gen, tokens=gen.tokens[:-1])
+            gen.extra["slot_wait_ms"] = round(wait_ms, 1)
+            if first_token_candidates:
+                started = time.perf_counter()
+                values, new_tokens = self.forced_first_token_logprobs(messages, first_token_candidates, slot)
+                gen.extra["first_token_logprobs"] = values
+                gen.extra["refusal_probe_ms"] = round((time.perf_counter() - started) * 1e3, 1)
+                gen.extra["refusal_probe_new_tokens"] = new_tokens
+        finally:
+            self.slots.release(slot)
         return gen

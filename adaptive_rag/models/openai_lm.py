@@ -78,7 +78,8 @@ class OpenAICompatibleLM(LanguageModel):
         return max(1, math.ceil(len(text) / 4))  # the usual ~4 characters/token estimate for English
 
     def _create(self, messages: Sequence[Message], max_new_tokens: int, **extra: Any):
-        """One chat completion (greedy, with log-probs); failures become BackendError."""
+        """One chat completion (greedy, with log-probs); failures become BackendError. `extra`
+        holds further request parameters (`logit_bias`, `extra_body`)."""
         client = self._ready()
         openai = self._openai
         try:
@@ -107,9 +108,9 @@ class OpenAICompatibleLM(LanguageModel):
                 for word in words}
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
-                 first_token_candidates: Sequence[str] = ()) -> Generation:
+                 first_token_candidates: Sequence[str] = (), **extra: Any) -> Generation:
         started = time.perf_counter()
-        reply = self._create(messages, max_new_tokens)
+        reply = self._create(messages, max_new_tokens, **extra)
         choice = reply.choices[0]
         text = (choice.message.content or "").strip()
         content = getattr(choice.logprobs, "content", None) if choice.logprobs else None

@@ -11,8 +11,9 @@ this CPU, whether concurrent requests share it, and whether the engines answer a
    probe the product asks for), p50 over `--prompts` prompts. Prompt processing is also given as a
    fraction of the sgemm peak: rate x 2 x parameters / peak FLOP/s.
 3. Concurrency through the real server (`arag serve`'s app on loopback, SQuAD dev ingested,
-   policy always_rag, default engine): 8 RAG requests one after another, then 8 other questions
-   at once; wall-time ratio (target >= 1.5x). Distinct questions, so no prompt cache is shared.
+   default engine): 8 RAG requests (always_rag) one after another, then 8 other questions at
+   once; wall-time ratio (target >= 1.5x). Distinct questions, so no prompt cache is shared. The
+   same for closed-book requests (short prompts: decoding dominates) shows where batching pays.
 4. Quality parity: the same `--quality` seeded SQuAD test-split questions (articles 32-47) with
    their gold paragraph, answered by every engine of a model with the product's RAG prompt; F1
    per engine and the largest difference (target <= 2 points).
@@ -205,32 +206,38 @@ def concurrency(settings, n: int, seed: int) -> dict[str, Any]:
             raise RuntimeError("server did not start")
         time.sleep(0.2)
 
-    def ask(question: str) -> dict:
-        reply = client.post("/v1/query", json={"query": question, "collection": "squad-dev", "policy": "always_rag"})
+    def ask(question: str, policy: str) -> dict:
+        reply = client.post("/v1/query", json={"query": question, "collection": "squad-dev", "policy": policy})
         reply.raise_for_status()
         return reply.json()
-
-    try:
-        ask(questions[-1].text)  # warm-up
-        t0 = time.perf_counter()
-        sequential = [ask(q.text) for q in questions[:n]]
-        seq_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(n) as pool:
-            concurrent = list(pool.map(ask, [q.text for q in questions[n:2 * n]]))
-        conc_s = time.perf_counter() - t0
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        client.close()
 
     def tokens(replies):
         return sum(r["usage"]["input_tokens"] for r in replies), sum(r["usage"]["output_tokens"] for r in replies)
 
-    return {"requests": n, "sequential_s": seq_s, "concurrent_s": conc_s, "ratio": seq_s / conc_s,
-            "target_ratio": CONCURRENCY_TARGET, "reader": settings.reader_model,
-            "engine": sequential[0]["decision"]["stages"][-1].get("engine"),
-            "sequential_tokens_in_out": tokens(sequential), "concurrent_tokens_in_out": tokens(concurrent)}
+    out: dict[str, Any] = {"requests": n, "reader": settings.reader_model, "target_ratio": CONCURRENCY_TARGET}
+    try:
+        for policy in ("always_rag", "closed_book"):
+            ask(questions[-1].text, policy)  # warm-up
+            t0 = time.perf_counter()
+            sequential = [ask(q.text, policy) for q in questions[:n]]
+            seq_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                concurrent = list(pool.map(lambda q: ask(q.text, policy), questions[n:2 * n]))
+            conc_s = time.perf_counter() - t0
+            stages = [r["decision"]["stages"][-1] for r in concurrent]
+            out[policy] = {"sequential_s": seq_s, "concurrent_s": conc_s, "ratio": seq_s / conc_s,
+                           "engine": sequential[0]["decision"]["stages"][-1].get("engine"),
+                           "sequential_tokens_in_out": tokens(sequential), "concurrent_tokens_in_out": tokens(concurrent),
+                           "refusal_probe_new_tokens_max": max((s["signals"].get("refusal_probe_new_tokens") or 0)
+                                                               for s in stages)}
+            log(f"concurrency {policy}: {seq_s:.1f} s sequential, {conc_s:.1f} s concurrent")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        client.close()
+    out["ratio"] = out["always_rag"]["ratio"]
+    return out
 
 
 # -- driver --------------------------------------------------------------------------------------
@@ -379,8 +386,11 @@ def format_result(r: dict[str, Any]) -> str:
                      f"{run['rag_prompt_tokens_mean']:.0f}-token RAG prompts]")
     if "concurrency" in r:
         c = r["concurrency"]
-        lines.append(f"== concurrency through the server ({c['reader']}, {c['engine']}): {c['requests']} RAG requests "
-                     f"sequential {c['sequential_s']:.1f} s, concurrent {c['concurrent_s']:.1f} s, ratio {c['ratio']:.2f}x")
+        for policy in ("always_rag", "closed_book"):
+            p = c[policy]
+            lines.append(f"== concurrency through the server ({c['reader']}, {p['engine']}, {policy}): {c['requests']} "
+                         f"requests sequential {p['sequential_s']:.1f} s, concurrent {p['concurrent_s']:.1f} s, "
+                         f"ratio {p['ratio']:.2f}x (tokens in/out {p['concurrent_tokens_in_out']})")
     lines.append("== quality parity (F1 on the same gold-paragraph questions)")
     for model, p in r["parity"].items():
         gap = "n/a" if p["max_gap_points"] is None else f"{p['max_gap_points']:.1f} points"

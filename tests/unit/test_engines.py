@@ -144,3 +144,26 @@ def test_models_list_shows_engine_dtype_context_prices_and_presence(tmp_path, mo
     assert cli.run(["models", "list"]) == 0
     text = capsys.readouterr().out
     assert "qwen2.5-coder-1.5b: llamacpp, 32768 ctx, $0.15/$0.3 per 1M in/out" in text and "CPU: " in text
+
+
+def test_slot_pool_prefers_the_slot_holding_the_longest_shared_prefix_and_waits_when_full():
+    import threading
+
+    from adaptive_rag.models.llamacpp_lm import SlotPool
+
+    pool = SlotPool(2)
+    a = pool.acquire("system\x1fcontext A question 1")
+    b = pool.acquire("system\x1fcontext B question 1")
+    assert {a, b} == {0, 1}
+    pool.release(a)
+    pool.release(b)
+    assert pool.acquire("system\x1fcontext B question 2") == b  # its prefix is cached there
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire("x")))
+    c = pool.acquire("y")
+    waiter.start()
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive() and not got  # both slots taken: the third request waits
+    pool.release(c)
+    waiter.join(timeout=5)
+    assert got == [c]

@@ -4,11 +4,17 @@ policies each) run again with `arag eval --fresh` as a user would, one process p
 policies in under 60 s. The baseline is the model time the same answers took when they were
 generated (recorded per answer), so the ratio says how much of an evaluation's cost a re-score
 repeats. Answers are checked against the committed records: a re-score must change nothing.
+
+The committed evaluations were generated with Qwen2.5-Coder-0.5B on the transformers engine in
+bfloat16 (before llama.cpp became the default engine), so the re-score pins that engine
+(`COMMITTED_ENGINE`); the generation cache keys answers by model and engine, and a re-score on
+another engine would regenerate every answer instead of re-scoring it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +28,8 @@ TARGET_SECONDS = 60.0
 RUNS = (("squad-test", ["--dataset", "squad-dev", "--split", "test"]),
         ("hotpotqa-test", ["--dataset", "hotpotqa", "--split", "test"]))
 POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
+COMMITTED_ENGINE = {"qwen2.5-coder-0.5b": {"pull": "qwen2.5-coder-0.5b", "backend": "transformers", "dtype": "bfloat16",
+                                           "context_window": 32768, "input_per_m": 0.05, "output_per_m": 0.10}}
 
 
 def _one(name: str, args: list[str], scratch: Path, results: Path, limit: int) -> dict[str, Any]:
@@ -29,7 +37,8 @@ def _one(name: str, args: list[str], scratch: Path, results: Path, limit: int) -
     cmd = [sys.executable, "-m", "adaptive_rag.cli", "eval", *args, "--limit", str(limit), "--seed", "0",
            "--policies", POLICIES, "--fresh", "--out", str(out)]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = {**os.environ, "ARAG_MODELS": json.dumps(COMMITTED_ENGINE)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -39,7 +39,7 @@ def evaluate(
 
     from adaptive_rag.cli import settings as cli_settings
     from adaptive_rag.policies import get_policy
-    from eval import datasets, replay, report, runner
+    from eval import datasets, runner
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     for name in names:
@@ -57,12 +57,38 @@ def evaluate(
     ids = {sm.id for sm in eval_set.samples}
     fixed = {"closed_book", "always_rag", "always_lc"}
     chosen = [r for r in records if r["id"] in ids and r["policy"] in names]
-    probe_curve = replay.probe_sweep(replay.from_records(chosen)) if "probe" in names and fixed <= set(names) else None
-    summary = report.summarize(chosen, probe_curve)
-    summary["dataset"], summary["split"], summary["seed"] = eval_set.name, split, seed
-    summary["cache"] = {"hits": cache.hits, "misses": cache.misses}
-    report.write_report(summary, out, f"{eval_set.name} ({len(eval_set.samples)} questions)")
+    meta = {"dataset": eval_set.name, "split": split, "seed": seed, "cache": {"hits": cache.hits, "misses": cache.misses}}
+    _write(chosen, names, meta, out, f"{eval_set.name} ({len(eval_set.samples)} questions)")
     typer.echo((out / "report.md").read_text())
+
+
+def _write(records: list[dict], names, meta: dict, out: Path, title: str) -> None:
+    from eval import replay, report
+
+    fixed = {"closed_book", "always_rag", "always_lc"}
+    probe_curve = replay.probe_sweep(replay.from_records(records)) if "probe" in names and fixed <= set(names) else None
+    summary = report.summarize(records, probe_curve)
+    summary.update(meta)
+    report.write_report(summary, out, title)
+
+
+@app.command("report")
+def rebuild_report(run_dir: Path) -> None:
+    """Rebuild summary.json, report.md/html and cost_quality.png of a run from its records.jsonl
+    (no model runs): after the report itself changed."""
+    from eval.runner import load_records
+
+    records_path, summary_path = run_dir / "records.jsonl", run_dir / "summary.json"
+    if not records_path.is_file():
+        raise UserError(f"{records_path} not found (run `arag eval` first)")
+    records = load_records(records_path)
+    old = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    meta = {k: old[k] for k in ("dataset", "split", "seed", "cache") if k in old}
+    report_md = run_dir / "report.md"
+    title = (report_md.read_text().splitlines()[0].lstrip("# ") if report_md.is_file()
+             else f"{meta.get('dataset', run_dir.name)} ({len({r['id'] for r in records})} questions)")
+    _write(records, {r["policy"] for r in records}, meta, run_dir, title)
+    typer.echo((run_dir / "report.md").read_text())
 
 
 def cached_engine(s, sources: dict[str, str]):

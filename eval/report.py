@@ -1,12 +1,16 @@
 """Summaries and reports of an evaluation run: summary.json, report.md, cost_quality.png.
 
-Rows are policies plus `oracle`. With a probe threshold sweep (replayed from the generation
-cache), APGR/CPT of `probe` are computed over its whole cost-quality curve; for other policies,
-which are single operating points, over the one point. `oracle`: per question, the cheapest of the fixed routes (closed_book,
+Rows are policies plus `oracle`. Every F1 has a paired-bootstrap 95% interval (eval/stats.py),
+and so has its difference to the best fixed policy on the same questions. With a probe threshold
+sweep (replayed from the generation cache), APGR/CPT of `probe` are computed over its
+cost-quality curve (eval/metrics.py, the RouteLLM way, unclipped); a policy measured at one
+operating point gets its cost share and PGR instead, and a dominance check: is it above the
+frontier of the fixed policies (random mixes of them) at its cost? The frontier is drawn in
+cost_quality.png. `oracle`: per question, the cheapest of the fixed routes (closed_book,
 always_rag, always_lc) that answered correctly (F1 >= 0.5), else the cheapest route; the bound
-any router over these routes can reach. APGR and CPT use the cheapest fixed policy as the weak
-end and the most accurate (by F1) as the strong end; which ones those are depends on the models
-and is written into the report.
+any router over these routes can reach. The weak end is the cheapest fixed policy and the strong
+end the most accurate (by F1); which ones those are depends on the models and is written into
+the report.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from statistics import mean
 
 import numpy as np
 
-from eval.metrics import apgr, cpt, oracle_route
+from eval.metrics import apgr, cost_share, cpt, dominance, frontier, oracle_route, pgr
+from eval.stats import paired_bootstrap
 
 FIXED = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context"}
 CORRECT_F1 = 0.5
@@ -73,6 +78,7 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
         table["oracle"] = summarize_policy(oracle)
     fixed = {p: table[p] for p in FIXED if p in table}
     summary: dict = {"policies": table, "correct_if_f1_at_least": CORRECT_F1}
+    _confidence(by_policy, oracle, table, fixed)
     if probe_sweep:
         summary["probe_sweep"] = probe_sweep
     if len(fixed) >= 2:
@@ -81,11 +87,12 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
         summary["weak_end"], summary["strong_end"] = weak, strong
         w = (fixed[weak]["cost_per_query"], fixed[weak]["f1"])
         s = (fixed[strong]["cost_per_query"], fixed[strong]["f1"])
+        fixed_points = [(v["cost_per_query"], v["f1"]) for v in fixed.values()]
+        summary["frontier"] = frontier(fixed_points)
         if w[0] != s[0] and w[1] != s[1]:
             summary["router_metrics"] = {
-                p: {"apgr": apgr([(v["cost_per_query"], v["f1"])], w, s),
-                    "cpt50": cpt([(v["cost_per_query"], v["f1"])], w, s, 0.5),
-                    "cpt80": cpt([(v["cost_per_query"], v["f1"])], w, s, 0.8)}
+                p: {"cost_share": cost_share(v["cost_per_query"], w[0], s[0]), "pgr": pgr(v["f1"], w[1], s[1]),
+                    **dominance((v["cost_per_query"], v["f1"]), fixed_points)}
                 for p, v in table.items() if p not in FIXED and p != "oracle"
             }
             _against_baselines(table, summary["router_metrics"])
@@ -94,6 +101,28 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
                 summary["router_metrics"]["probe (threshold sweep)"] = {
                     "apgr": apgr(curve, w, s), "cpt50": cpt(curve, w, s, 0.5), "cpt80": cpt(curve, w, s, 0.8)}
     return summary
+
+
+def _aligned(by_policy: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """Per policy, F1 of the questions every policy answered, in one order (for pairing)."""
+    ids = set.intersection(*(set(r["id"] for r in rows) for rows in by_policy.values())) if by_policy else set()
+    order = sorted(ids)
+    return {p: [{r["id"]: r["f1"] for r in rows}[i] for i in order] for p, rows in by_policy.items()}
+
+
+def _confidence(by_policy: dict[str, list[dict]], oracle: list[dict], table: dict, fixed: dict) -> None:
+    """Paired-bootstrap intervals of every F1, and of its difference to the best fixed policy."""
+    rows = {**by_policy, **({"oracle": oracle} if oracle else {})}
+    scores = {p: v for p, v in _aligned(rows).items() if v}
+    if not scores:
+        return
+    reference = max(fixed, key=lambda p: fixed[p]["f1"]) if fixed else None
+    stats = paired_bootstrap(scores, reference if reference in scores else None)
+    for policy, st in stats.items():
+        table[policy]["f1_ci"] = st["ci"]
+        table[policy]["paired_n"] = st["n"]
+        if "diff" in st:
+            table[policy]["f1_vs_best_fixed"] = {"reference": reference, "diff": st["diff"], "ci": st["diff_ci"]}
 
 
 BASELINES = ("closed_book", "always_rag", "always_lc", "self_route")
@@ -122,35 +151,58 @@ def _against_baselines(table: dict, metrics: dict) -> None:
             m["f1_minus_self_route"] = v["f1"] - table["self_route"]["f1"]
 
 
+def _baseline_text(m: dict) -> str:
+    if "best_baseline" not in m:
+        return ""
+    return (f"; F1 {m['f1_minus_best_baseline']:+.3f} vs the best baseline ({m['best_baseline']}), "
+            f"oracle share {_fmt(m['oracle_share'])}, tokens {_fmt(m.get('tokens_vs_always_lc'))} of always_lc"
+            f" and {_fmt(m.get('tokens_vs_self_route'))} of self_route (F1 {_fmt(m.get('f1_minus_self_route'))} vs it)")
+
+
 def _fmt(value, digits=3):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
 def write_report(summary: dict, out_dir: Path, title: str) -> None:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    lines = [f"# {title}", "", "| policy | n | EM | F1 | ROUGE-L | string sim. | ctx precision | ctx recall | tokens/q | "
-             "cost/q ($) | LM calls/q | retrievals/q | p50 ms | p95 ms | route mix |", "|" + "---|" * 15]
+    lines = [f"# {title}", "", "| policy | n | EM | F1 [95% CI] | F1 - best fixed [95% CI] | ROUGE-L | string sim. | "
+             "ctx precision | ctx recall | tokens/q | cost/q ($) | LM calls/q | retrievals/q | p50 ms | p95 ms | route mix |",
+             "|" + "---|" * 16]
     for policy, v in summary["policies"].items():
         mix = ", ".join(f"{k} {share:.0%}" for k, share in v["route_mix"].items())
-        lines.append(f"| {policy} | {v['n']} | {_fmt(v['em'])} | {_fmt(v['f1'])} | {_fmt(v['rouge_l'])} | "
+        ci = v.get("f1_ci")
+        f1 = f"{_fmt(v['f1'])} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else _fmt(v["f1"])
+        vs = v.get("f1_vs_best_fixed")
+        delta = (f"{vs['diff']:+.3f} [{vs['ci'][0]:+.3f}, {vs['ci'][1]:+.3f}]" if vs and vs["reference"] != policy
+                 else ("(reference)" if vs else "-"))
+        lines.append(f"| {policy} | {v['n']} | {_fmt(v['em'])} | {f1} | {delta} | {_fmt(v['rouge_l'])} | "
                      f"{_fmt(v['string_similarity'])} | {_fmt(v['context_precision'])} | "
                      f"{_fmt(v['context_recall'])} | {_fmt(v['tokens_per_query'], 0)} | {_fmt(v['cost_per_query'], 6)} | "
                      f"{_fmt(v['lm_calls_per_query'], 2)} | {_fmt(v['retrieval_calls_per_query'], 2)} | "
                      f"{v['latency_p50_ms']:.0f} | {v['latency_p95_ms']:.0f} | {mix} |")
     if "weak_end" in summary:
         lines += ["", f"Weak end (cheapest fixed policy): `{summary['weak_end']}`; strong end (highest F1 among fixed "
-                      f"policies): `{summary['strong_end']}`. Correct = F1 >= {summary['correct_if_f1_at_least']} (oracle)."]
+                      f"policies): `{summary['strong_end']}`. Correct = F1 >= {summary['correct_if_f1_at_least']} (oracle). "
+                      "Intervals: paired bootstrap over the questions every policy answered."]
     judged = {p: v for p, v in summary["policies"].items() if v.get("faithfulness") is not None or v.get("answer_correctness") is not None}
     if judged:
         lines += ["", "LLM judge (Ragas): faithfulness / answer correctness / answers the judge failed on:"]
         lines += [f"- `{p}`: {_fmt(v['faithfulness'])} / {_fmt(v['answer_correctness'])} / {v['judge_errors']}" for p, v in judged.items()]
     for policy, m in summary.get("router_metrics", {}).items():
+        if "apgr" not in m:  # one operating point: where it sits, and whether it beats the fixed frontier
+            verdict = "above" if m["dominates"] else "not above"
+            lines.append(f"- `{policy}`: one operating point, cost share {m['cost_share']:.3f}, PGR {m['pgr']:.3f}; "
+                         f"{verdict} the fixed policies' frontier at its cost (F1 {m['margin']:+.3f} vs "
+                         f"{m['frontier_quality']:.3f}){_baseline_text(m)}")
+            continue
         extra = ""
         if "best_baseline" in m:
             extra = (f"; F1 {m['f1_minus_best_baseline']:+.3f} vs the best baseline ({m['best_baseline']}), "
                      f"oracle share {_fmt(m['oracle_share'])}, tokens {_fmt(m.get('tokens_vs_always_lc'))} of always_lc"
                      f" and {_fmt(m.get('tokens_vs_self_route'))} of self_route (F1 {_fmt(m.get('f1_minus_self_route'))} vs it)")
         lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}{extra}")
+    lines += ["", "APGR / CPT: RouteLLM's definitions over a threshold sweep with cost share for the share of strong "
+                  "calls, unclipped, both ends on the curve (a random mix of the two ends scores APGR 0.5)."]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     _plot(summary, out_dir / "cost_quality.png", title)
     _html(lines, out_dir, title)
@@ -188,10 +240,21 @@ def _plot(summary: dict, path: Path, title: str) -> None:
     except ImportError:  # plots are optional; the tables carry the numbers
         return
     fig, ax = plt.subplots(figsize=(6, 4))
-    for policy, v in summary["policies"].items():
+    policies = summary["policies"]
+    for policy, v in policies.items():
         if v["tokens_per_query"] is not None and v["f1"] is not None:
-            ax.scatter(v["tokens_per_query"], v["f1"])
+            ci = v.get("f1_ci")
+            yerr = [[v["f1"] - ci[0]], [ci[1] - v["f1"]]] if ci else None
+            ax.errorbar(v["tokens_per_query"], v["f1"], yerr=yerr, fmt="o", capsize=3, markersize=4)
             ax.annotate(policy, (v["tokens_per_query"], v["f1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    fixed = [p for p in FIXED if p in policies]
+    if len(fixed) >= 2:  # the frontier in tokens (the same hull as in cost, drawn on this plot's axis)
+        front = frontier([(policies[p]["tokens_per_query"], policies[p]["f1"]) for p in fixed])
+        right = max(v["tokens_per_query"] for v in policies.values() if v["tokens_per_query"] is not None)
+        front = front + [(right, front[-1][1])]  # spending more than the best fixed policy buys nothing
+        ax.plot([x for x, _ in front], [y for _, y in front], ":", color="black", linewidth=1,
+                label="fixed policies' frontier (random mixes)")
+        ax.legend(fontsize=8)
     sweep = summary.get("probe_sweep")
     if sweep:
         ax.plot([p["tokens_per_query"] for p in sweep], [p["f1"] for p in sweep], "--", color="grey", linewidth=1,

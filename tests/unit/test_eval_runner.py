@@ -55,7 +55,10 @@ def test_records_summary_and_report_have_exact_figures(engine, tmp_path):
     assert (summary["weak_end"], summary["strong_end"]) == ("closed_book", "always_rag")
     report.write_report(summary, tmp_path / "out", "toy")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| always_rag | 2 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in md and "| oracle | 2 |" in md
+    assert "| always_rag | 2 | 1.000 | 1.000 [1.000, 1.000] | (reference) | 1.000 | 1.000 | 1.000 | 1.000 |" in md
+    # closed-book is right on one of two questions: resamples give 0, 0.5 or 1; paired with RAG's 1.0
+    assert "| closed_book | 2 | 0.500 | 0.500 [0.000, 1.000] | -0.500 [-1.000, +0.000] |" in md and "| oracle | 2 |" in md
+    assert table["closed_book"]["f1_vs_best_fixed"]["reference"] == "always_rag"
     assert (tmp_path / "out" / "cost_quality.png").stat().st_size > 1000
     page = (tmp_path / "out" / "report.html").read_text()
     assert "<th>policy</th>" in page and "<td>always_rag</td>" in page and "data:image/png;base64," in page

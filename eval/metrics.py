@@ -129,6 +129,24 @@ def frontier_quality(front: Sequence[tuple[float, float]], cost: float) -> float
     return _at(list(front), cost)
 
 
+def frontier_mix(cost: float, fixed: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+    """The random mix of fixed policies (name -> (cost, quality)) that sits on the frontier at
+    `cost`: policy -> weight (one or two policies; weights sum to 1). Scoring each question with
+    these weights gives the frontier's per-question score, so a router's margin over the frontier
+    can be bootstrapped on the same questions."""
+    front = frontier(list(fixed.values()))
+    name_of = {point: name for name, point in fixed.items()}
+    if cost <= front[0][0]:
+        return {name_of[front[0]]: 1.0}
+    if cost >= front[-1][0]:
+        return {name_of[front[-1]]: 1.0}
+    for a, b in zip(front, front[1:]):
+        if a[0] <= cost <= b[0]:
+            w = (cost - a[0]) / (b[0] - a[0])
+            return {name_of[a]: 1.0 - w, name_of[b]: w}
+    raise AssertionError("unreachable: the frontier covers every cost between its ends")
+
+
 def dominance(point: tuple[float, float], fixed_points: Sequence[tuple[float, float]]) -> dict:
     """Is a router's (cost, quality) above the fixed policies' frontier at its cost? `margin` =
     quality - frontier quality: positive means the router beats every random mix of fixed

@@ -22,7 +22,7 @@ from statistics import mean
 
 import numpy as np
 
-from eval.metrics import apgr, cost_share, cpt, dominance, frontier, oracle_route, pgr
+from eval.metrics import apgr, cost_share, cpt, dominance, frontier, frontier_mix, oracle_route, pgr
 from eval.stats import paired_bootstrap
 
 FIXED = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context"}
@@ -96,6 +96,7 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
                 for p, v in table.items() if p not in FIXED and p != "oracle"
             }
             _against_baselines(table, summary["router_metrics"])
+            _margin_intervals(by_policy, fixed, summary["router_metrics"])
             if probe_sweep:
                 curve = [(pt["cost_per_query"], pt["f1"]) for pt in probe_sweep]
                 summary["router_metrics"]["probe (threshold sweep)"] = {
@@ -123,6 +124,29 @@ def _confidence(by_policy: dict[str, list[dict]], oracle: list[dict], table: dic
         table[policy]["paired_n"] = st["n"]
         if "diff" in st:
             table[policy]["f1_vs_best_fixed"] = {"reference": reference, "diff": st["diff"], "ci": st["diff_ci"]}
+
+
+def _margin_intervals(by_policy: dict[str, list[dict]], fixed: dict, metrics: dict) -> None:
+    """Paired-bootstrap interval of each router's margin over the frontier: per question, the
+    router's F1 minus the frontier mix's (the bracketing fixed policies' F1, weighted as the mix
+    that costs what the router costs)."""
+    scores = _aligned({p: rows for p, rows in by_policy.items() if p in fixed or p in metrics})
+    if not scores or not all(scores.get(p) for p in fixed):
+        return
+    points = {p: (v["cost_per_query"], v["f1"]) for p, v in fixed.items()}
+    for policy, m in metrics.items():
+        if policy not in scores or "margin" not in m:
+            continue
+        mix = frontier_mix(by_policy_cost(by_policy[policy]), points)
+        mixed = [sum(w * scores[p][i] for p, w in mix.items()) for i in range(len(scores[policy]))]
+        st = paired_bootstrap({"router": scores[policy], "frontier": mixed}, "frontier")["router"]
+        m["frontier_mix"] = mix
+        m["margin_ci"] = st["diff_ci"]
+        m["dominates_significantly"] = st["diff_ci"][0] > 0
+
+
+def by_policy_cost(rows: list[dict]) -> float:
+    return _mean(r["cost"] for r in rows)
 
 
 BASELINES = ("closed_book", "always_rag", "always_lc", "self_route")
@@ -191,8 +215,15 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
     for policy, m in summary.get("router_metrics", {}).items():
         if "apgr" not in m:  # one operating point: where it sits, and whether it beats the fixed frontier
             verdict = "above" if m["dominates"] else "not above"
+            ci = m.get("margin_ci")
+            if ci:
+                sign = ("significantly above" if ci[0] > 0 else "significantly below" if ci[1] < 0
+                        else "the interval includes 0")
+                interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}], {sign}"
+            else:
+                interval = ""
             lines.append(f"- `{policy}`: one operating point, cost share {m['cost_share']:.3f}, PGR {m['pgr']:.3f}; "
-                         f"{verdict} the fixed policies' frontier at its cost (F1 {m['margin']:+.3f} vs "
+                         f"{verdict} the fixed policies' frontier at its cost (F1 {m['margin']:+.3f}{interval} vs "
                          f"{m['frontier_quality']:.3f}){_baseline_text(m)}")
             continue
         extra = ""

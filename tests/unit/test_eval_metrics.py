@@ -93,3 +93,11 @@ def test_dominance_against_the_fixed_frontier():
     below = dominance((1128, 0.408), fixed)  # dearer than RAG and no better: dominated
     assert not below["dominates"] and below["margin"] == pytest.approx(-0.002)
     assert dominance((30, 0.06), fixed)["dominates"]  # cheaper than closed-book and better
+
+
+def test_the_frontier_mix_at_a_cost_weights_the_bracketing_policies():
+    from eval.metrics import frontier_mix
+
+    fixed = {"closed_book": (100, 0.1), "always_rag": (1100, 0.5), "always_lc": (5000, 0.3)}
+    assert frontier_mix(350, fixed) == pytest.approx({"closed_book": 0.75, "always_rag": 0.25})
+    assert frontier_mix(50, fixed) == {"closed_book": 1.0} and frontier_mix(9000, fixed) == {"always_rag": 1.0}

@@ -21,7 +21,7 @@ DEFAULT_POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
 def evaluate(
     ctx: typer.Context,
     dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
-    split: Annotated[Optional[str], typer.Option(help="dev|test (SQuAD articles 0-31 | 32-47), train|test (HotpotQA)")] = None,
+    split: Annotated[Optional[str], typer.Option(help="dev|test (SQuAD articles 0-31 | 32-47), train|test (HotpotQA); final: the declared final test questions, run once")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
     seed: Annotated[int, typer.Option()] = 0,
     policies: Annotated[str, typer.Option(help="Comma-separated policy names.")] = DEFAULT_POLICIES,

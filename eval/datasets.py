@@ -6,6 +6,8 @@ Specs: `squad-dev` (../shared/data's SQuAD v1.1 dev, or the corpora sample when 
 CSVs; split train|test picks the file), `hotpotqa:PATH`, `jsonl:PATH` (`{"question", "answers",
 "gold_doc_ids"?, "collection"}` per line). Splits (../shared/data/README.md): SQuAD articles 0-31
 are `dev` (tuning and training), 32-47 `test` (reporting); HotpotQA train.csv / test.csv.
+`final` (SQuAD and HotpotQA): the test-split questions no earlier run used, declared in
+eval/splits/final.json (eval/final_split.py) and evaluated once, at the end.
 """
 
 from __future__ import annotations
@@ -110,6 +112,14 @@ def _jsonl(path: Path) -> EvalSet:
 
 
 def load_eval_set(spec: str, settings: Settings, split: str | None = None, collection: str | None = None) -> EvalSet:
+    if split == "final":
+        if spec not in ("squad-dev", "hotpotqa"):
+            raise UserError("the final split exists for squad-dev and hotpotqa only")
+        from eval.final_split import final_ids
+
+        whole = load_eval_set(spec, settings, "test", collection)
+        keep = final_ids(spec)
+        return EvalSet(f"{whole.name}:final", [s for s in whole.samples if s.id in keep], whole.sources)
     shared = settings.shared_data_dir
     if spec == "squad-dev":
         path = shared / "squad_dev_v1.1.json"

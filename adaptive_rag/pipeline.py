@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Mapping
 
-from adaptive_rag import routes
+from adaptive_rag import routes, verify
 from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
 from adaptive_rag.errors import UserError
 from adaptive_rag.models.lm import BackendError, LanguageModel
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gatekeeper.artifact import Gatekeeper
 
 MAX_TOP_K = 50
+ABSTAIN_ANSWER = "The collection does not answer this question."
 # long context reads documents of hits down to this rank until its budget is full: on a corpus of
 # short documents (HotpotQA paragraphs) the top-k alone would leave most of the budget unused
 LONG_CONTEXT_DEPTH = 50
@@ -124,6 +125,9 @@ class QueryRun:
         engine_facts = {k: gen.extra[k] for k in ("cached_prompt_tokens", "slot_wait_ms", "refusal_probe_ms",
                                                   "refusal_probe_new_tokens")
                         if k in gen.extra}
+        if result.route != "closed_book":  # how much of the answer the chunks it read hold
+            share, supporting = self._supporting(result)
+            engine_facts.update(support=share, supporting_chunks=len(supporting))
         self.decision.stages.append(Stage(
             name=result.route, model=lm.name, engine=lm.label,
             signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms,
@@ -194,7 +198,55 @@ class QueryRun:
         calibrator = gk.draft_calibrator if which == "draft" else gk.rag_calibrator
         return calibrator(answer_signals(result.signals, result.unanswerable))
 
+    def _charge(self, name: str, lm: LanguageModel, gens, signals: dict, thresholds: dict, outcome: str,
+                started: float) -> None:
+        usage = sum((g.usage for g in gens), start=type(self.decision.usage)())
+        self.decision.stages.append(Stage(name=name, model=lm.name, engine=lm.label, signals=signals,
+                                          thresholds=thresholds, outcome=outcome, usage=usage,
+                                          latency_ms=(time.perf_counter() - started) * 1e3))
+        self.decision.usage = self.decision.usage + usage
+        self.decision.cost += usage.cost(self.engine.models.prices.get(lm.name, Prices()))
+
+    def p_true(self, result: RouteResult, model: str | None = None) -> float | None:
+        """P(True) of `result`'s answer, asked of `model` (default: the model that answered), as
+        a "verify" stage with its own tokens and cost."""
+        lm = self.engine.models.get(model or result.generation.model, "reader")
+        started = time.perf_counter()
+        value, gen = verify.p_true(lm, result.messages, result.generation.text)
+        self._charge("verify", lm, [gen], {"p_true": value, "of_route": result.route,
+                                           "of_model": result.generation.model}, {}, "p_true", started)
+        return value
+
+    def self_consistency(self, result: RouteResult, k: int = 3, temperature: float = 0.7) -> float:
+        """Agreement of k sampled answers to the same prompt with `result`'s answer, as a stage."""
+        lm = self.engine.models.get(result.generation.model, "reader")
+        started = time.perf_counter()
+        value, samples = verify.self_consistency(lm, result.messages, result.generation.text, k, temperature,
+                                                 self.engine.max_new_tokens)
+        self._charge("self_consistency", lm, samples, {"agreement": value, "k": k, "temperature": temperature,
+                                                       "samples": [s.text for s in samples]}, {}, f"{k} samples",
+                     started)
+        return value
+
+    @staticmethod
+    def _supporting(result: RouteResult):
+        return verify.support("" if result.unanswerable else result.generation.text, result.sources)
+
+    def support(self, result: RouteResult) -> float | None:
+        """The best share of `result`'s answer that one of its chunks holds (verify.support)."""
+        return self._supporting(result)[0]
+
+    def abstain(self, reason: str) -> None:
+        """The final answer is "the collection does not answer this", with no citations."""
+        self.decision.route = "abstain"
+        self.decision.answer = ABSTAIN_ANSWER
+        self.decision.citations = []
+        self.note("abstain", {}, {}, reason)
+
     def finish(self, result: RouteResult) -> None:
+        """`result` is the answer. Its citations are the chunks that support it (verify.support),
+        not every chunk it read; a refusal cites nothing."""
         self.decision.route = result.route
         self.decision.answer = result.generation.text
-        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.sources]
+        _, supporting = self._supporting(result)
+        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in supporting]

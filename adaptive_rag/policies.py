@@ -36,6 +36,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "adaptive_rag_min": 0.0,  # a RAG answer whose calibrated P(correct) is below this escalates
     # adaptive's own Self-Route refusal threshold, so that calibrating it never moves the baselines
     "adaptive_refusal_min_logprob": -4.0,
+    # cascade: keep the weak model's RAG answer when its P(True) is at least this and its
+    # support (share of the answer found in one chunk) at least cascade_support_min
+    "cascade_p_true_min": 0.5, "cascade_support_min": 0.0,
 }
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
                        "adaptive_rag_min", "adaptive_refusal_min_logprob")
@@ -197,8 +200,60 @@ class Adaptive(Policy):
         q.finish(q.long_context() if escalate else result)
 
 
+def keeps_weak(p_true: float | None, support: float | None, unanswerable: bool, thresholds) -> bool:
+    """`cascade`: keep the weak model's answer (a missing signal never keeps it)."""
+    if unanswerable or p_true is None:
+        return False
+    return p_true >= thresholds["cascade_p_true_min"] and (support is None or support >= thresholds["cascade_support_min"])
+
+
+class AlwaysWeakRag(Policy):
+    """RAG on the panel's reader (the weak end of weak/strong routing)."""
+
+    name = "always_weak_rag"
+
+    def run(self, q):
+        q.finish(q.rag("reader"))
+
+
+class AlwaysStrongRag(Policy):
+    """RAG on the panel's strong model (ARAG_STRONG_MODEL)."""
+
+    name = "always_strong_rag"
+
+    def run(self, q):
+        q.finish(q.rag("strong"))
+
+
+class Cascade(Policy):
+    """FrugalGPT / AutoMix style: the weak model answers with RAG; a verifier (its own P(True),
+    and how much of the answer the chunks hold) keeps that answer or asks the strong model. When
+    the strong model also finds no answer in the chunks, the collection does not answer the
+    question: abstain, with no citations."""
+
+    name = "cascade"
+    uses = ("cascade_p_true_min", "cascade_support_min")
+
+    def run(self, q):
+        weak = q.rag("reader")
+        p_true = None if weak.unanswerable else q.p_true(weak)
+        support = q.support(weak)
+        keep = keeps_weak(p_true, support, weak.unanswerable, q.thresholds)
+        q.note("cascade", {"p_true": p_true, "support": support, "said_unanswerable": weak.unanswerable},
+               {k: q.threshold(k) for k in self.uses}, "keep weak answer" if keep else "escalate to strong model")
+        if keep:
+            q.finish(weak)
+            return
+        strong = q.rag("strong")
+        if strong.unanswerable:
+            q.abstain("the strong model found no answer in the chunks either")
+            return
+        q.finish(strong)
+
+
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
-                                                          GatekeeperOnly, Adaptive)}
+                                                          GatekeeperOnly, Adaptive, AlwaysWeakRag, AlwaysStrongRag,
+                                                          Cascade)}
 
 
 def get_policy(name: str) -> Policy:

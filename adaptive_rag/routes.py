@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from adaptive_rag import prompts
-from adaptive_rag.models.lm import Generation, LanguageModel
+from adaptive_rag.models.lm import Generation, LanguageModel, Message
 from adaptive_rag.signals import REFUSAL, logprob_signals, says_unanswerable
 from adaptive_rag.store.base import Store
 from adaptive_rag.types import SearchHit, StoredDocument
@@ -29,21 +29,26 @@ class RouteResult:
     unanswerable: bool
     sources: list[SearchHit] = field(default_factory=list)
     context_tokens: int = 0
+    messages: tuple[Message, ...] = ()  # the prompt (verification extends it)
 
 
-def _result(route: str, gen: Generation, sources: Sequence[SearchHit], context_tokens: int) -> RouteResult:
-    return RouteResult(route, gen, logprob_signals(gen), says_unanswerable(gen.text), list(sources), context_tokens)
+def _result(route: str, gen: Generation, sources: Sequence[SearchHit], context_tokens: int,
+            messages: Sequence[Message]) -> RouteResult:
+    return RouteResult(route, gen, logprob_signals(gen), says_unanswerable(gen.text), list(sources), context_tokens,
+                       tuple(messages))
 
 
 def closed_book(reader: LanguageModel, question: str, max_new_tokens: int) -> RouteResult:
-    gen = reader.generate(prompts.closed_book(question), max_new_tokens, first_token_candidates=(REFUSAL,))
-    return _result("closed_book", gen, [], 0)
+    messages = prompts.closed_book(question)
+    gen = reader.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
+    return _result("closed_book", gen, [], 0, messages)
 
 
 def rag(reader: LanguageModel, question: str, hits: Sequence[SearchHit], max_new_tokens: int) -> RouteResult:
     context = "\n\n".join(f"[{i + 1}] {h.title}\n{h.text}" if h.title else f"[{i + 1}] {h.text}" for i, h in enumerate(hits))
-    gen = reader.generate(prompts.with_context(question, context), max_new_tokens, first_token_candidates=(REFUSAL,))
-    return _result("rag", gen, hits, reader.count_tokens(context))
+    messages = prompts.with_context(question, context)
+    gen = reader.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
+    return _result("rag", gen, hits, reader.count_tokens(context), messages)
 
 
 def window_around(text: str, anchor: str, budget_tokens: int, count_tokens) -> str:
@@ -91,5 +96,6 @@ def long_context(lm: LanguageModel, store: Store, collection: str, question: str
     if budget_tokens is not None:
         budget = min(budget, budget_tokens)
     context, used = long_context_text(store, collection, hits, budget, lm.count_tokens)
-    gen = lm.generate(prompts.with_context(question, context), max_new_tokens, first_token_candidates=(REFUSAL,))
-    return _result("long_context", gen, used, lm.count_tokens(context))
+    messages = prompts.with_context(question, context)
+    gen = lm.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
+    return _result("long_context", gen, used, lm.count_tokens(context), messages)

@@ -111,14 +111,22 @@ class CachedLM(LanguageModel):
     def count_tokens(self, text: str) -> int:
         return self.cache.token_count(self.name, text, self.inner.count_tokens)
 
-    def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
-                 first_token_candidates: Sequence[str] = ()) -> Generation:
-        key = self.cache.key(self.inner.identity, messages, max_new_tokens, first_token_candidates)
+    def _cached(self, key: str, compute) -> Generation:
         found = self.cache.get(key)
         if found is not None:
             self.cache.hits += 1
             return found
         self.cache.misses += 1
-        gen = self.inner.generate(messages, max_new_tokens, first_token_candidates)
+        gen = compute()
         self.cache.put(key, gen)
         return gen
+
+    def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
+               seed: int = 0) -> Generation:
+        key = self.cache.key(f"{self.inner.identity}|sample t={temperature} seed={seed}", messages, max_new_tokens, ())
+        return self._cached(key, lambda: self.inner.sample(messages, max_new_tokens, temperature, seed))
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
+                 first_token_candidates: Sequence[str] = ()) -> Generation:
+        key = self.cache.key(self.inner.identity, messages, max_new_tokens, first_token_candidates)
+        return self._cached(key, lambda: self.inner.generate(messages, max_new_tokens, first_token_candidates))

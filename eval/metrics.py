@@ -23,32 +23,17 @@
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
-_PUNCT = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
+from adaptive_rag.answers import normalize_answer, token_f1 as _f1
 
-
-def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+__all__ = ["normalize_answer", "exact_match", "f1_score", "pgr", "cost_share", "apgr", "cpt", "frontier",
+           "frontier_quality", "frontier_mix", "dominance", "oracle_route"]
 
 
 def exact_match(prediction: str, golds: Iterable[str]) -> float:
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(g) for g in golds))
-
-
-def _f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 def f1_score(prediction: str, golds: Iterable[str]) -> float:

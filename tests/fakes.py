@@ -52,10 +52,16 @@ from adaptive_rag.usage import TokenUsage  # noqa: E402
 class FakeLM(LanguageModel):
     """Deterministic reader. Closed-book: answers `closed_book_answer` with per-token log-prob
     `closed_book_logprob`. With a context: answers `facts[question keyword]` when the context holds
-    that answer (log-prob -0.1, refusal -6.0), else "unanswerable" (refusal -0.05)."""
+    that answer (log-prob -0.1, refusal -6.0), else "unanswerable" (refusal -0.05); with
+    `misses_context`, "unsure guess" (log-prob -1.2) whatever the context. Asked P(True), it says
+    "Yes" (log-prob -0.1, "No" -2.5) when the answer it gave is one of its facts, else the reverse.
+    `sample` returns `sample_answers[seed]`, or the greedy answer."""
 
     def __init__(self, name="fake-lm", facts=None, closed_book_answer="I think Paris", closed_book_logprob=-1.5,
-                 context_window=4096, fail_with: BackendError | None = None):
+                 context_window=4096, fail_with: BackendError | None = None, sample_answers=None,
+                 misses_context=False):
+        self.sample_answers = sample_answers or {}  # seed -> the sampled answer (default: the greedy one)
+        self.misses_context = misses_context  # a weak model: "unsure guess" whatever the context says
         self.name = name
         self.context_window = context_window
         self.facts = facts or {}
@@ -73,16 +79,30 @@ class FakeLM(LanguageModel):
         return Generation(text=text, tokens=tokens, usage=TokenUsage(prompt_tokens, len(words)), model=self.name,
                           extra={"first_token_logprobs": {"unanswerable": refusal}})
 
+    def sample(self, messages, max_new_tokens=32, temperature=0.7, seed=0):
+        greedy = self.generate(messages, max_new_tokens)
+        text = self.sample_answers.get(seed, greedy.text)
+        return self._gen(text, -0.5, -4.0, greedy.usage.input_tokens)
+
     def generate(self, messages, max_new_tokens=32, first_token_candidates=()):
+        from adaptive_rag.verify import NO, P_TRUE_QUESTION, YES
+
         self.calls.append(list(messages))
         if self.fail_with is not None:
             raise self.fail_with
         prompt = messages[-1].content
         prompt_tokens = sum(self.count_tokens(m.content) for m in messages)
+        if prompt == P_TRUE_QUESTION:  # P(True): "Yes" is likely when the answer it gave is a known fact
+            right = messages[-2].content in self.facts.values()
+            gen = self._gen(YES if right else NO, -0.1, -6.0, prompt_tokens)
+            return Generation(gen.text, gen.tokens, gen.usage, gen.model,
+                              extra={"first_token_logprobs": {YES: -0.1 if right else -2.5, NO: -2.5 if right else -0.1}})
         if "Context:" not in prompt:
             return self._gen(self.closed_book_answer, self.closed_book_logprob, -4.0, prompt_tokens)
         question = prompt.rsplit("Question:", 1)[1].lower()
         context = prompt.split("Context:", 1)[1].rsplit("Answer the question", 1)[0]
+        if self.misses_context:
+            return self._gen("unsure guess", -1.2, -3.0, prompt_tokens)
         for keyword, answer in self.facts.items():
             if keyword in question and answer in context:
                 return self._gen(answer, -0.1, -6.0, prompt_tokens)

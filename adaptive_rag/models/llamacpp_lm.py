@@ -243,14 +243,18 @@ class LlamaCppLM(OpenAICompatibleLM):
             new_tokens += (usage.prompt_tokens - cached) if usage else 0
         return out, new_tokens
 
+    def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
+               seed: int = 0):
+        return self.generate(messages, max_new_tokens, temperature=temperature, seed=seed)
+
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
-                 first_token_candidates: Sequence[str] = ()):
+                 first_token_candidates: Sequence[str] = (), **sampling):
         self._ready()
         waited = time.perf_counter()
         slot = self.slots.acquire("\x1e".join(f"{m.role}\x1f{m.content}" for m in messages))
         wait_ms = (time.perf_counter() - waited) * 1e3
         try:
-            gen = super().generate(messages, max_new_tokens, extra_body={"id_slot": slot})
+            gen = super().generate(messages, max_new_tokens, extra_body={"id_slot": slot}, **sampling)
             if gen.finish_reason == "stop" and gen.tokens and gen.tokens[-1].token == "":
                 # the end-of-turn token: the other engines leave it out of the answer's log-probs
                 gen = dataclasses.replace(gen, tokens=gen.tokens[:-1])

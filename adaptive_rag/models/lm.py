@@ -106,6 +106,12 @@ class LanguageModel(ABC):
         """Greedy generation. `first_token_candidates` asks for the log-prob of these strings'
         first tokens at the first position (e.g. the refusal word), returned in `extra`."""
 
+    def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
+               seed: int = 0) -> Generation:
+        """One sampled (not greedy) answer at `temperature`, reproducible for a `seed` on the same
+        engine: the self-consistency signal compares a few of them with the greedy answer."""
+        raise NotImplementedError(f"the {self.engine} engine cannot sample")
+
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in this model's tokenizer (budgets for long context)."""

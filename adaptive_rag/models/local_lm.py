@@ -165,8 +165,14 @@ class TransformersLM(LanguageModel):
         ids = self._tokenizer(word, add_special_tokens=False)["input_ids"]
         return ids[0]
 
+    def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
+               seed: int = 0) -> Generation:
+        return self.generate(messages, max_new_tokens, sampling=(temperature, seed))
+
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
-                 first_token_candidates: Sequence[str] = ()) -> Generation:
+                 first_token_candidates: Sequence[str] = (), sampling: tuple[float, int] | None = None) -> Generation:
+        """Greedy, or with `sampling` = (temperature, seed) a sampled answer whose log-probs are
+        read from the raw logits (the model's own distribution, before temperature)."""
         import torch
 
         chat = [{"role": m.role, "content": m.content} for m in messages]
@@ -177,16 +183,21 @@ class TransformersLM(LanguageModel):
             raise ConfigError(f"prompt of {prompt_tokens} tokens exceeds {self.name}'s context window of {self.context_window}")
         model = self._ensure_model()
         started = time.perf_counter()
+        decoding = {"do_sample": False, "output_scores": True}
+        if sampling is not None:
+            decoding = {"do_sample": True, "temperature": sampling[0], "top_k": 0, "top_p": 1.0, "output_logits": True}
         with self._lock, torch.inference_mode():
+            if sampling is not None:
+                torch.manual_seed(sampling[1])
             out = model.generate(
                 input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
-                do_sample=False, output_scores=True, return_dict_in_generate=True,
+                return_dict_in_generate=True, **decoding,
                 pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             )
         latency_ms = (time.perf_counter() - started) * 1e3
         new_ids = out.sequences[0, prompt_tokens:].tolist()
         tokens, extra = [], {}
-        for step, (token_id, scores) in enumerate(zip(new_ids, out.scores)):
+        for step, (token_id, scores) in enumerate(zip(new_ids, out.logits if sampling is not None else out.scores)):
             logprobs = torch.log_softmax(scores[0].float(), dim=-1)
             if step == 0 and first_token_candidates:
                 extra["first_token_logprobs"] = {

@@ -82,10 +82,11 @@ class OpenAICompatibleLM(LanguageModel):
         holds further request parameters (`logit_bias`, `extra_body`)."""
         client = self._ready()
         openai = self._openai
+        extra.setdefault("temperature", 0.0)
         try:
             reply = client.chat.completions.create(
                 model=self.model, messages=[{"role": m.role, "content": m.content} for m in messages],
-                max_tokens=max_new_tokens, temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS, **extra,
+                max_tokens=max_new_tokens, logprobs=True, top_logprobs=TOP_LOGPROBS, **extra,
             )
         except openai.APITimeoutError as exc:
             raise BackendError(f"{self.name}: {self.base_url} timed out", retryable=True) from exc
@@ -106,6 +107,10 @@ class OpenAICompatibleLM(LanguageModel):
         return {word: max((lp for tok, lp in top if tok.strip() and word.lower().startswith(tok.strip().lower())),
                           default=None)
                 for word in words}
+
+    def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
+               seed: int = 0, **extra: Any) -> Generation:
+        return self.generate(messages, max_new_tokens, temperature=temperature, seed=seed, **extra)
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = (), **extra: Any) -> Generation:

@@ -1,0 +1,134 @@
+"""Answer-verification signals on fakes with known log-probs, the cascade escalating exactly when
+its verifier says so, abstention, and citations that support the answer."""
+
+import math
+
+import pytest
+
+from adaptive_rag import verify
+from adaptive_rag.models.lm import Message
+from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.retrieve import Retriever
+from adaptive_rag.types import SearchHit, SourceDocument
+from adaptive_rag.usage import Prices
+from ingest.pipeline import Ingestor
+from tests.fakes import FakeLM
+
+FACTS = {"otters": "hold hands"}
+DOCS = [SourceDocument("otters", "Sea otters hold hands while they sleep.", title="Otters"),
+        SourceDocument("beavers", "Beavers build dams from branches and mud.", title="Beavers")]
+
+
+def test_p_true_normalises_yes_against_no():
+    assert verify.p_true_from({"Yes": math.log(0.6), "No": math.log(0.2)}) == pytest.approx(0.75)
+    assert verify.p_true_from({"Yes": math.log(0.3), "No": None}) == pytest.approx(0.3)
+    assert verify.p_true_from({"No": -0.1}) is None and verify.p_true_from({}) is None
+
+
+def test_p_true_extends_the_answer_prompt_and_reads_the_fake_log_probs():
+    lm = FakeLM(facts=FACTS)
+    prompt = [Message("system", "s"), Message("user", "Context: ... Question: what do otters do?")]
+    value, gen = verify.p_true(lm, prompt, "hold hands")
+    assert lm.calls[-1][:2] == prompt and lm.calls[-1][2] == Message("assistant", "hold hands")
+    assert value == pytest.approx(math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.5)))
+    assert verify.p_true(lm, prompt, "build dams")[0] == pytest.approx(1 - value)
+    assert gen.usage.input_tokens > 0
+
+
+def test_self_consistency_is_the_mean_agreement_of_the_samples():
+    lm = FakeLM(facts=FACTS, sample_answers={1: "hold", 2: "swim fast"})
+    prompt = [Message("user", "Context:\nSea otters hold hands.\n\nAnswer the question ...\nQuestion: what do otters do?")]
+    value, samples = verify.self_consistency(lm, prompt, "hold hands", k=3)
+    # seed 0 agrees (F1 1), seed 1 "hold" (P 1, R 1/2: F1 2/3), seed 2 nothing in common (0)
+    assert [s.text for s in samples] == ["hold hands", "hold", "swim fast"]
+    assert value == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert verify.agreement("The St. Johns river", "st johns River") == 1.0
+
+
+def _hit(text, key):
+    return SearchHit(key, key, key, 1.0, text)
+
+
+def test_support_finds_the_chunks_holding_the_answer():
+    hits = [_hit("Beavers build dams.", "b"), _hit("Sea otters hold hands while asleep.", "o"),
+            _hit("Otters hold their breath.", "o2")]
+    share, supporting = verify.support("hold hands", hits)
+    assert share == 1.0 and [h.key for h in supporting] == ["o", "o2"]  # "hold" is half the answer
+    assert verify.support("swim", hits) == (0.0, [])
+    assert verify.support("", hits) == (None, [])
+    assert verify.support("Yes", hits) == (None, hits)  # a yes/no answer is not checked word by word
+
+
+@pytest.fixture
+def panel(settings, store, fake_embedder):
+    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
+
+    def make(weak, strong):
+        models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10)}, strong=strong)
+        return Engine(Retriever(settings, store, fake_embedder), models, None, top_k=2)
+
+    return make
+
+
+def test_cascade_keeps_a_verified_weak_answer(panel):
+    weak, strong = FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS)
+    d = panel(weak, strong).answer("kb", "What do otters do while they sleep?", policy="cascade")
+    assert d.answer == "hold hands" and not strong.calls
+    names = [s.name for s in d.stages]
+    assert names == ["retrieve", "rag", "verify", "cascade"]
+    verify_stage, cascade = d.stages[2], d.stages[3]
+    assert verify_stage.signals["p_true"] > 0.5 and verify_stage.usage.input_tokens > 0 and verify_stage.model == "weak"
+    assert cascade.outcome == "keep weak answer" and cascade.thresholds == {"cascade_p_true_min": 0.5,
+                                                                           "cascade_support_min": 0.0}
+    assert [c.doc_id for c in d.citations] == ["otters"]  # the beaver chunk it also read does not support it
+
+
+def test_cascade_escalates_exactly_when_the_verifier_says_so(panel):
+    weak, strong = FakeLM("weak", facts=FACTS, misses_context=True), FakeLM("strong", facts=FACTS)
+    engine = panel(weak, strong)
+    d = engine.answer("kb", "What do otters do while they sleep?", policy="cascade")
+    assert d.answer == "hold hands" and d.route == "rag" and d.stages[-1].model == "strong"
+    assert d.stages[3].outcome == "escalate to strong model" and d.stages[2].signals["p_true"] < 0.5
+    cost = sum(s.usage.total_tokens * (10 if s.model == "strong" else 1) for s in d.stages) / 1e6
+    assert d.cost == pytest.approx(cost)
+    # the same weak answer is kept once the threshold says its P(True) is enough
+    kept = engine.answer("kb", "What do otters do while they sleep?", policy="cascade",
+                         thresholds={"cascade_p_true_min": 0.05})
+    assert kept.answer == "unsure guess" and kept.stages[-1].name == "cascade"
+    # and support can veto it: no chunk holds "unsure guess"
+    vetoed = engine.answer("kb", "What do otters do while they sleep?", policy="cascade",
+                           thresholds={"cascade_p_true_min": 0.05, "cascade_support_min": 0.5})
+    assert vetoed.stages[-1].model == "strong"
+
+
+def test_when_no_model_finds_the_answer_the_cascade_abstains_without_citations(panel):
+    weak, strong = FakeLM("weak"), FakeLM("strong")  # no facts: both reply "unanswerable"
+    d = panel(weak, strong).answer("kb", "What is the capital of France?", policy="cascade")
+    assert d.route == "abstain" and d.answer == "The collection does not answer this question."
+    assert d.citations == [] and [s.name for s in d.stages] == ["retrieve", "rag", "cascade", "rag", "abstain"]
+
+
+def test_weak_and_strong_rag_run_on_their_models(panel):
+    weak, strong = FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS)
+    engine = panel(weak, strong)
+    assert engine.answer("kb", "otters?", policy="always_weak_rag").stages[-1].model == "weak"
+    assert engine.answer("kb", "otters?", policy="always_strong_rag").stages[-1].model == "strong"
+
+
+def test_self_consistency_and_refusals_as_recorded_stages(panel):
+    from adaptive_rag.decisions import Decision
+    from adaptive_rag.pipeline import QueryRun
+
+    weak = FakeLM("weak", facts=FACTS, sample_answers={2: "swim"})
+    engine = panel(weak, FakeLM("strong"))
+    run = QueryRun(engine, Decision(collection="kb", policy="x", query="What do otters do?"), 2, engine.thresholds)
+    rag = run.rag()
+    assert run.self_consistency(rag, k=3) == pytest.approx(2 / 3)
+    stage = run.decision.stages[-1]
+    assert stage.name == "self_consistency" and stage.signals["samples"] == ["hold hands", "hold hands", "swim"]
+    assert stage.usage.output_tokens > 0 and run.decision.usage.total_tokens > rag.generation.usage.total_tokens
+    refusal = QueryRun(engine, Decision(collection="kb", policy="x", query="capital of France?"), 2, engine.thresholds)
+    refused = refusal.rag("strong")
+    refusal.finish(refused)
+    assert refused.unanswerable and refusal.decision.citations == []
+    assert refusal.decision.stages[-1].signals["support"] is None

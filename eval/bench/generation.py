@@ -9,7 +9,8 @@ this CPU, whether concurrent requests share it, and whether the engines answer a
    between 64 and 1 new tokens on equal-length prompts); the wall time of a RAG answer (SQuAD
    paragraphs filling ~1,000 tokens of context, at most 32 new tokens, with the refusal-word
    probe the product asks for), p50 over `--prompts` prompts. Prompt processing is also given as a
-   fraction of the sgemm peak: rate x 2 x parameters / peak FLOP/s.
+   fraction of the sgemm peak: rate x 2 x (parameters a prompt token multiplies: all but the
+   embedding table and the output head, which runs for the last position only) / peak FLOP/s.
 3. Concurrency through the real server (`arag serve`'s app on loopback, SQuAD dev ingested,
    default engine): 8 RAG requests (always_rag) one after another, then 8 other questions at
    once; wall-time ratio (target >= 1.5x). Distinct questions, so no prompt cache is shared. The
@@ -67,10 +68,16 @@ def sgemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def gguf_parameters(path: Path) -> int:
+def gguf_parameters(path: Path) -> tuple[int, int]:
+    """(all parameters, those a prompt token multiplies): the token-embedding table is a lookup
+    and the output head runs for the last position only, so prompt processing costs about
+    2 x (parameters - embedding - head) FLOPs per token (attention adds a little at 1k tokens)."""
     from gguf import GGUFReader
 
-    return int(sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors))
+    tensors = GGUFReader(str(path)).tensors
+    total = sum(int(t.n_elements) for t in tensors)
+    lookup = sum(int(t.n_elements) for t in tensors if t.name in ("token_embd.weight", "output.weight"))
+    return total, total - lookup
 
 
 def default_engines(native_bf16: bool) -> list[str]:
@@ -167,10 +174,11 @@ def measure(model: str, engine: str, settings, models_dir: Path, conversions: Pa
         g = lm.generate(prompts.with_context(q["question"], q["context"]), 32)
         answers.append(g.text)
         f1s.append(f1_score(g.text, q["answers"]))
-    params = gguf_parameters(Path(lm.gguf if hasattr(lm, "gguf") else lm._path))
+    params, matmul_params = gguf_parameters(Path(lm.gguf if hasattr(lm, "gguf") else lm._path))
     lm.close()
-    implied = peak_gflops * 1e9 / (2 * params)
-    return {"model": model, "engine": engine, "label": lm.label, "parameters": params, "load_s": load_s,
+    implied = peak_gflops * 1e9 / (2 * matmul_params)
+    return {"model": model, "engine": engine, "label": lm.label, "parameters": params,
+            "prompt_matmul_parameters": matmul_params, "load_s": load_s,
             "prompt_tokens_per_s": prompt_tps, "prompt_tokens_mean": statistics.mean(n for n, _ in prefill),
             "prefill_share_of_sgemm_peak": prompt_tps / implied, "sgemm_implied_tokens_per_s": implied,
             "decode_tokens_per_s": decode_tps, "rag_answer": percentiles(rag_ms),

@@ -20,7 +20,7 @@ DEFAULT_POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
 @app.callback(invoke_without_command=True)
 def evaluate(
     ctx: typer.Context,
-    dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, mixed, squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
     split: Annotated[Optional[str], typer.Option(help="dev|test (SQuAD articles 0-31 | 32-47), train|test (HotpotQA); final: the declared final test questions, run once")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -45,7 +45,7 @@ def evaluate(
     for name in names:
         get_policy(name)
     s = cli_settings()
-    eval_set = datasets.sample(datasets.load_eval_set(dataset, s, split, collection), limit, seed)
+    eval_set = datasets.load_for_eval(dataset, s, split, collection, limit, seed)
     engine, cache = cached_engine(s, eval_set.sources)
     bar = tqdm(total=len(eval_set.samples) * len(names), unit="answer", disable=None, file=sys.stderr)
     from eval.judge import Judge
@@ -115,9 +115,10 @@ def _ensure_collections(s, sources: dict[str, str]) -> None:
 
     store = open_store(s)
     try:
-        for name, spec in sources.items():
-            typer.echo(f"ingesting {spec} into collection {name} (unchanged documents are skipped) ...", err=True)
-            Ingestor(s, store, load_embedder(s)).run(name, read_source(spec, s))
+        for name, specs in sources.items():
+            for spec in [specs] if isinstance(specs, str) else specs:
+                typer.echo(f"ingesting {spec} into collection {name} (unchanged documents are skipped) ...", err=True)
+                Ingestor(s, store, load_embedder(s)).run(name, read_source(spec, s))
     finally:
         store.close()
 

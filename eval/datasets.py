@@ -37,14 +37,15 @@ class EvalSample:
     collection: str
     gold_doc_ids: tuple[str, ...] = ()
     gold_chunk_keys: tuple[str, ...] = ()
+    kind: str = ""  # mixed: squad, hotpotqa, general or out_of_collection
 
 
 @dataclass
 class EvalSet:
     name: str
     samples: list[EvalSample]
-    # collection -> ingest spec for collections that must exist before the run
-    sources: dict[str, str] = field(default_factory=dict)
+    # collection -> ingest spec(s) for collections that must exist before the run
+    sources: dict[str, str | list[str]] = field(default_factory=dict)
 
 
 def _collection_name(path: Path) -> str:
@@ -149,6 +150,19 @@ def load_eval_set(spec: str, settings: Settings, split: str | None = None, colle
     if not result.samples:
         raise UserError(f"{spec}: no questions with answers" + (f" in split {split!r}" if split else ""))
     return result
+
+
+def load_for_eval(spec: str, settings: Settings, split: str | None, collection: str | None, limit: int | None,
+                  seed: int) -> EvalSet:
+    """What `arag eval` asks: `mixed` draws its kinds in proportion (eval/mixed.py); every other
+    data set is loaded and then sampled."""
+    if spec == "mixed":
+        from eval.mixed import load_mixed
+
+        if collection:
+            raise UserError("mixed has its own collection (mixed); --collection does not apply")
+        return load_mixed(settings, split, limit, seed)
+    return sample(load_eval_set(spec, settings, split, collection), limit, seed)
 
 
 def sample(eval_set: EvalSet, limit: int | None, seed: int) -> EvalSet:

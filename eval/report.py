@@ -50,7 +50,18 @@ def summarize_policy(rows: list[dict]) -> dict:
         "retrieval_calls_per_query": _mean(r["retrieval_calls"] for r in rows),
         "latency_p50_ms": float(np.percentile(latencies, 50)), "latency_p95_ms": float(np.percentile(latencies, 95)),
         "route_mix": {k: v / len(rows) for k, v in sorted(routes.items())} if rows else {},
+        **({"by_kind": _by_kind(rows)} if any(r.get("kind") for r in rows) else {}),
     }
+
+
+def _by_kind(rows: list[dict]) -> dict:
+    """mixed: per kind of question, its F1 and how often the policy abstained (on
+    out_of_collection questions the F1 is the share of correct abstentions)."""
+    kinds: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        kinds[r.get("kind") or "?"].append(r)
+    return {k: {"n": len(v), "f1": _mean(r["f1"] for r in v), "abstained": _mean(float(r.get("abstained", False)) for r in v),
+                "tokens_per_query": _mean(r["total_tokens"] for r in v)} for k, v in sorted(kinds.items())}
 
 
 def oracle_rows(records: list[dict]) -> list[dict]:
@@ -208,6 +219,14 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
         lines += ["", f"Weak end (cheapest fixed policy): `{summary['weak_end']}`; strong end (highest F1 among fixed "
                       f"policies): `{summary['strong_end']}`. Correct = F1 >= {summary['correct_if_f1_at_least']} (oracle). "
                       "Intervals: paired bootstrap over the questions every policy answered."]
+    kinds = sorted({k for v in summary["policies"].values() for k in v.get("by_kind", {})})
+    if kinds:
+        lines += ["", "By kind of question: F1 / share abstained (out_of_collection: F1 = correct abstentions):", "",
+                  "| policy | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+        for policy, v in summary["policies"].items():
+            cells = [f"{_fmt(v['by_kind'][k]['f1'])} / {v['by_kind'][k]['abstained']:.0%}" if k in v.get("by_kind", {})
+                     else "-" for k in kinds]
+            lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     judged = {p: v for p, v in summary["policies"].items() if v.get("faithfulness") is not None or v.get("answer_correctness") is not None}
     if judged:
         lines += ["", "LLM judge (Ragas): faithfulness / answer correctness / answers the judge failed on:"]

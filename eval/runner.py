@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Sequence
 from adaptive_rag.pipeline import Engine
 from eval.datasets import EvalSample
 from eval.metrics import exact_match, f1_score
+from eval.mixed import ABSTAIN, abstained
 
 LM_STAGES = ("closed_book", "rag", "long_context")
 
@@ -29,13 +30,19 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
 
     cited = list(dict.fromkeys(c["doc_id"] for c in decision["citations"]))
     answer = decision["answer"] or ""
-    ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids, score_cache)
+    if sample.answers == (ABSTAIN,):  # mixed: right only when the policy said the collection does not answer it
+        right = float(abstained(decision["route"], answer))
+        em = f1 = right
+        ragas = {"rouge_l": None, "string_similarity": None, "context_precision": None, "context_recall": None}
+    else:
+        em, f1 = exact_match(answer, sample.answers), f1_score(answer, sample.answers)
+        ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids, score_cache)
     latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
     latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve")
     return {
         "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
-        "answer": answer, "gold": list(sample.answers), "em": exact_match(answer, sample.answers),
-        "f1": f1_score(answer, sample.answers), **ragas,
+        "answer": answer, "gold": list(sample.answers), "em": em, "f1": f1, **ragas,
+        **({"kind": sample.kind} if sample.kind else {}), "abstained": abstained(decision["route"], answer),
         "input_tokens": decision["usage"]["input_tokens"], "output_tokens": decision["usage"]["output_tokens"],
         "total_tokens": decision["usage"]["total_tokens"], "cost": decision["cost"],
         "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES),

@@ -30,7 +30,8 @@ def build_engine(settings: Settings) -> Engine:
     return Engine(retriever, build_panel(settings), decision_log(settings),
                   default_policy=settings.default_policy, top_k=settings.top_k,
                   max_new_tokens=settings.max_new_tokens, long_context_budget=settings.long_context_budget,
-                  thresholds=settings.thresholds, gatekeeper=load_configured_gatekeeper(settings, embedder))
+                  thresholds=settings.thresholds, gatekeeper=load_configured_gatekeeper(settings, embedder),
+                  weak_strong_router=load_weak_strong_router(settings, embedder))
 
 
 def build_panel(settings: Settings) -> Models:
@@ -45,6 +46,17 @@ def build_panel(settings: Settings) -> Models:
                   strong=lms[settings.strong_model] if settings.strong_model else None,
                   others=tuple(lm for name, lm in lms.items() if name not in roles),
                   tags={name: spec.tags for name, spec in specs.items()})
+
+
+def load_weak_strong_router(settings: Settings, embedder):
+    """The kNN weak/strong router ARAG_WEAK_STRONG_ROUTER names, when it has been trained."""
+    from gatekeeper import knn_router
+
+    if not knn_router.exists(settings.data_dir, settings.weak_strong_router):
+        return None
+    router = knn_router.load(settings.data_dir, settings.weak_strong_router)
+    router.check_compatible(embedder.name, embedder.dim)
+    return router
 
 
 def load_configured_gatekeeper(settings: Settings, embedder) -> "Gatekeeper | None":

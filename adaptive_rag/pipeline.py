@@ -22,6 +22,7 @@ from gatekeeper.features import answer_signals, router_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from gatekeeper.artifact import Gatekeeper
+    from gatekeeper.knn_router import KnnRouter
 
 MAX_TOP_K = 50
 ABSTAIN_ANSWER = "The collection does not answer this question."
@@ -34,7 +35,7 @@ class Engine:
     def __init__(self, retriever: Retriever, models: Models, log: DecisionLog | None,
                  default_policy: str = "self_route", top_k: int = 5, max_new_tokens: int = 32,
                  long_context_budget: int = 4000, thresholds: Mapping[str, float] | None = None,
-                 gatekeeper: "Gatekeeper | None" = None):
+                 gatekeeper: "Gatekeeper | None" = None, weak_strong_router: "KnnRouter | None" = None):
         self.retriever = retriever
         self.models = models
         self.log = log
@@ -44,6 +45,7 @@ class Engine:
         self.long_context_budget = long_context_budget
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self.gatekeeper = gatekeeper
+        self.weak_strong_router = weak_strong_router
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None) -> Decision:
@@ -191,6 +193,20 @@ class QueryRun:
             name="gatekeeper", model=gk.label, signals={"probabilities": probs, **shown},
             outcome=max(probs, key=probs.get), latency_ms=(time.perf_counter() - started) * 1e3))
         return probs
+
+    def p_weak_suffices(self) -> float:
+        """The kNN weak/strong router's P(the weak model suffices) for this query, as a stage."""
+        router = self.engine.weak_strong_router
+        if router is None:
+            raise UserError(f"policy {self.decision.policy!r} needs a trained weak/strong router "
+                            "(arag gatekeeper knn --records RUN_DIR; ARAG_WEAK_STRONG_ROUTER names it)")
+        vector = self.retrieval().query_vector
+        started = time.perf_counter()
+        p = router.p_weak_suffices(vector)
+        self.decision.stages.append(Stage(name="knn_router", model=f"knn k={router.k} ({len(router.labels)} questions)",
+                                          signals={"p_weak_suffices": p}, outcome="scored",
+                                          latency_ms=(time.perf_counter() - started) * 1e3))
+        return p
 
     def p_correct(self, which: str, result: RouteResult) -> float:
         """Calibrated P(this answer is correct) from its log-prob signals ("draft" or "rag")."""

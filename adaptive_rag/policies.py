@@ -39,6 +39,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # cascade: keep the weak model's RAG answer when its P(True) is at least this and its
     # support (share of the answer found in one chunk) at least cascade_support_min
     "cascade_p_true_min": 0.5, "cascade_support_min": 0.0,
+    # knn_router: the weak model answers when the kNN router's P(weak suffices) is at least this
+    "knn_weak_min": 0.5,
 }
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
                        "adaptive_rag_min", "adaptive_refusal_min_logprob")
@@ -251,9 +253,25 @@ class Cascade(Policy):
         q.finish(strong)
 
 
+class KnnRouterPolicy(Policy):
+    """RouteLLM-style pre-generation routing: before any answer is generated, the kNN router
+    (gatekeeper/knn_router.py) says how likely the weak model suffices for questions like this
+    one; RAG runs on the weak model when that is at least `knn_weak_min`, else on the strong."""
+
+    name = "knn_router"
+    uses = ("knn_weak_min",)
+
+    def run(self, q):
+        p = q.p_weak_suffices()
+        weak = p >= q.threshold("knn_weak_min")
+        q.note("knn_route", {"p_weak_suffices": p}, {"knn_weak_min": q.threshold("knn_weak_min")},
+               "weak model" if weak else "strong model")
+        q.finish(q.rag("reader" if weak else "strong"))
+
+
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
                                                           GatekeeperOnly, Adaptive, AlwaysWeakRag, AlwaysStrongRag,
-                                                          Cascade)}
+                                                          Cascade, KnnRouterPolicy)}
 
 
 def get_policy(name: str) -> Policy:

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # setting ARAG_GATEKEEPER explicitly makes a missing artifact an error.
     gatekeeper: str = "default"
     gatekeeper_version: int | None = None
+    # The weak/strong pre-generation router (`arag gatekeeper knn --name`), loaded when it exists.
+    weak_strong_router: str = "default"
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

@@ -139,3 +139,34 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         typer.echo("no gatekeepers yet (arag gatekeeper train)")
     else:
         typer.echo(_metrics_table(metas))
+
+
+@app.command()
+def knn(
+    records: Annotated[List[Path], typer.Option(help="Eval run directories whose records.jsonl hold always_weak_rag and "
+                                                     "always_strong_rag answers (train/dev splits only).")],
+    name: Annotated[str, typer.Option(help="Router name (ARAG_WEAK_STRONG_ROUTER).")] = "default",
+    k: Annotated[int, typer.Option(min=1, help="Neighbours per prediction.")] = 10,
+) -> None:
+    """Train the RouteLLM-style kNN weak/strong router from evaluation records."""
+    from adaptive_rag.models.embedder import load_embedder
+    from eval.runner import load_records
+    from gatekeeper import knn_router
+
+    rows = []
+    for run_dir in records:
+        path = run_dir / "records.jsonl"
+        if not path.is_file():
+            raise UserError(f"{path} not found")
+        summary = run_dir / "summary.json"
+        meta = json.loads(summary.read_text()) if summary.is_file() else {}
+        if meta.get("split") in ("test", "final") or str(meta.get("dataset", "")).endswith((":test", ":final")):
+            raise UserError(f"{run_dir}: a run on a test or final split is never trained on")
+        rows += load_records(path)
+    s = _settings()
+    embedder = load_embedder(s)
+    labelled = knn_router.labels_from_records(rows)
+    router = knn_router.train(labelled, embedder.embed_query, embedder.name, k)
+    folder = router.save(s.data_dir, name)
+    typer.echo(f"weak/strong router {name!r}: {len(labelled)} questions, weak suffices for "
+               f"{router.labels.mean():.0%}, k={router.k}; saved in {folder}")

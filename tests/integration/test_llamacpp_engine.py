@@ -108,3 +108,16 @@ def test_query_path_records_the_engine(smollm2, real_settings, tmp_path):
     stored = engine.log.get(d.id)
     assert stored["stages"][1]["engine"] == rag.engine and stored["schema_version"] == 2
     store.close()
+
+
+def test_sampling_is_reproducible_per_seed_and_p_true_is_a_probability(smollm2):
+    from adaptive_rag import verify
+
+    prompt = [Message("user", "Name one fruit. Answer with one word.")]
+    first = smollm2.sample(prompt, 6, temperature=1.0, seed=3)
+    assert smollm2.sample(prompt, 6, temperature=1.0, seed=3).text == first.text
+    texts = {smollm2.sample(prompt, 6, temperature=1.5, seed=s).text for s in range(6)}
+    assert len(texts) > 1  # sampling, not greedy
+    value, gen = verify.p_true(smollm2, QUESTION, "Paris")
+    assert value is not None and 0.0 < value < 1.0
+    assert gen.extra["refusal_probe_new_tokens"] <= 4  # the answer prompt was in the cache

@@ -86,3 +86,11 @@ def test_cli_query_and_decisions_with_the_small_reader(smollm2, real_settings, m
     assert len(lines) == 2 and "always_rag" in lines[0] and "probe" in lines[1]
     assert cli.run(["query", "x", "-c", "sample", "--policy", "nope"]) == 2
     assert "unknown policy" in capsys.readouterr().err
+
+
+def test_sampling_on_transformers_is_reproducible_per_seed(smollm2):
+    prompt = [Message("user", "Name one fruit. Answer with one word.")]
+    first = smollm2.sample(prompt, 6, temperature=1.0, seed=3)
+    assert smollm2.sample(prompt, 6, temperature=1.0, seed=3).text == first.text
+    assert first.tokens and all(t.logprob <= 0 for t in first.tokens)
+    assert len({smollm2.sample(prompt, 6, temperature=1.5, seed=s).text for s in range(6)}) > 1

@@ -89,6 +89,10 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
         table["oracle"] = summarize_policy(oracle)
     fixed = {p: table[p] for p in FIXED if p in table}
     summary: dict = {"policies": table, "correct_if_f1_at_least": CORRECT_F1}
+    if "always_weak_rag" in by_policy:
+        from eval.verification import weak_wrong_aurocs
+
+        summary["weak_wrong_auroc"] = weak_wrong_aurocs(records)
     _confidence(by_policy, oracle, table, fixed)
     if probe_sweep:
         summary["probe_sweep"] = probe_sweep
@@ -219,6 +223,10 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
         lines += ["", f"Weak end (cheapest fixed policy): `{summary['weak_end']}`; strong end (highest F1 among fixed "
                       f"policies): `{summary['strong_end']}`. Correct = F1 >= {summary['correct_if_f1_at_least']} (oracle). "
                       "Intervals: paired bootstrap over the questions every policy answered."]
+    if summary.get("weak_wrong_auroc"):
+        lines += ["", "AUROC of each signal for \"the weak model's RAG answer is wrong\" (0.5 = chance): "
+                  + ", ".join(f"{name} {_fmt(v['auroc'])} (n={v['n']}, {v['wrong']} wrong)"
+                              for name, v in summary["weak_wrong_auroc"].items())]
     kinds = sorted({k for v in summary["policies"].values() for k in v.get("by_kind", {})})
     if kinds:
         lines += ["", "By kind of question: F1 / share abstained (out_of_collection: F1 = correct abstentions):", "",

@@ -22,6 +22,7 @@ from eval.metrics import exact_match, f1_score
 from eval.mixed import ABSTAIN, abstained
 
 LM_STAGES = ("closed_book", "rag", "long_context")
+VERIFY_STAGES = ("verify", "self_consistency", "knn_router")  # their signals are kept for eval/verification.py
 
 
 def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None) -> dict:
@@ -48,7 +49,7 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
         "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES),
         "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve"),
         "latency_ms": latency, "decision_id": decision["id"],
-        "signals": {s["name"]: s["signals"] for s in stages if s["name"] in LM_STAGES},
+        "signals": {s["name"]: s["signals"] for s in stages if s["name"] in LM_STAGES + VERIFY_STAGES},
         "router": _router(stages),
         **(judge.score(sample.question, answer, sample.answers[0], [c.get("text", "") for c in decision["citations"]])
            if judge is not None else {}),

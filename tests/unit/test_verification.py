@@ -132,3 +132,19 @@ def test_self_consistency_and_refusals_as_recorded_stages(panel):
     refusal.finish(refused)
     assert refused.unanswerable and refusal.decision.citations == []
     assert refusal.decision.stages[-1].signals["support"] is None
+
+
+def test_signal_aurocs_for_a_wrong_weak_answer():
+    from eval.verification import weak_wrong_aurocs
+
+    records = []
+    for qid, f1, p_true, support in [("a", 1.0, 0.9, 1.0), ("b", 0.0, 0.2, 0.0), ("c", 1.0, 0.6, 0.5), ("d", 0.0, 0.7, 1.0)]:
+        records.append({"id": qid, "policy": "always_weak_rag", "f1": f1,
+                        "signals": {"rag": {"support": support, "mean_logprob": -f1, "refusal_logprob": None}}})
+        records.append({"id": qid, "policy": "cascade", "f1": f1, "signals": {"verify": {"p_true": p_true}}})
+    result = weak_wrong_aurocs(records)
+    # wrong answers b (P(True) 0.2) and d (0.7) against right a (0.9) and c (0.6): pairs ranked
+    # right: (b<a), (b<c), (d<a); wrong: (d>c) -> 3/4
+    assert result["p_true"] == {"auroc": 0.75, "n": 4, "wrong": 2}
+    assert result["support"]["auroc"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)  # b 0 < a 1, b < c .5, d = a, d > c
+    assert "refusal_logprob" not in result  # no values: no figure

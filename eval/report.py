@@ -6,9 +6,9 @@ sweep (replayed from the generation cache), APGR/CPT of `probe` are computed ove
 cost-quality curve (eval/metrics.py, the RouteLLM way, unclipped); a policy measured at one
 operating point gets its cost share and PGR instead, and a dominance check: is it above the
 frontier of the fixed policies (random mixes of them) at its cost? The frontier is drawn in
-cost_quality.png. `oracle`: per question, the cheapest of the fixed routes (closed_book,
-always_rag, always_lc) that answered correctly (F1 >= 0.5), else the cheapest route; the bound
-any router over these routes can reach. The weak end is the cheapest fixed policy and the strong
+cost_quality.png. `oracle`: per question, the cheapest of the fixed (route, model) policies
+that ran (closed_book, always_rag, always_lc, always_weak_rag, always_strong_rag) that answered
+correctly (F1 >= 0.5), else the cheapest; the bound any router over them can reach. The weak end is the cheapest fixed policy and the strong
 end the most accurate (by F1); which ones those are depends on the models and is written into
 the report.
 """
@@ -25,7 +25,9 @@ import numpy as np
 from eval.metrics import apgr, cost_share, cpt, dominance, frontier, frontier_mix, oracle_route, pgr
 from eval.stats import paired_bootstrap
 
-FIXED = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context"}
+# fixed (route, model) policies: the oracle's choices and the frontier's corners
+FIXED = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context",
+         "always_weak_rag": "rag", "always_strong_rag": "rag"}
 CORRECT_F1 = 0.5
 
 
@@ -164,7 +166,7 @@ def by_policy_cost(rows: list[dict]) -> float:
     return _mean(r["cost"] for r in rows)
 
 
-BASELINES = ("closed_book", "always_rag", "always_lc", "self_route")
+BASELINES = ("closed_book", "always_rag", "always_lc", "self_route", "always_weak_rag", "always_strong_rag")
 
 
 def _against_baselines(table: dict, metrics: dict) -> None:

@@ -79,11 +79,15 @@ class SlotPool:
 
     @staticmethod
     def _shared(a: str, b: str) -> int:
-        n = min(len(a), len(b))
-        i = 0
-        while i < n and a[i] == b[i]:
-            i += 1
-        return i
+        """Length of the common prefix (binary search over slice comparisons, done in C)."""
+        lo, hi = 0, min(len(a), len(b))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if a[:mid] == b[:mid]:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def acquire(self, prompt: str) -> int:
         with self._cond:

@@ -8,8 +8,8 @@ ARAG_MODELS='{"gpt": {"backend": "openai", "url": "http://host:8000/v1", "remote
 ARAG_STRONG_MODEL=gpt.
 
 `backend` names an engine of `engines.ENGINES`; "auto" (the default) means: `url` -> openai; a
-GGUF file (pulled or a `path`) -> `DEFAULT_GGUF_ENGINE`, unless the entry sets a torch `dtype`,
-which only transformers has; a Hugging Face directory -> transformers.
+GGUF file (pulled or a `path`) -> `gguf_engine_for(this CPU's flags)`, unless the entry sets a
+torch `dtype`, which only transformers has; a Hugging Face directory -> transformers.
 """
 
 from __future__ import annotations
@@ -22,10 +22,23 @@ from pydantic import BaseModel, Field, field_validator
 from adaptive_rag.errors import ConfigError
 from adaptive_rag.usage import Prices
 
-# Chosen by measurement (README, "Generation engines"; `python -m eval.bench generation`): on both
-# kinds of CPU here llama.cpp answers a RAG prompt several times faster than transformers, serves
-# concurrent requests in parallel slots and reuses cached prompt prefixes.
-DEFAULT_GGUF_ENGINE = "llamacpp"
+def gguf_engine_for(flags) -> str:
+    """The engine for a GGUF model on a CPU with these flags, chosen by measurement (README,
+    "Generation engines"; `python -m eval.bench generation`). Where the CPU computes bf16 natively,
+    torch's bf16 matrix kernels process a RAG prompt of the 0.5B several times faster than
+    llama.cpp's quantized ones (739 vs 211 tokens/s here), so transformers in bf16 answers first
+    even though it serves one request at a time. Without native bf16, torch must use float32 and
+    llama.cpp matches its prompt speed while decoding 5x faster, serving concurrent requests in
+    parallel slots and reusing cached prompt prefixes: llama.cpp."""
+    from adaptive_rag.models.cpu import has_native_bf16
+
+    return "transformers" if has_native_bf16(flags) else "llamacpp"
+
+
+def default_gguf_engine() -> str:
+    from adaptive_rag.models.cpu import cpu_info
+
+    return gguf_engine_for(cpu_info().flags)
 
 
 class ModelSpec(BaseModel):
@@ -74,7 +87,7 @@ class ModelSpec(BaseModel):
         if "dtype" in self.model_fields_set and self.dtype != "auto":
             return "transformers"
         if self.pull or (self.path and self.path.endswith(".gguf")):
-            return DEFAULT_GGUF_ENGINE
+            return default_gguf_engine()
         return "transformers"
 
 

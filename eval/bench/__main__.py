@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--concurrency", type=int, default=8, help="requests in the concurrency test (0 = skip)")
     g.add_argument("--concurrency-model", default="qwen2.5-coder-0.5b", help="reader for the concurrency test")
+    g.add_argument("--concurrency-engines", default="llamacpp,transformers",
+                   help="engines to serve the reader on in the concurrency test (transformers: its auto dtype)")
     g.add_argument("--emulate-avx2", action="store_true",
                    help="also run the transformers engines with oneDNN/ATen limited to AVX2 (a CPU without native bf16)")
     g.add_argument("--emulate-model", default="qwen2.5-coder-0.5b")

@@ -27,7 +27,8 @@ QUESTION = [Message("user", "What is the capital of France? Answer with one word
 @pytest.fixture(scope="module")
 def smollm2():
     pull(CACHE, "smollm2-135m", say=lambda _: None)
-    spec = ModelSpec(**{**DEFAULT_CATALOG["smollm2-135m"].model_dump(exclude_unset=True), "parallel": 2})
+    spec = ModelSpec(**{**DEFAULT_CATALOG["smollm2-135m"].model_dump(exclude_unset=True), "backend": "llamacpp",
+                        "parallel": 2})
     lm = build("smollm2-135m", spec, CACHE)
     assert lm.engine == "llamacpp"
     yield lm

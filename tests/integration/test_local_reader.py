@@ -1,6 +1,6 @@
 """The transformers engine with the real SmolLM2-135M (GGUF from `arag models pull`, converted
 once into the model cache), the whole query path on the corpora sample, and the CLI on the
-default engine."""
+engine this CPU gets by default."""
 
 import pytest
 
@@ -75,7 +75,7 @@ def test_cli_query_and_decisions_with_the_small_reader(smollm2, real_settings, m
 
     assert cli.run(["query", "What river runs alongside Jacksonville?", "-c", "sample", "--policy", "probe"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("answer: ") and "policy: probe" in out and "- closed_book [smollm2-135m, llamacpp Q4_1]" in out
+    assert out.startswith("answer: ") and "policy: probe" in out and "- closed_book [smollm2-135m, " in out  # and the engine this CPU gets
 
     assert cli.run(["query", "Which river?", "-c", "sample", "--policy", "always_rag", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)

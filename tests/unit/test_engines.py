@@ -24,19 +24,33 @@ def test_the_registry_holds_one_class_per_engine():
     assert all(name == cls.engine for name, cls in engines.ENGINES.items())
 
 
-@pytest.mark.parametrize("spec, engine", [
-    (dict(pull="qwen2.5-coder-0.5b"), "llamacpp"),  # bundled GGUFs run on the measured default
-    (dict(path="/m/model.gguf"), "llamacpp"),
-    (dict(path="/m/hf-directory"), "transformers"),
-    (dict(pull="qwen2.5-coder-0.5b", dtype="float32"), "transformers"),  # a torch dtype means transformers
-    (dict(url="http://host/v1"), "openai"),
-    (dict(backend="transformers", pull="smollm2-135m"), "transformers"),
+def _cpu_with(monkeypatch, *flags):
+    fake = cpu.CpuInfo("test CPU", frozenset(flags), 2, 2, "x86_64")
+    monkeypatch.setattr(cpu, "cpu_info", lambda: fake)
+
+
+@pytest.fixture
+def avx2_cpu(monkeypatch):
+    _cpu_with(monkeypatch, "avx2", "fma")
+
+
+@pytest.mark.parametrize("flags, spec, engine", [
+    # bundled GGUFs run on the engine measured fastest for the CPU: llama.cpp without native bf16,
+    # transformers in bf16 with it
+    (("avx2", "fma"), dict(pull="qwen2.5-coder-0.5b"), "llamacpp"),
+    (("avx2", "avx512f", "avx512_bf16"), dict(pull="qwen2.5-coder-0.5b"), "transformers"),
+    (("avx2",), dict(path="/m/model.gguf"), "llamacpp"),
+    (("avx2",), dict(path="/m/hf-directory"), "transformers"),
+    (("avx2",), dict(pull="qwen2.5-coder-0.5b", dtype="float32"), "transformers"),  # a torch dtype means transformers
+    (("avx2",), dict(url="http://host/v1"), "openai"),
+    (("avx512_bf16",), dict(backend="llamacpp", pull="smollm2-135m"), "llamacpp"),  # an explicit engine wins
 ])
-def test_auto_resolves_the_engine(spec, engine):
+def test_auto_resolves_the_engine(monkeypatch, flags, spec, engine):
+    _cpu_with(monkeypatch, *flags)
     assert ModelSpec(**spec).engine == engine
 
 
-def test_each_engine_checks_its_own_fields():
+def test_each_engine_checks_its_own_fields(avx2_cpu):
     with pytest.raises(ConfigError, match="openai engine but has no url"):
         engines.check("remote", ModelSpec(backend="openai"))
     with pytest.raises(ConfigError, match="llamacpp engine, which does not use: dtype, url"):
@@ -123,7 +137,7 @@ def test_an_unknown_panel_model_is_one_line_from_the_cli(tmp_path, monkeypatch, 
     assert err.count("\n") == 0 and "unknown model 'gpt-9' in reader_model" in err
 
 
-def test_models_list_shows_engine_dtype_context_prices_and_presence(tmp_path, monkeypatch, capsys):
+def test_models_list_shows_engine_dtype_context_prices_and_presence(tmp_path, monkeypatch, capsys, avx2_cpu):
     import json
 
     from adaptive_rag import cli

@@ -107,8 +107,12 @@ class LlamaCppLM(OpenAICompatibleLM):
     engine = "llamacpp"
     spec_fields = frozenset({"pull", "path", "threads", "parallel"})
 
-    def __init__(self, name: str, gguf: Path, context_window: int, parallel: int = 4, threads: int | None = None):
-        super().__init__(name, "", name, context_window, timeout_s=REQUEST_TIMEOUT_S, max_retries=0)
+    def __init__(self, name: str, gguf: Path, context_window: int, parallel: int = 4, threads: int | None = None,
+                 unified_kv: bool = False):
+        # the KV cache holds `context_window` tokens in all; split, each slot (request) gets its share
+        per_request = context_window if unified_kv else context_window // parallel
+        super().__init__(name, "", name, per_request, timeout_s=REQUEST_TIMEOUT_S, max_retries=0)
+        self.total_context, self.unified_kv = context_window, unified_kv
         from adaptive_rag.models.cpu import cpu_info
 
         self.gguf = Path(gguf)
@@ -162,9 +166,9 @@ class LlamaCppLM(OpenAICompatibleLM):
 
         params = xllamacpp.CommonParams()
         params.model.path = str(self.gguf)
-        params.n_ctx = self.context_window
+        params.n_ctx = self.total_context
         params.n_parallel = self.parallel
-        params.kv_unified = True  # slots share one KV cache; one request may use the whole window
+        params.kv_unified = self.unified_kv
         params.cache_prompt = True
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads

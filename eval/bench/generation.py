@@ -201,7 +201,9 @@ def concurrency(settings, n: int, seed: int, engines: list[str]) -> dict[str, An
     questions, _ = load_questions(squad_path(settings), "report", 2 * n + 1, seed + 1)
     out: dict[str, Any] = {"requests": n, "reader": settings.reader_model, "target_ratio": CONCURRENCY_TARGET}
     for engine in engines:
-        spec = settings.catalog[settings.reader_model].model_dump(exclude_unset=True) | {"backend": engine}
+        from adaptive_rag.models.catalog import ModelSpec
+
+        spec = ModelSpec(**settings.catalog[settings.reader_model].model_dump(exclude_unset=True) | {"backend": engine})
         on_engine = settings.model_copy(update={"models": {**settings.models, settings.reader_model: spec}})
         out[engine] = _serve_and_ask(on_engine, questions, n)
     return out

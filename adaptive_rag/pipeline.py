@@ -17,7 +17,7 @@ from adaptive_rag.models.panel import Models
 from adaptive_rag.policies import DEFAULT_THRESHOLDS, get_policy
 from adaptive_rag.retrieve import MAX_QUERY_CHARS, Retrieval, Retriever
 from adaptive_rag.routes import RouteResult
-from adaptive_rag.usage import Prices
+from adaptive_rag.usage import Prices, TokenUsage
 from gatekeeper.features import answer_signals, router_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,7 +216,7 @@ class QueryRun:
 
     def _charge(self, name: str, lm: LanguageModel, gens, signals: dict, thresholds: dict, outcome: str,
                 started: float) -> None:
-        usage = sum((g.usage for g in gens), start=type(self.decision.usage)())
+        usage = sum((g.usage for g in gens), start=TokenUsage())
         self.decision.stages.append(Stage(name=name, model=lm.name, engine=lm.label, signals=signals,
                                           thresholds=thresholds, outcome=outcome, usage=usage,
                                           latency_ms=(time.perf_counter() - started) * 1e3))

@@ -55,7 +55,6 @@ def evaluate(
     bar.close()
     cache.flush()
     ids = {sm.id for sm in eval_set.samples}
-    fixed = {"closed_book", "always_rag", "always_lc"}
     chosen = [r for r in records if r["id"] in ids and r["policy"] in names]
     meta = {"dataset": eval_set.name, "split": split, "seed": seed, "cache": {"hits": cache.hits, "misses": cache.misses}}
     _write(chosen, names, meta, out, f"{eval_set.name} ({len(eval_set.samples)} questions)")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from adaptive_rag.errors import ConfigError
-from adaptive_rag.models.lm import BackendError, Message, TokenLogprob
+from adaptive_rag.models.lm import BackendError, Message
 from adaptive_rag.models.openai_lm import OpenAICompatibleLM
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -63,10 +63,12 @@ def evaluate(
 
 def _write(records: list[dict], names, meta: dict, out: Path, title: str) -> None:
     from eval import replay, report
+    from eval.cascade_replay import cascade_sweep
 
     fixed = {"closed_book", "always_rag", "always_lc"}
     probe_curve = replay.probe_sweep(replay.from_records(records)) if "probe" in names and fixed <= set(names) else None
-    summary = report.summarize(records, probe_curve)
+    cascade = (cascade_sweep(records) if {"always_weak_rag", "always_strong_rag", "cascade"} <= set(names) else None)
+    summary = report.summarize(records, probe_curve, cascade)
     summary.update(meta)
     report.write_report(summary, out, title)
 

@@ -81,7 +81,7 @@ def oracle_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dict:
+def summarize(records: list[dict], probe_sweep: list[dict] | None = None, cascade_sweep: dict | None = None) -> dict:
     by_policy: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_policy[r["policy"]].append(r)
@@ -114,6 +114,16 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None) -> dic
             }
             _against_baselines(table, summary["router_metrics"])
             _margin_intervals(by_policy, fixed, summary["router_metrics"])
+            if cascade_sweep and {"always_weak_rag", "always_strong_rag"} <= set(table):
+                summary["cascade_sweep"] = cascade_sweep
+                cw = (table["always_weak_rag"]["cost_per_query"], table["always_weak_rag"]["f1"])
+                cs = (table["always_strong_rag"]["cost_per_query"], table["always_strong_rag"]["f1"])
+                if cw[0] != cs[0] and cw[1] != cs[1]:
+                    curve = [(pt["cost_per_query"], pt["f1"]) for pt in cascade_sweep["curve"]]
+                    summary["router_metrics"]["cascade (threshold sweep; ends always_weak_rag / always_strong_rag)"] = {
+                        "apgr": apgr(curve, cw, cs), "cpt50": cpt(curve, cw, cs, 0.5), "cpt80": cpt(curve, cw, cs, 0.8),
+                        "gap_recovered_at_strong_share": cascade_sweep["gap_recovered_at_strong_share"],
+                        "left_out": cascade_sweep["left_out"]}
             if probe_sweep:
                 curve = [(pt["cost_per_query"], pt["f1"]) for pt in probe_sweep]
                 summary["router_metrics"]["probe (threshold sweep)"] = {
@@ -260,6 +270,10 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
             extra = (f"; F1 {m['f1_minus_best_baseline']:+.3f} vs the best baseline ({m['best_baseline']}), "
                      f"oracle share {_fmt(m['oracle_share'])}, tokens {_fmt(m.get('tokens_vs_always_lc'))} of always_lc"
                      f" and {_fmt(m.get('tokens_vs_self_route'))} of self_route (F1 {_fmt(m.get('f1_minus_self_route'))} vs it)")
+        if "gap_recovered_at_strong_share" in m:
+            gap = m["gap_recovered_at_strong_share"]
+            extra += (f"; share of the weak-to-strong F1 gap recovered with 50% / 80% of questions sent to the strong "
+                      f"model: {_fmt(gap['50%'])} / {_fmt(gap['80%'])} ({m['left_out']} questions left out)")
         lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}{extra}")
     lines += ["", "APGR / CPT: RouteLLM's definitions over a threshold sweep with cost share for the share of strong "
                   "calls, unclipped, both ends on the curve (a random mix of the two ends scores APGR 0.5)."]

@@ -148,3 +148,29 @@ def test_signal_aurocs_for_a_wrong_weak_answer():
     assert result["p_true"] == {"auroc": 0.75, "n": 4, "wrong": 2}
     assert result["support"]["auroc"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)  # b 0 < a 1, b < c .5, d = a, d > c
     assert "refusal_logprob" not in result  # no values: no figure
+
+
+def test_the_cascade_replay_reproduces_the_live_rule_at_every_threshold():
+    from eval.cascade_replay import cascade_sweep
+
+    def rec(qid, policy, f1, cost, answer="x", p_true=None, lm_calls=1):
+        signals = {"verify": {"p_true": p_true}} if p_true is not None else {}
+        return {"id": qid, "policy": policy, "f1": f1, "cost": cost, "total_tokens": int(cost), "answer": answer,
+                "lm_calls": lm_calls, "signals": signals}
+
+    records = [rec("a", "always_weak_rag", 1.0, 10), rec("a", "always_strong_rag", 1.0, 30),
+               rec("a", "cascade", 1.0, 12, p_true=0.9),  # kept live: verification cost 2
+               rec("b", "always_weak_rag", 0.0, 10), rec("b", "always_strong_rag", 1.0, 30),
+               rec("b", "cascade", 1.0, 42, p_true=0.3, lm_calls=2),  # escalated live: 42 - 10 - 30 = 2
+               rec("c", "always_weak_rag", 0.0, 10, answer="unanswerable"), rec("c", "always_strong_rag", 0.0, 30),
+               rec("c", "cascade", 0.0, 40, lm_calls=2),
+               rec("d", "always_weak_rag", 1.0, 10)]  # no strong record: left out
+    result = cascade_sweep(records, thresholds=(0.0, 0.5, 1.01))
+    assert result["questions"] == 3 and result["left_out"] == 1
+    low, mid, high = result["curve"]
+    assert low["strong_share"] == pytest.approx(1 / 3) and low["f1"] == pytest.approx(1 / 3)  # only the refusal escalates
+    assert mid["f1"] == pytest.approx(2 / 3) and mid["cost_per_query"] == pytest.approx((12 + 42 + 40) / 3)  # = live run
+    assert high["strong_share"] == 1.0 and high["f1"] == pytest.approx(2 / 3)
+    assert result["weak_f1"] == pytest.approx(1 / 3) and result["strong_f1"] == pytest.approx(2 / 3)
+    # PGR along share: (1/3, 1/3) -> (2/3 at mid share 2/3) ... half-way share 0.5 lies between
+    assert result["gap_recovered_at_strong_share"]["50%"] == pytest.approx(0.5)

@@ -3,8 +3,9 @@ resolution) picks one; `build` validates the entry for that engine and construct
 
 - `llamacpp`: llama.cpp's server inside this process (the prebuilt `xllamacpp` wheel), talked to
   through the OpenAI-compatible client; parallel slots, prompt-cache reuse, one thread per
-  physical core. The default for GGUF files.
+  physical core. The default for GGUF files on CPUs without native bf16 (catalog.gguf_engine_for).
 - `transformers`: GGUF (converted once) or Hugging Face directories on torch; dtype from the CPU.
+  The default for GGUF files on CPUs with native bf16.
 - `openai`: any OpenAI-compatible server.
 """
 
@@ -69,9 +70,8 @@ def describe_spec(name: str, spec: "ModelSpec", models_dir: Path) -> dict:
         file = Path(spec.path).expanduser()
         out.update(where=str(file), present=file.exists())
     elif spec.pull in PULLABLE:
-        file = gguf_path(models_dir, spec.pull)
-        out.update(where=str(file) if is_pulled(models_dir, spec.pull) else f"arag models pull {spec.pull}",
-                   present=is_pulled(models_dir, spec.pull))
+        file, pulled = gguf_path(models_dir, spec.pull), is_pulled(models_dir, spec.pull)
+        out.update(where=str(file) if pulled else f"arag models pull {spec.pull}", present=pulled)
     else:
         file = None
         out.update(where=None, present=False)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from adaptive_rag.errors import ConfigError
 from adaptive_rag.models.lm import BackendError, Message
-from adaptive_rag.models.openai_lm import OpenAICompatibleLM
+from adaptive_rag.models.openai_lm import OpenAICompatibleLM, cached_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptive_rag.models.catalog import ModelSpec
@@ -147,11 +147,6 @@ class LlamaCppLM(OpenAICompatibleLM):
         return {"engine": self.engine, "quantization": gguf_quantization(str(self.gguf)), "threads": self.threads,
                 "slots": self.parallel, "file": str(self.gguf)}
 
-    @property
-    def label(self) -> str:
-        quant = gguf_quantization(str(self.gguf))
-        return f"llamacpp {quant}" if quant else "llamacpp"
-
     # -- the in-process server ------------------------------------------------------------------
 
     def load(self) -> None:
@@ -248,14 +243,8 @@ class LlamaCppLM(OpenAICompatibleLM):
             # the token id is llama.cpp's extension of the OpenAI reply
             got = (getattr(item, "id", None) or (item.model_extra or {}).get("id")) if item is not None else None
             out[word] = float(item.logprob) if item is not None and got == token_id else None
-            usage = reply.usage
-            cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0
-            new_tokens += (usage.prompt_tokens - cached) if usage else 0
+            new_tokens += (reply.usage.prompt_tokens - cached_tokens(reply.usage)) if reply.usage else 0
         return out, new_tokens
-
-    def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
-               seed: int = 0):
-        return self.generate(messages, max_new_tokens, temperature=temperature, seed=seed)
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = (), **sampling):

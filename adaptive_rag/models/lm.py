@@ -83,10 +83,11 @@ class LanguageModel(ABC):
 
     @property
     def label(self) -> str:
-        """The engine in a few words, e.g. "llamacpp Q4_K_M" or "transformers float32": shown in
-        `arag models list` and recorded with every generation stage."""
+        """The engine in a few words, e.g. "llamacpp Q4_K_M", "transformers float32" or "openai
+        gpt-x" (quantization, dtype or remote model from `describe`): shown in `arag models list`
+        and recorded with every generation stage."""
         facts = self.describe()
-        detail = facts.get("quantization") or facts.get("dtype")
+        detail = facts.get("quantization") or facts.get("dtype") or facts.get("remote_model")
         return f"{facts['engine']} {detail}" if detail else facts["engine"]
 
     @property

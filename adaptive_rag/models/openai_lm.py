@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 TOP_LOGPROBS = 5
 
 
+def cached_tokens(usage) -> int:
+    """Prompt tokens the server took from its prompt cache (0 when it does not say)."""
+    return int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0) if usage else 0
+
+
 class OpenAICompatibleLM(LanguageModel):
     engine = "openai"
     spec_fields = frozenset({"url", "remote_model", "api_key"})
@@ -52,10 +57,6 @@ class OpenAICompatibleLM(LanguageModel):
 
     def describe(self) -> dict:
         return {"engine": self.engine, "url": self.base_url, "remote_model": self.model}
-
-    @property
-    def label(self) -> str:
-        return f"openai {self.model}"
 
     def _connect(self, base_url: str):
         try:
@@ -100,8 +101,8 @@ class OpenAICompatibleLM(LanguageModel):
             raise BackendError(f"{self.name}: {self.base_url} returned no choices")
         return reply
 
-    def _first_token_logprobs(self, messages: Sequence[Message], first: TokenLogprob | None,
-                              words: Sequence[str]) -> dict[str, float | None]:
+    @staticmethod
+    def _first_token_logprobs(first: TokenLogprob | None, words: Sequence[str]) -> dict[str, float | None]:
         """Only what the server returned among its top-k; absent candidates are below them (None)."""
         top = first.top if first is not None else ()
         return {word: max((lp for tok, lp in top if tok.strip() and word.lower().startswith(tok.strip().lower())),
@@ -124,14 +125,13 @@ class OpenAICompatibleLM(LanguageModel):
                   for item in content or []]
         extra: dict = {}
         if first_token_candidates:
-            extra["first_token_logprobs"] = self._first_token_logprobs(messages, tokens[0] if tokens else None,
+            extra["first_token_logprobs"] = self._first_token_logprobs(tokens[0] if tokens else None,
                                                                        first_token_candidates)
         latency_ms = (time.perf_counter() - started) * 1e3
         usage = reply.usage
         token_usage = TokenUsage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(
             sum(self.count_tokens(m.content) for m in messages), len(tokens))
-        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) if usage else None
-        if cached:
-            extra["cached_prompt_tokens"] = int(cached)
+        if cached_tokens(usage):
+            extra["cached_prompt_tokens"] = cached_tokens(usage)
         return Generation(text=text, tokens=tuple(tokens), usage=token_usage, model=self.name, latency_ms=latency_ms,
                           finish_reason=choice.finish_reason or "stop", extra=extra)

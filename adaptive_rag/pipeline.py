@@ -128,8 +128,7 @@ class QueryRun:
                                                   "refusal_probe_new_tokens")
                         if k in gen.extra}
         if result.route != "closed_book":  # how much of the answer the chunks it read hold
-            share, supporting = self._supporting(result)
-            engine_facts.update(support=share, supporting_chunks=len(supporting))
+            engine_facts.update(support=result.support, supporting_chunks=len(result.supporting))
         self.decision.stages.append(Stage(
             name=result.route, model=lm.name, engine=lm.label,
             signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms,
@@ -244,14 +243,6 @@ class QueryRun:
                      started)
         return value
 
-    @staticmethod
-    def _supporting(result: RouteResult):
-        return verify.support("" if result.unanswerable else result.generation.text, result.sources)
-
-    def support(self, result: RouteResult) -> float | None:
-        """The best share of `result`'s answer that one of its chunks holds (verify.support)."""
-        return self._supporting(result)[0]
-
     def abstain(self, reason: str) -> None:
         """The final answer is "the collection does not answer this", with no citations."""
         self.decision.route = "abstain"
@@ -264,5 +255,4 @@ class QueryRun:
         not every chunk it read; a refusal cites nothing."""
         self.decision.route = result.route
         self.decision.answer = result.generation.text
-        _, supporting = self._supporting(result)
-        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in supporting]
+        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.supporting]

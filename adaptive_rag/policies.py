@@ -239,7 +239,7 @@ class Cascade(Policy):
     def run(self, q):
         weak = q.rag("reader")
         p_true = None if weak.unanswerable else q.p_true(weak)
-        support = q.support(weak)
+        support = weak.support
         keep = keeps_weak(p_true, support, weak.unanswerable, q.thresholds)
         q.note("cascade", {"p_true": p_true, "support": support, "said_unanswerable": weak.unanswerable},
                {k: q.threshold(k) for k in self.uses}, "keep weak answer" if keep else "escalate to strong model")

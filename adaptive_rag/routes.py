@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from adaptive_rag import prompts
+from adaptive_rag import prompts, verify
 from adaptive_rag.models.lm import Generation, LanguageModel, Message
 from adaptive_rag.signals import REFUSAL, logprob_signals, says_unanswerable
 from adaptive_rag.store.base import Store
@@ -30,25 +30,30 @@ class RouteResult:
     sources: list[SearchHit] = field(default_factory=list)
     context_tokens: int = 0
     messages: tuple[Message, ...] = ()  # the prompt (verification extends it)
+    # verify.support of the answer over `sources`: the best share one chunk holds, and the
+    # chunks that support it (the citations); a refusal has none
+    support: float | None = None
+    supporting: tuple[SearchHit, ...] = ()
 
 
-def _result(route: str, gen: Generation, sources: Sequence[SearchHit], context_tokens: int,
-            messages: Sequence[Message]) -> RouteResult:
-    return RouteResult(route, gen, logprob_signals(gen), says_unanswerable(gen.text), list(sources), context_tokens,
-                       tuple(messages))
+def _answer(route: str, lm: LanguageModel, messages: Sequence[Message], max_new_tokens: int,
+            sources: Sequence[SearchHit] = (), context_tokens: int = 0) -> RouteResult:
+    """Generate `route`'s answer (asking for the refusal word's log-prob) and read its signals."""
+    gen = lm.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
+    unanswerable = says_unanswerable(gen.text)
+    share, supporting = verify.support("" if unanswerable else gen.text, sources)
+    return RouteResult(route, gen, logprob_signals(gen), unanswerable, list(sources), context_tokens, tuple(messages),
+                       share, tuple(supporting))
 
 
 def closed_book(reader: LanguageModel, question: str, max_new_tokens: int) -> RouteResult:
-    messages = prompts.closed_book(question)
-    gen = reader.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
-    return _result("closed_book", gen, [], 0, messages)
+    return _answer("closed_book", reader, prompts.closed_book(question), max_new_tokens)
 
 
 def rag(reader: LanguageModel, question: str, hits: Sequence[SearchHit], max_new_tokens: int) -> RouteResult:
     context = "\n\n".join(f"[{i + 1}] {h.title}\n{h.text}" if h.title else f"[{i + 1}] {h.text}" for i, h in enumerate(hits))
-    messages = prompts.with_context(question, context)
-    gen = reader.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
-    return _result("rag", gen, hits, reader.count_tokens(context), messages)
+    return _answer("rag", reader, prompts.with_context(question, context), max_new_tokens, hits,
+                   reader.count_tokens(context))
 
 
 def window_around(text: str, anchor: str, budget_tokens: int, count_tokens) -> str:
@@ -96,6 +101,5 @@ def long_context(lm: LanguageModel, store: Store, collection: str, question: str
     if budget_tokens is not None:
         budget = min(budget, budget_tokens)
     context, used = long_context_text(store, collection, hits, budget, lm.count_tokens)
-    messages = prompts.with_context(question, context)
-    gen = lm.generate(messages, max_new_tokens, first_token_candidates=(REFUSAL,))
-    return _result("long_context", gen, used, lm.count_tokens(context), messages)
+    return _answer("long_context", lm, prompts.with_context(question, context), max_new_tokens, used,
+                   lm.count_tokens(context))

@@ -66,13 +66,11 @@ def _train_or_dev(ids: list[str], seed: int = 0) -> dict[str, str]:
 def _squad_pools(settings, split: str):
     """(answerable, out-of-collection) SQuAD samples of `split`."""
     from eval.datasets import SQUAD_TEST_FROM, load_eval_set
-    from eval.final_split import final_ids
 
     articles = json.loads((Path(settings.shared_data_dir) / "squad_dev_v1.1.json").read_text(encoding="utf-8"))["data"]
     index_of = {a["title"]: i for i, a in enumerate(articles)}
     if split == "test":
-        keep = final_ids("squad-dev")
-        samples = [s for s in load_eval_set("squad-dev", settings, "test").samples if s.id in keep]
+        samples = load_eval_set("squad-dev", settings, "final").samples
     else:
         samples = load_eval_set("squad-dev", settings, "dev").samples
         which = _train_or_dev([s.id for s in samples])
@@ -85,11 +83,9 @@ def _squad_pools(settings, split: str):
 
 def _hotpot_pool(settings, split: str):
     from eval.datasets import load_eval_set
-    from eval.final_split import final_ids
 
     if split == "test":
-        keep = final_ids("hotpotqa")
-        return [s for s in load_eval_set("hotpotqa", settings, "test").samples if s.id in keep]
+        return load_eval_set("hotpotqa", settings, "final").samples
     samples = load_eval_set("hotpotqa", settings, "train").samples
     which = _train_or_dev([s.id for s in samples])
     return [s for s in samples if which[s.id] == split]

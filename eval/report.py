@@ -81,6 +81,11 @@ def oracle_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def _point(row: dict) -> tuple[float, float]:
+    """A policy's (cost per query, F1): its place on the cost-quality plane."""
+    return row["cost_per_query"], row["f1"]
+
+
 def summarize(records: list[dict], probe_sweep: list[dict] | None = None, cascade_sweep: dict | None = None) -> dict:
     by_policy: dict[str, list[dict]] = defaultdict(list)
     for r in records:
@@ -102,30 +107,28 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None, cascad
         weak = min(fixed, key=lambda p: fixed[p]["cost_per_query"])
         strong = max(fixed, key=lambda p: fixed[p]["f1"])
         summary["weak_end"], summary["strong_end"] = weak, strong
-        w = (fixed[weak]["cost_per_query"], fixed[weak]["f1"])
-        s = (fixed[strong]["cost_per_query"], fixed[strong]["f1"])
-        fixed_points = [(v["cost_per_query"], v["f1"]) for v in fixed.values()]
+        w, s = _point(fixed[weak]), _point(fixed[strong])
+        fixed_points = [_point(v) for v in fixed.values()]
         summary["frontier"] = frontier(fixed_points)
         if w[0] != s[0] and w[1] != s[1]:
             summary["router_metrics"] = {
                 p: {"cost_share": cost_share(v["cost_per_query"], w[0], s[0]), "pgr": pgr(v["f1"], w[1], s[1]),
-                    **dominance((v["cost_per_query"], v["f1"]), fixed_points)}
+                    **dominance(_point(v), fixed_points)}
                 for p, v in table.items() if p not in FIXED and p != "oracle"
             }
             _against_baselines(table, summary["router_metrics"])
-            _margin_intervals(by_policy, fixed, summary["router_metrics"])
+            _margin_intervals(by_policy, table, fixed, summary["router_metrics"])
             if cascade_sweep and {"always_weak_rag", "always_strong_rag"} <= set(table):
                 summary["cascade_sweep"] = cascade_sweep
-                cw = (table["always_weak_rag"]["cost_per_query"], table["always_weak_rag"]["f1"])
-                cs = (table["always_strong_rag"]["cost_per_query"], table["always_strong_rag"]["f1"])
+                cw, cs = _point(table["always_weak_rag"]), _point(table["always_strong_rag"])
                 if cw[0] != cs[0] and cw[1] != cs[1]:
-                    curve = [(pt["cost_per_query"], pt["f1"]) for pt in cascade_sweep["curve"]]
+                    curve = [_point(pt) for pt in cascade_sweep["curve"]]
                     summary["router_metrics"]["cascade (threshold sweep; ends always_weak_rag / always_strong_rag)"] = {
                         "apgr": apgr(curve, cw, cs), "cpt50": cpt(curve, cw, cs, 0.5), "cpt80": cpt(curve, cw, cs, 0.8),
                         "gap_recovered_at_strong_share": cascade_sweep["gap_recovered_at_strong_share"],
                         "left_out": cascade_sweep["left_out"]}
             if probe_sweep:
-                curve = [(pt["cost_per_query"], pt["f1"]) for pt in probe_sweep]
+                curve = [_point(pt) for pt in probe_sweep]
                 summary["router_metrics"]["probe (threshold sweep)"] = {
                     "apgr": apgr(curve, w, s), "cpt50": cpt(curve, w, s, 0.5), "cpt80": cpt(curve, w, s, 0.8)}
     return summary
@@ -135,7 +138,8 @@ def _aligned(by_policy: dict[str, list[dict]]) -> dict[str, list[float]]:
     """Per policy, F1 of the questions every policy answered, in one order (for pairing)."""
     ids = set.intersection(*(set(r["id"] for r in rows) for rows in by_policy.values())) if by_policy else set()
     order = sorted(ids)
-    return {p: [{r["id"]: r["f1"] for r in rows}[i] for i in order] for p, rows in by_policy.items()}
+    f1_by_id = {p: {r["id"]: r["f1"] for r in rows} for p, rows in by_policy.items()}
+    return {p: [f1s[i] for i in order] for p, f1s in f1_by_id.items()}
 
 
 def _confidence(by_policy: dict[str, list[dict]], oracle: list[dict], table: dict, fixed: dict) -> None:
@@ -153,27 +157,23 @@ def _confidence(by_policy: dict[str, list[dict]], oracle: list[dict], table: dic
             table[policy]["f1_vs_best_fixed"] = {"reference": reference, "diff": st["diff"], "ci": st["diff_ci"]}
 
 
-def _margin_intervals(by_policy: dict[str, list[dict]], fixed: dict, metrics: dict) -> None:
+def _margin_intervals(by_policy: dict[str, list[dict]], table: dict, fixed: dict, metrics: dict) -> None:
     """Paired-bootstrap interval of each router's margin over the frontier: per question, the
     router's F1 minus the frontier mix's (the bracketing fixed policies' F1, weighted as the mix
     that costs what the router costs)."""
     scores = _aligned({p: rows for p, rows in by_policy.items() if p in fixed or p in metrics})
     if not scores or not all(scores.get(p) for p in fixed):
         return
-    points = {p: (v["cost_per_query"], v["f1"]) for p, v in fixed.items()}
+    points = {p: _point(v) for p, v in fixed.items()}
     for policy, m in metrics.items():
         if policy not in scores or "margin" not in m:
             continue
-        mix = frontier_mix(by_policy_cost(by_policy[policy]), points)
+        mix = frontier_mix(table[policy]["cost_per_query"], points)
         mixed = [sum(w * scores[p][i] for p, w in mix.items()) for i in range(len(scores[policy]))]
         st = paired_bootstrap({"router": scores[policy], "frontier": mixed}, "frontier")["router"]
         m["frontier_mix"] = mix
         m["margin_ci"] = st["diff_ci"]
         m["dominates_significantly"] = st["diff_ci"][0] > 0
-
-
-def by_policy_cost(rows: list[dict]) -> float:
-    return _mean(r["cost"] for r in rows)
 
 
 BASELINES = ("closed_book", "always_rag", "always_lc", "self_route", "always_weak_rag", "always_strong_rag")

@@ -31,9 +31,9 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
 
     cited = list(dict.fromkeys(c["doc_id"] for c in decision["citations"]))
     answer = decision["answer"] or ""
+    abstain = abstained(decision["route"], answer)
     if sample.answers == (ABSTAIN,):  # mixed: right only when the policy said the collection does not answer it
-        right = float(abstained(decision["route"], answer))
-        em = f1 = right
+        em = f1 = float(abstain)
         ragas = {"rouge_l": None, "string_similarity": None, "context_precision": None, "context_recall": None}
     else:
         em, f1 = exact_match(answer, sample.answers), f1_score(answer, sample.answers)
@@ -43,7 +43,7 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
     return {
         "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
         "answer": answer, "gold": list(sample.answers), "em": em, "f1": f1, **ragas,
-        **({"kind": sample.kind} if sample.kind else {}), "abstained": abstained(decision["route"], answer),
+        **({"kind": sample.kind} if sample.kind else {}), "abstained": abstain,
         "input_tokens": decision["usage"]["input_tokens"], "output_tokens": decision["usage"]["output_tokens"],
         "total_tokens": decision["usage"]["total_tokens"], "cost": decision["cost"],
         "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES),

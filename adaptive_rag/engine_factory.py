@@ -31,7 +31,8 @@ def build_engine(settings: Settings) -> Engine:
                   default_policy=settings.default_policy, top_k=settings.top_k,
                   max_new_tokens=settings.max_new_tokens, long_context_budget=settings.long_context_budget,
                   thresholds=settings.thresholds, gatekeeper=load_configured_gatekeeper(settings, embedder),
-                  weak_strong_router=load_weak_strong_router(settings, embedder))
+                  weak_strong_router=load_weak_strong_router(settings, embedder),
+                  panel_router=load_panel_router(settings, embedder))
 
 
 def build_panel(settings: Settings) -> Models:
@@ -56,6 +57,25 @@ def load_weak_strong_router(settings: Settings, embedder):
         return None
     router = knn_router.load(settings.data_dir, settings.weak_strong_router)
     router.check_compatible(embedder.name, embedder.dim)
+    return router
+
+
+def load_panel_router(settings: Settings, embedder):
+    """The panel router `adaptive` runs: <data dir>/routers/<ARAG_PANEL_ROUTER> when trained there,
+    else, for "default", the one shipped with the package. A router that does not fit the serving
+    embedder is not an error at start-up: `adaptive` then refuses with the message (other
+    policies keep working)."""
+    from adaptive_rag.errors import ConfigError
+    from gatekeeper import panel_router
+
+    path = panel_router.find(settings.data_dir, settings.panel_router)
+    if path is None:
+        return None
+    router = panel_router.load(path)
+    try:
+        router.check_compatible(embedder.name, embedder.dim)
+    except ConfigError as e:
+        return str(e)
     return router
 
 

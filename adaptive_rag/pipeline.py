@@ -23,6 +23,7 @@ from gatekeeper.features import answer_signals, router_inputs
 if TYPE_CHECKING:  # pragma: no cover
     from gatekeeper.artifact import Gatekeeper
     from gatekeeper.knn_router import KnnRouter
+    from gatekeeper.panel_router import PanelRouter
 
 MAX_TOP_K = 50
 ABSTAIN_ANSWER = "The collection does not answer this question."
@@ -35,7 +36,8 @@ class Engine:
     def __init__(self, retriever: Retriever, models: Models, log: DecisionLog | None,
                  default_policy: str = "self_route", top_k: int = 5, max_new_tokens: int = 32,
                  long_context_budget: int = 4000, thresholds: Mapping[str, float] | None = None,
-                 gatekeeper: "Gatekeeper | None" = None, weak_strong_router: "KnnRouter | None" = None):
+                 gatekeeper: "Gatekeeper | None" = None, weak_strong_router: "KnnRouter | None" = None,
+                 panel_router: "PanelRouter | str | None" = None):
         self.retriever = retriever
         self.models = models
         self.log = log
@@ -46,6 +48,7 @@ class Engine:
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self.gatekeeper = gatekeeper
         self.weak_strong_router = weak_strong_router
+        self.panel_router = panel_router  # a str: why the configured router cannot serve
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None) -> Decision:
@@ -206,6 +209,30 @@ class QueryRun:
                                           signals={"p_weak_suffices": p}, outcome="scored",
                                           latency_ms=(time.perf_counter() - started) * 1e3))
         return p
+
+    def panel_route(self) -> str:
+        """The panel router's action for this query (gatekeeper/panel_router.py), recorded as a
+        stage: every action's P(correct) and utility, the cost weight, the router inputs."""
+        from gatekeeper.panel_router import available_actions
+
+        router = self.engine.panel_router
+        if router is None or isinstance(router, str):
+            raise UserError(f"policy {self.decision.policy!r} needs a panel router: "
+                            + (router or "none is shipped or trained (arag gatekeeper panel --labels DIR)"))
+        retrieval = self.retrieval()
+        started = time.perf_counter()
+        inputs = router_inputs(self.decision.query, retrieval)
+        probs = router.probabilities(inputs)
+        weight = self.threshold("adaptive_cost_weight")
+        action, utility = router.choose(probs, available_actions(self.engine.models.strong is not None), weight)
+        shown = {k: v for k, v in inputs.items() if k not in ("query", "query_vector", "probe")}
+        self.decision.stages.append(Stage(
+            name="panel_router", model=router.label,
+            signals={"probabilities": probs, "utility": utility,
+                     "costs": {a: m.cost for a, m in router.actions.items()}, **shown},
+            thresholds={"adaptive_cost_weight": weight}, outcome=action,
+            latency_ms=(time.perf_counter() - started) * 1e3))
+        return action
 
     def p_correct(self, which: str, result: RouteResult) -> float:
         """Calibrated P(this answer is correct) from its log-prob signals ("draft" or "rag")."""

@@ -41,6 +41,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "cascade_p_true_min": 0.5, "cascade_support_min": 0.0,
     # knn_router: the weak model answers when the kNN router's P(weak suffices) is at least this
     "knn_weak_min": 0.5,
+    # adaptive (the panel router): F1 probability given up to save one call of the priciest action
+    "adaptive_cost_weight": 0.1,
 }
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
                        "adaptive_rag_min", "adaptive_refusal_min_logprob")
@@ -164,14 +166,14 @@ class GatekeeperOnly(Policy):
         q.finish({"draft": q.closed_book, "long_context": q.long_context, "rag": q.rag}[plan]())
 
 
-class Adaptive(Policy):
-    """Gatekeeper first, log-prob probes second:
+class GatekeeperAdaptive(Policy):
+    """The single-model router (before the panel router): gatekeeper first, log-prob probes second:
     - P(closed-book suffices) high: draft closed-book, keep it if its calibrated P(correct) agrees;
     - P(long context needed) high: straight to long context (no wasted RAG call);
     - otherwise RAG with Self-Route, also escalating answers whose calibrated P(correct) is low
       (confidently wrong RAG answers that never say "unanswerable")."""
 
-    name = "adaptive"
+    name = "gatekeeper_adaptive"
     uses = ADAPTIVE_THRESHOLDS
 
     def run(self, q):
@@ -202,6 +204,25 @@ class Adaptive(Policy):
         q.finish(q.long_context() if escalate else result)
 
 
+class Adaptive(Policy):
+    """The panel router (gatekeeper/panel_router.py) picks (route, model) before anything is
+    generated: abstain, closed-book or RAG, on the reader or the strong model, whichever has the
+    best P(correct) less `adaptive_cost_weight` times its relative price. Chosen on the `mixed`
+    dev split among the learned routers by the rule declared in the README."""
+
+    name = "adaptive"
+    uses = ("adaptive_cost_weight",)
+
+    def run(self, q):
+        from gatekeeper.panel_router import ACTIONS
+
+        route, role, _ = ACTIONS[q.panel_route()]
+        if route == "abstain":
+            q.abstain("the panel router found no route likely to answer")
+        else:
+            q.finish(q.route(route, role))
+
+
 def keeps_weak(p_true: float | None, support: float | None, unanswerable: bool, thresholds) -> bool:
     """`cascade`: keep the weak model's answer (a missing signal never keeps it)."""
     if unanswerable or p_true is None:
@@ -225,6 +246,26 @@ class AlwaysStrongRag(Policy):
 
     def run(self, q):
         q.finish(q.rag("strong"))
+
+
+class StrongClosedBook(Policy):
+    """Closed-book on the panel's strong model: general-knowledge questions the collection does
+    not cover, answered from the larger model's own knowledge."""
+
+    name = "strong_closed_book"
+
+    def run(self, q):
+        q.finish(q.closed_book("strong"))
+
+
+class AlwaysAbstain(Policy):
+    """Says the collection does not answer, without calling a model: the zero-cost corner of the
+    frontier, correct only on questions nothing answers."""
+
+    name = "always_abstain"
+
+    def run(self, q):
+        q.abstain("the always_abstain policy answers nothing")
 
 
 class Cascade(Policy):
@@ -270,8 +311,9 @@ class KnnRouterPolicy(Policy):
 
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
-                                                          GatekeeperOnly, Adaptive, AlwaysWeakRag, AlwaysStrongRag,
-                                                          Cascade, KnnRouterPolicy)}
+                                                          GatekeeperOnly, GatekeeperAdaptive, Adaptive, AlwaysWeakRag, AlwaysStrongRag,
+                                                          StrongClosedBook, AlwaysAbstain, Cascade,
+                                                          KnnRouterPolicy)}
 
 
 def get_policy(name: str) -> Policy:

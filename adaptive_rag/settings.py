@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     gatekeeper_version: int | None = None
     # The weak/strong pre-generation router (`arag gatekeeper knn --name`), loaded when it exists.
     weak_strong_router: str = "default"
+    # The panel router `adaptive` runs (`arag gatekeeper panel --name`): <data dir>/routers/<name>
+    # when trained there, else (for "default") the one shipped with the package.
+    panel_router: str = "default"
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

@@ -56,10 +56,11 @@ def calibrate(
         raise UserError("no question has outcomes for every route (closed_book, always_rag, always_lc) and gatekeeper probabilities")
     goal = _target_f1(target_accuracy, questions) if target_accuracy is not None else None
     thresholds, result, met = replay.search(questions, target_tokens=target_cost, target_f1=goal)
-    lines = [f"{len(questions)} questions replayed", "| policy | F1 | tokens/q | route mix |", "|---|---|---|---|"]
+    lines = [f"{len(questions)} questions replayed", "| policy | F1 | tokens/q | route mix | left out (a route it needs never ran) |",
+             "|---|---|---|---|---|"]
     for name, r in [(n, replay.fixed(questions, route)) for n, route in replay.ROUTE_OF_POLICY.items()] + [("adaptive (chosen)", result)]:
         mix = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r.route_mix.items()))
-        lines.append(f"| {name} | {r.f1:.3f} | {r.tokens_per_query:.0f} | {mix} |")
+        lines.append(f"| {name} | {r.f1:.3f} | {r.tokens_per_query:.0f} | {mix} | {r.left_out} |")
     typer.echo("\n".join(lines))
     target = f"tokens/query <= {target_cost:g}" if target_cost is not None else f"F1 >= {goal:.3f}"
     typer.echo(f"target {target}: {'met' if met else 'NOT met; closest point shown'}")
@@ -68,4 +69,5 @@ def calibrate(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"thresholds": thresholds, "met": met, "target": target, "f1": result.f1,
-                                   "tokens_per_query": result.tokens_per_query, "route_mix": result.route_mix}, indent=2))
+                                   "tokens_per_query": result.tokens_per_query, "route_mix": result.route_mix,
+                                   "left_out": result.left_out}, indent=2))

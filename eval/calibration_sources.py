@@ -50,10 +50,11 @@ def from_artifact(settings, name: str) -> list[replay.QuestionOutcomes]:
                   for route, o in row["outcomes"].items()}
         questions.append(replay.QuestionOutcomes(row["id"], routes, row["probabilities"], row["p_draft"], row["p_rag"],
                                                  draft_first="probe" in gk.meta["feature_groups"]))
-    filled = replay.fill_missing(questions)
-    if filled:
+    unrun = {route: sum(1 for q in questions if q.routes.get(route) is None) for route in replay.ROUTE_OF_POLICY.values()}
+    if any(unrun.values()):
         import sys
 
-        print("not run during labelling (a cheaper route was right), counted as wrong: "
-              + ", ".join(f"{route} for {n} questions" for route, n in filled.items()), file=sys.stderr)
+        print("not run during labelling (a cheaper route was right): "
+              + ", ".join(f"{route} for {n} questions" for route, n in unrun.items() if n)
+              + "; a replayed decision that needs one leaves its question out (never counted as wrong)", file=sys.stderr)
     return questions

@@ -150,8 +150,21 @@ def knn(
 ) -> None:
     """Train the RouteLLM-style kNN weak/strong router from evaluation records."""
     from adaptive_rag.models.embedder import load_embedder
-    from eval.runner import load_records
     from gatekeeper import knn_router
+
+    rows = _training_runs(records)
+    s = _settings()
+    embedder = load_embedder(s)
+    labelled = knn_router.labels_from_records(rows)
+    router = knn_router.train(labelled, embedder.embed_query, embedder.name, k)
+    folder = router.save(s.data_dir, name)
+    typer.echo(f"weak/strong router {name!r}: {len(labelled)} questions, weak suffices for "
+               f"{router.labels.mean():.0%}, k={router.k}; saved in {folder}")
+
+
+def _training_runs(records: List[Path]) -> list[dict]:
+    """Every record of these eval runs; a run on a test or final split is refused."""
+    from eval.runner import load_records
 
     rows = []
     for run_dir in records:
@@ -163,10 +176,72 @@ def knn(
         if meta.get("split") in ("test", "final") or str(meta.get("dataset", "")).endswith((":test", ":final")):
             raise UserError(f"{run_dir}: a run on a test or final split is never trained on")
         rows += load_records(path)
+    return rows
+
+
+@app.command("panel-labels")
+def panel_labels(
+    records: Annotated[List[Path], typer.Option(help="Eval run directories (train/dev splits) with always_abstain, closed_book, "
+                                                     "strong_closed_book, always_weak_rag and always_strong_rag records.")],
+    collection: Annotated[str, typer.Option(help="The collection the runs asked (mixed for --dataset mixed).")],
+    out: Annotated[Path, typer.Option(help="Directory for labels.jsonl and meta.json (rewritten).")],
+) -> None:
+    """Panel-router training labels: each question's outcome under every action, plus its router
+    inputs (one retrieval per question). Training from them needs no collection or model."""
+    from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.store import open_store
+    from gatekeeper import panel_router
+    from gatekeeper.features import router_inputs
+
+    rows = panel_router.labels_from_records(_training_runs(records))
+    if not rows:
+        raise UserError("no question has records of every action's fixed policy: "
+                        + ", ".join(p for _, _, p in panel_router.ACTIONS.values()))
     s = _settings()
     embedder = load_embedder(s)
-    labelled = knn_router.labels_from_records(rows)
-    router = knn_router.train(labelled, embedder.embed_query, embedder.name, k)
-    folder = router.save(s.data_dir, name)
-    typer.echo(f"weak/strong router {name!r}: {len(labelled)} questions, weak suffices for "
-               f"{router.labels.mean():.0%}, k={router.k}; saved in {folder}")
+    retriever = Retriever(s, open_store(s), embedder)
+    for row in rows:
+        retrieval = retriever.search(collection, row["question"], k=s.top_k, components=True)
+        row["inputs"] = panel_router.slim_inputs(router_inputs(row["question"], retrieval))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "labels.jsonl.partial"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(out / "labels.jsonl")
+    (out / "meta.json").write_text(json.dumps({
+        "runs": [str(r) for r in records], "collection": collection, "embedder": embedder.name, "top_k": s.top_k,
+        "questions": len(rows), "training_hash": panel_router.training_hash(rows)}, indent=2))
+    typer.echo(f"{len(rows)} questions with every action's outcome in {out}/labels.jsonl")
+
+
+@app.command()
+def panel(
+    labels: Annotated[List[Path], typer.Option(help="Directories from `arag gatekeeper panel-labels`.")],
+    name: Annotated[str, typer.Option(help="Router name (ARAG_PANEL_ROUTER).")] = "default",
+    out: Annotated[Optional[Path], typer.Option(help="Write the router here instead of <data dir>/routers/NAME "
+                                                     "(gatekeeper/default_router is the one the package ships).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the panel router that `adaptive` runs (no model or collection needed; seconds)."""
+    from gatekeeper import panel_router
+
+    rows = []
+    for directory in labels:
+        path = directory / "labels.jsonl"
+        if not path.is_file():
+            raise UserError(f"{path} not found (write it with `arag gatekeeper panel-labels`)")
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    meta_path = labels[0] / "meta.json"
+    embedder = json.loads(meta_path.read_text())["embedder"] if meta_path.is_file() else _settings().embedder
+    router, heldout = panel_router.train(rows, embedder, name, seed)
+    folder = out or panel_router.routers_dir(_settings().data_dir) / name
+    router.save(folder)
+    if out is None:
+        (folder / "heldout.jsonl").write_text("".join(json.dumps(h) + "\n" for h in heldout))
+    typer.echo(f"panel router {name!r}: {len(rows)} questions; saved in {folder}")
+    typer.echo("| action | positive rate | C | AUROC (cross-fitted) | ECE (cross-fitted) | mean cost ($) | tokens |")
+    typer.echo("|---|---|---|---|---|---|---|")
+    for action, m in router.meta["cross_validated"].items():
+        a = router.actions[action]
+        auroc = f"{m['auroc']:.3f}" if m["auroc"] is not None else "-"
+        typer.echo(f"| {action} | {m['positive_rate']:.2f} | {m['c']:g} | {auroc} | {m['ece']:.3f} | {a.cost:.6f} | {a.tokens:.0f} |")

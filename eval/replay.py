@@ -8,8 +8,9 @@ generations, with the adaptive policies). The decision rules are the policies' o
 
 `QuestionOutcomes` per question: each route's F1, tokens, cost and signals, plus (adaptive) the
 gatekeeper's probabilities and the calibrated P(correct) of the draft and of the RAG answer.
-A route that was never run (labels skip long context when a cheaper route was correct) counts as
-wrong at the average cost of that route where it ran: a pessimistic reading for routing to it.
+A route that was never run (labels skip long context when a cheaper route was correct) is never
+counted as wrong: a replayed decision that needs it leaves that question out, and `Replayed.left_out`
+says how many were left out (label with `--all-routes` to run every route and leave none out).
 """
 
 from __future__ import annotations
@@ -61,18 +62,15 @@ def from_records(records: Iterable[Mapping]) -> list[QuestionOutcomes]:
     return [q for q in by_id.values() if len(q.routes) == 3]
 
 
-def fill_missing(questions: list[QuestionOutcomes]) -> dict[str, int]:
-    """Routes never run count as wrong at their mean cost; returns how many were filled per route."""
-    filled: dict[str, int] = {}
-    for route in ("closed_book", "rag", "long_context"):
-        ran = [q.routes[route] for q in questions if q.routes.get(route)]
-        tokens = float(np.mean([o.tokens for o in ran])) if ran else 0.0
-        cost = float(np.mean([o.cost for o in ran])) if ran else 0.0
-        for q in questions:
-            if not q.routes.get(route):
-                q.routes[route] = RouteOutcome(0.0, tokens, cost)
-                filled[route] = filled.get(route, 0) + 1
-    return filled
+class NotRun(Exception):
+    """A replayed decision needs the outcome of a route that was never run for this question."""
+
+
+def _outcome(q: QuestionOutcomes, route: str) -> RouteOutcome:
+    outcome = q.routes.get(route)
+    if outcome is None:
+        raise NotRun(route)
+    return outcome
 
 
 @dataclass
@@ -81,27 +79,31 @@ class Replayed:
     tokens_per_query: float
     cost_per_query: float
     route_mix: dict[str, float]
+    left_out: int = 0  # questions whose replayed decision needed a route that was never run
 
 
-def _summarise(picks: list[tuple[str, float, float, float]]) -> Replayed:
+def _summarise(picks: list[tuple[str, float, float, float] | None]) -> Replayed:
+    left_out = sum(1 for p in picks if p is None)
+    picks = [p for p in picks if p is not None]
     n = max(1, len(picks))
     mix: dict[str, float] = {}
     for route, *_ in picks:
         mix[route] = mix.get(route, 0) + 1 / n
-    return Replayed(sum(p[1] for p in picks) / n, sum(p[2] for p in picks) / n, sum(p[3] for p in picks) / n, mix)
+    return Replayed(sum(p[1] for p in picks) / n, sum(p[2] for p in picks) / n, sum(p[3] for p in picks) / n, mix,
+                    left_out)
 
 
 def _take(route: str, q: QuestionOutcomes, spent: Sequence[str]) -> tuple[str, float, float, float]:
     """The answer of `route`, paid for with every route run on the way."""
-    paid = [q.routes[r] for r in (*spent, route)]
-    return route, q.routes[route].f1, sum(o.tokens for o in paid), sum(o.cost for o in paid)
+    paid = [_outcome(q, r) for r in (*spent, route)]
+    return route, paid[-1].f1, sum(o.tokens for o in paid), sum(o.cost for o in paid)
 
 
 def probe_one(q: QuestionOutcomes, t: Mapping[str, float]):
-    draft = q.routes["closed_book"]
+    draft = _outcome(q, "closed_book")
     if keeps_draft(draft.signals.get("mean_logprob"), draft.unanswerable, t):
         return _take("closed_book", q, ())
-    rag = q.routes["rag"]
+    rag = _outcome(q, "rag")
     if escalates(rag.signals.get("refusal_logprob"), rag.unanswerable, t):
         return _take("long_context", q, ("closed_book", "rag"))
     return _take("rag", q, ("closed_book",))
@@ -111,12 +113,12 @@ def adaptive_one(q: QuestionOutcomes, t: Mapping[str, float]):
     spent: tuple[str, ...] = ("closed_book",) if q.draft_first else ()
     plan = gate_plan(q.probs, t)
     if plan == "draft":
-        if keeps_adaptive_draft(q.p_draft, q.routes["closed_book"].unanswerable, t):
+        if keeps_adaptive_draft(q.p_draft, _outcome(q, "closed_book").unanswerable, t):
             return _take("closed_book", q, ())
         spent, plan = ("closed_book",), after_draft(q.probs, t)
     if plan == "long_context":
         return _take("long_context", q, spent)
-    rag = q.routes["rag"]
+    rag = _outcome(q, "rag")
     if escalates(rag.signals.get("refusal_logprob"), rag.unanswerable, t, q.p_rag, ADAPTIVE_REFUSAL):
         return _take("long_context", q, (*spent, "rag"))
     return _take("rag", q, spent)
@@ -125,11 +127,19 @@ def adaptive_one(q: QuestionOutcomes, t: Mapping[str, float]):
 def replay(questions: Sequence[QuestionOutcomes], policy: str, thresholds: Mapping[str, float]) -> Replayed:
     one = {"probe": probe_one, "adaptive": adaptive_one}[policy]
     t = {**DEFAULT_THRESHOLDS, **thresholds}
-    return _summarise([one(q, t) for q in questions])
+    return _summarise([_or_left_out(one, q, t) for q in questions])
+
+
+def _or_left_out(one, q: QuestionOutcomes, t):
+    try:
+        return one(q, t)
+    except NotRun:
+        return None
 
 
 def fixed(questions: Sequence[QuestionOutcomes], route: str) -> Replayed:
-    return _summarise([_take(route, q, ()) for q in questions])
+    """The fixed route on the questions where it ran (`left_out` counts the others)."""
+    return _summarise([_or_left_out(lambda q_, _t: _take(route, q_, ()), q, None) for q in questions])
 
 
 PROBE_SWEEP = (-3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.35, -0.25, -0.15, -0.1, -0.05, 0.0)

@@ -27,7 +27,8 @@ from eval.stats import paired_bootstrap
 
 # fixed (route, model) policies: the oracle's choices and the frontier's corners
 FIXED = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context",
-         "always_weak_rag": "rag", "always_strong_rag": "rag"}
+         "always_weak_rag": "rag", "always_strong_rag": "rag", "strong_closed_book": "closed_book",
+         "always_abstain": "abstain"}
 CORRECT_F1 = 0.5
 
 
@@ -86,7 +87,9 @@ def _point(row: dict) -> tuple[float, float]:
     return row["cost_per_query"], row["f1"]
 
 
-def summarize(records: list[dict], probe_sweep: list[dict] | None = None, cascade_sweep: dict | None = None) -> dict:
+def summarize(records: list[dict], probe_sweep: list[dict] | None = None, sweeps: dict[str, dict] | None = None) -> dict:
+    """The report's numbers. `sweeps`: weak/strong routers replayed over their thresholds
+    (cascade, knn_router, adaptive; eval/cascade_replay.py, eval/router_sweeps.py)."""
     by_policy: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_policy[r["policy"]].append(r)
@@ -104,7 +107,9 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None, cascad
     if probe_sweep:
         summary["probe_sweep"] = probe_sweep
     if len(fixed) >= 2:
-        weak = min(fixed, key=lambda p: fixed[p]["cost_per_query"])
+        # the weak end calls a model: always_abstain (free, right only where nothing answers) would
+        # make every router look good against it; it stays on the frontier
+        weak = min((p for p in fixed if p != "always_abstain"), key=lambda p: fixed[p]["cost_per_query"])
         strong = max(fixed, key=lambda p: fixed[p]["f1"])
         summary["weak_end"], summary["strong_end"] = weak, strong
         w, s = _point(fixed[weak]), _point(fixed[strong])
@@ -118,15 +123,17 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None, cascad
             }
             _against_baselines(table, summary["router_metrics"])
             _margin_intervals(by_policy, table, fixed, summary["router_metrics"])
-            if cascade_sweep and {"always_weak_rag", "always_strong_rag"} <= set(table):
-                summary["cascade_sweep"] = cascade_sweep
+            sweeps = {k: v for k, v in (sweeps or {}).items() if v}
+            if sweeps and {"always_weak_rag", "always_strong_rag"} <= set(table):
+                summary["sweeps"] = sweeps
                 cw, cs = _point(table["always_weak_rag"]), _point(table["always_strong_rag"])
-                if cw[0] != cs[0] and cw[1] != cs[1]:
-                    curve = [_point(pt) for pt in cascade_sweep["curve"]]
-                    summary["router_metrics"]["cascade (threshold sweep; ends always_weak_rag / always_strong_rag)"] = {
-                        "apgr": apgr(curve, cw, cs), "cpt50": cpt(curve, cw, cs, 0.5), "cpt80": cpt(curve, cw, cs, 0.8),
-                        "gap_recovered_at_strong_share": cascade_sweep["gap_recovered_at_strong_share"],
-                        "left_out": cascade_sweep["left_out"]}
+                for policy, sweep in sweeps.items():
+                    entry = {"gap_recovered_at_strong_share": sweep["gap_recovered_at_strong_share"],
+                             "left_out": sweep["left_out"], "apgr": None, "cpt50": None, "cpt80": None}
+                    if cw[0] != cs[0] and cw[1] != cs[1]:
+                        curve = [_point(pt) for pt in sweep["curve"]]
+                        entry.update(apgr=apgr(curve, cw, cs), cpt50=cpt(curve, cw, cs, 0.5), cpt80=cpt(curve, cw, cs, 0.8))
+                    summary["router_metrics"][f"{policy} (threshold sweep; ends always_weak_rag / always_strong_rag)"] = entry
             if probe_sweep:
                 curve = [_point(pt) for pt in probe_sweep]
                 summary["router_metrics"]["probe (threshold sweep)"] = {
@@ -333,6 +340,11 @@ def _plot(summary: dict, path: Path, title: str) -> None:
     if sweep:
         ax.plot([p["tokens_per_query"] for p in sweep], [p["f1"] for p in sweep], "--", color="grey", linewidth=1,
                 label="probe: threshold sweep")
+        ax.legend(fontsize=8)
+    for name, style in zip(summary.get("sweeps") or {}, ("-.", "--", ":")):
+        curve = sorted(summary["sweeps"][name]["curve"], key=lambda p: p["tokens_per_query"])
+        ax.plot([p["tokens_per_query"] for p in curve], [p["f1"] for p in curve], style, linewidth=1,
+                label=f"{name}: threshold sweep")
         ax.legend(fontsize=8)
     ax.set_xlabel("tokens per query")
     ax.set_ylabel("F1")

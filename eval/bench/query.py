@@ -5,7 +5,7 @@ the local readers are.
    decision record written to SQLite) with an instant LM that returns a fixed answer with
    log-probs, so everything measured is ours. Policies `always_rag` and `self_route` (which
    escalates, so it also builds the long-context window from stored documents). Target p50 <= 15 ms.
-   Policy `adaptive` adds the router: the dense-only and BM25-only searches kept as signals, the
+   Policy `gatekeeper_adaptive` adds the router: the dense-only and BM25-only searches kept as signals, the
    features and the gatekeeper classifier (a logistic regression over the default feature groups,
    384-d embedding included, fitted on these questions with seeded labels: its speed does not
    depend on what it learned). Router overhead target p50 <= 10 ms, and its ratio to always_rag.
@@ -78,7 +78,7 @@ def _overhead(settings, store, embedder, questions) -> dict[str, Any]:
     out = {}
     log_path = Path(settings.data_dir) / "decisions.sqlite"
     gatekeeper = _bench_gatekeeper(settings, store, embedder, questions)
-    for policy, refuse in (("always_rag", False), ("self_route", True), ("adaptive", False)):
+    for policy, refuse in (("always_rag", False), ("self_route", True), ("gatekeeper_adaptive", False)):
         lm = _instant_lm("an answer", refuse)
         engine = Engine(Retriever(settings, store, embedder), Models(lm, lm, {}), DecisionLog(log_path),
                         gatekeeper=gatekeeper)
@@ -173,14 +173,14 @@ def format_result(r: dict[str, Any]) -> str:
                      f"(target p50 <= {r['target_p50_ms']:.0f} ms: {met})")
         for key in ("embed_ms", "search_ms", "router_ms", "write_and_policy_ms"):
             lines.append(f"      {key:<20} p50 {parts[key]['p50_ms']:6.2f} ms  p95 {parts[key]['p95_ms']:6.2f} ms")
-    if "adaptive" in r["overhead"]:
-        router = r["overhead"]["adaptive"]["router_ms"]["p50_ms"]
+    if "gatekeeper_adaptive" in r["overhead"]:
+        router = r["overhead"]["gatekeeper_adaptive"]["router_ms"]["p50_ms"]
         base = r["overhead"]["always_rag"]["total"]["p50_ms"]
         target = r.get("router_target_p50_ms", ROUTER_TARGET_MS)
         lines.append(f"  router overhead (signal searches + features + classifier) p50 {router:.2f} ms "
                      f"(target <= {target:.0f} ms: {'MET' if router <= target else 'NOT MET'}); "
-                     f"adaptive/always_rag total p50 ratio "
-                     f"{r['overhead']['adaptive']['total']['p50_ms'] / base:.2f}")
+                     f"gatekeeper_adaptive/always_rag total p50 ratio "
+                     f"{r['overhead']['gatekeeper_adaptive']['total']['p50_ms'] / base:.2f}")
     if "reader" in r:
         rd = r["reader"]
         lines += [f"== reader {rd['model']} (load {rd['load_s']:.1f} s)",

@@ -75,7 +75,7 @@ def _names(d):
 
 def test_adaptive_keeps_a_confirmed_draft(make_engine):
     eng, reader = make_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
-    d = eng.answer("kb", "What is the capital of France?", policy="adaptive")
+    d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "closed_book" and d.answer == "Paris" and len(reader.calls) == 1
     assert _names(d) == ["retrieve", "gatekeeper", "closed_book", "adaptive_draft"]
     gate = d.stages[1]
@@ -86,7 +86,7 @@ def test_adaptive_keeps_a_confirmed_draft(make_engine):
 
 def test_adaptive_rejects_an_unconfirmed_draft_and_reads_the_documents(make_engine):
     eng, reader = make_engine(FakeGatekeeper({"otters": CB}, p_draft=0.2))
-    d = eng.answer("kb", "What do otters do while they sleep?", policy="adaptive")
+    d = eng.answer("kb", "What do otters do while they sleep?", policy="gatekeeper_adaptive")
     assert d.route == "rag" and d.answer == "hold hands"
     assert _names(d) == ["retrieve", "gatekeeper", "closed_book", "adaptive_draft", "rag", "adaptive_escalation"]
     assert d.stages[3].outcome == "draft rejected"
@@ -95,20 +95,20 @@ def test_adaptive_rejects_an_unconfirmed_draft_and_reads_the_documents(make_engi
 
 def test_adaptive_goes_straight_to_long_context_without_a_rag_call(make_engine):
     eng, reader = make_engine(FakeGatekeeper({"capital": LC}))
-    d = eng.answer("kb", "What is the capital of France?", policy="adaptive")
+    d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "long_context" and d.answer == "Paris" and len(reader.calls) == 1
     assert "rag" not in _names(d) and "# France" in reader.calls[0][-1].content
 
 
 def test_adaptive_escalates_a_confident_rag_answer_the_calibrator_distrusts(make_engine):
     eng, _ = make_engine(FakeGatekeeper({}, p_rag=0.05), thresholds={"adaptive_rag_min": 0.2})
-    d = eng.answer("kb", "What do otters do while they sleep?", policy="adaptive")
+    d = eng.answer("kb", "What do otters do while they sleep?", policy="gatekeeper_adaptive")
     # the RAG answer was right and never said "unanswerable"; only the calibrated P(correct) escalated it
     assert d.stages[_names(d).index("rag")].outcome == "answered"
     esc = d.stages[_names(d).index("adaptive_escalation")]
     assert esc.outcome == "escalate to long context" and esc.signals["p_rag_correct"] == 0.05
     assert d.route == "long_context"
-    kept = eng.answer("kb", "What do otters do while they sleep?", policy="adaptive", thresholds={"adaptive_rag_min": 0.01})
+    kept = eng.answer("kb", "What do otters do while they sleep?", policy="gatekeeper_adaptive", thresholds={"adaptive_rag_min": 0.01})
     assert kept.route == "rag"
 
 
@@ -120,7 +120,7 @@ def test_gatekeeper_policy_trusts_the_classifier_alone(make_engine):
 
 def test_router_policies_without_a_gatekeeper_refuse_clearly(make_engine):
     eng, reader = make_engine(None)
-    for policy in ("adaptive", "gatekeeper"):
+    for policy in ("gatekeeper_adaptive", "gatekeeper"):
         with pytest.raises(UserError, match="needs a trained gatekeeper"):
             eng.answer("kb", "What is the capital of France?", policy=policy)
     assert not reader.calls
@@ -139,14 +139,14 @@ def test_adaptive_replay_matches_the_live_policy_at_every_threshold(make_engine,
     gk = FakeGatekeeper({"capital": CB, "live": {"closed_book": 0.3, "rag": 0.3, "long_context": 0.35, "none": 0.05}},
                         p_draft=0.6, p_rag=0.3)
     eng, reader = make_engine(gk)
-    records = runner.run(eng, SAMPLES, ["closed_book", "always_rag", "always_lc", "adaptive"], tmp_path / "out")
+    records = runner.run(eng, SAMPLES, ["closed_book", "always_rag", "always_lc", "gatekeeper_adaptive"], tmp_path / "out")
     questions = replay.from_records(records)
     assert len(questions) == 3 and all(q.probs for q in questions)
     for q in questions:
         q.p_draft, q.p_rag = 0.6, 0.3
     for t in GRID_POINTS:
         replayed = replay.replay(questions, "adaptive", t)
-        live = [eng.answer(s.collection, s.question, policy="adaptive", thresholds=t) for s in SAMPLES]
+        live = [eng.answer(s.collection, s.question, policy="gatekeeper_adaptive", thresholds=t) for s in SAMPLES]
         assert replayed.f1 == pytest.approx(sum(f1_score(d.answer, s.answers) for d, s in zip(live, SAMPLES)) / 3)
         assert replayed.tokens_per_query == pytest.approx(sum(d.usage.total_tokens for d in live) / 3)
 
@@ -176,7 +176,7 @@ def test_feedback_is_stored_and_becomes_training_rows(make_engine, settings):
     eng, _ = make_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
     with TestClient(create_app(engine=eng)) as client:
         ok = client.post("/v1/query", json={"query": "What is the capital of France?", "collection": "kb",
-                                            "policy": "adaptive"}).json()
+                                            "policy": "gatekeeper_adaptive"}).json()
         wrong = client.post("/v1/query", json={"query": "Where do otters live?", "collection": "kb",
                                                "policy": "always_lc"}).json()
         unknown = client.post("/v1/query", json={"query": "Where do otters sleep?", "collection": "kb",
@@ -216,6 +216,6 @@ def test_a_gatekeeper_trained_on_draft_log_probs_drafts_first_and_reuses_the_dra
     gk = ProbeGatekeeper({}, p_draft=0.9)
     gk.meta["feature_groups"] = ["retrieval", "probe"]
     eng, reader = make_engine(gk)
-    d = eng.answer("kb", "What is the capital of France?", policy="adaptive")
+    d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "closed_book" and len(reader.calls) == 1
     assert _names(d) == ["retrieve", "closed_book", "gatekeeper", "adaptive_draft"]

@@ -1,0 +1,83 @@
+"""The weak/strong routers replayed over their thresholds from one evaluation's records, with no
+model run: `knn_router` over `knn_weak_min` and `adaptive` (the panel router) over
+`adaptive_cost_weight`. Each sweep has the shape of eval/cascade_replay.py's (a curve of F1,
+cost, tokens and the share of questions sent to the strong model; the share of the weak-to-strong
+F1 gap recovered at 50%/80% strong calls) so the report treats the three alike.
+
+Outcomes come from the fixed policies' records of the same question (always_weak_rag,
+always_strong_rag, and for `adaptive` every panel action's policy); the router's own record gives
+its scores. Questions missing a record the replay needs are left out and counted, never scored
+as wrong.
+"""
+
+from __future__ import annotations
+
+from eval.cascade_replay import _recovered
+
+KNN_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
+COST_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0)
+
+
+def _by_question(records: list[dict], policies) -> dict[str, dict[str, dict]]:
+    by: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r["policy"] in policies:
+            by.setdefault(r["id"], {})[r["policy"]] = r
+    return by
+
+
+def _sweep(points: list[list[tuple[float, float, int, bool]]], settings, weak_f1: float, strong_f1: float,
+           left_out: int, name: str) -> dict:
+    """points[i][q] = (f1, cost, tokens, strong) of question q at setting i."""
+    n = len(points[0])
+    curve = [{name: t, "f1": sum(p[0] for p in pts) / n, "cost_per_query": sum(p[1] for p in pts) / n,
+              "tokens_per_query": sum(p[2] for p in pts) / n, "strong_share": sum(p[3] for p in pts) / n}
+             for t, pts in zip(settings, points)]
+    return {"questions": n, "left_out": left_out, "curve": curve, "weak_f1": weak_f1, "strong_f1": strong_f1,
+            "gap_recovered_at_strong_share": {"50%": _recovered(curve, weak_f1, strong_f1, 0.5),
+                                              "80%": _recovered(curve, weak_f1, strong_f1, 0.8)}}
+
+
+def knn_sweep(records: list[dict], thresholds=KNN_THRESHOLDS) -> dict | None:
+    need = ("always_weak_rag", "always_strong_rag", "knn_router")
+    by = _by_question(records, need)
+    rows = [r for r in by.values() if len(r) == len(need)
+            and ((r["knn_router"].get("signals") or {}).get("knn_router") or {}).get("p_weak_suffices") is not None]
+    if not rows:
+        return None
+    points = []
+    for t in thresholds:
+        pts = []
+        for r in rows:
+            p = r["knn_router"]["signals"]["knn_router"]["p_weak_suffices"]
+            chosen = r["always_weak_rag"] if p >= t else r["always_strong_rag"]
+            pts.append((chosen["f1"], chosen["cost"], chosen["total_tokens"], p < t))
+        points.append(pts)
+    n = len(rows)
+    return _sweep(points, thresholds, sum(r["always_weak_rag"]["f1"] for r in rows) / n,
+                  sum(r["always_strong_rag"]["f1"] for r in rows) / n, len(by) - n, "threshold")
+
+
+def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
+    """The panel router's choice at each cost weight, from its recorded P(correct) and costs."""
+    from gatekeeper.panel_router import ACTIONS, choose
+
+    policy_of = {a: p for a, (_, _, p) in ACTIONS.items()}
+    by = _by_question(records, {*policy_of.values(), "adaptive"})
+    rows = [r for r in by.values() if ((r.get("adaptive") or {}).get("router") or {}).get("panel")
+            and {"always_weak_rag", "always_strong_rag"} <= set(r)]
+    if not rows:
+        return None
+    points = []
+    for w in weights:
+        pts = []
+        for r in rows:
+            panel = r["adaptive"]["router"]["panel"]
+            available = [a for a in panel["probabilities"] if policy_of[a] in r]
+            action, _ = choose(panel["probabilities"], panel["costs"], available, w)
+            chosen = r[policy_of[action]]
+            pts.append((chosen["f1"], chosen["cost"], chosen["total_tokens"], ACTIONS[action][1] == "strong"))
+        points.append(pts)
+    n = len(rows)
+    return _sweep(points, weights, sum(r["always_weak_rag"]["f1"] for r in rows) / n,
+                  sum(r["always_strong_rag"]["f1"] for r in rows) / n, len(by) - n, "cost_weight")

@@ -1,0 +1,292 @@
+"""The panel router: before any answer is generated, choose (route, model) for a question from
+what retrieval and the question's form say, weighing the chance each choice is right against
+its price. `adaptive` runs it (adaptive_rag/policies.py).
+
+Actions (ACTIONS): abstain ("the collection does not answer this", no model call), closed-book on
+the reader or on the strong model, RAG on the reader or on the strong model. Actions whose model
+is not in the serving panel are never chosen.
+
+Training data (`labels_from_records` + `build_labels`): questions answered by the fixed policies
+of every action (always_abstain, closed_book, strong_closed_book, always_weak_rag,
+always_strong_rag) in `arag eval` runs on train/dev splits, with the router inputs
+(gatekeeper/features.py: form, retrieval signals, query embedding) computed by one retrieval per
+question. A label file holds everything training needs, so training runs without a collection
+or a model (the shipped default is trained from committed labels).
+
+Model: per action, a logistic regression on standardised features for P(action correct), correct
+= F1 >= 0.5 (for abstain: the question is one nothing in the collection answers). The inverse
+regularisation strength C of each is chosen by 5-fold cross-validated log-loss; the held-out
+(cross-fitted) probabilities of every training question are kept for calibration reports.
+
+Choice: utility(a) = P(a correct) - cost_weight * cost(a) / cost(most expensive action), the
+costs being the mean price-weighted cost per query of each action in training; the highest
+utility wins (ties: the cheaper action). cost_weight = 0 buys the most likely right answer at
+any price; larger values trade accuracy for price (threshold `adaptive_cost_weight`).
+
+Stored as `<dir>/panel_router.json` (plain numbers, no pickle): per action the scaler, the
+coefficients, the intercept, the mean cost and tokens; the feature names, the embedder and the
+training metrics. Loading checks the embedder and the feature list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from adaptive_rag.errors import ConfigError
+
+# action -> (route, panel role or None, the fixed policy whose records give its outcome)
+ACTIONS: dict[str, tuple[str, str | None, str]] = {
+    "abstain": ("abstain", None, "always_abstain"),
+    "closed_book:reader": ("closed_book", "reader", "closed_book"),
+    "closed_book:strong": ("closed_book", "strong", "strong_closed_book"),
+    "rag:reader": ("rag", "reader", "always_weak_rag"),
+    "rag:strong": ("rag", "strong", "always_strong_rag"),
+}
+GROUPS = ("form", "retrieval", "embedding")
+CORRECT_F1 = 0.5
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+FOLDS = 5
+FORMAT = 1
+
+
+@dataclass
+class ActionModel:
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    cost: float  # mean price-weighted cost per query in training ($)
+    tokens: float
+    c: float = 1.0
+
+    def p_correct(self, x: np.ndarray) -> float:
+        z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+@dataclass
+class PanelRouter:
+    actions: dict[str, ActionModel]
+    feature_names: list[str]
+    embedder: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"panel router {self.meta.get('name', '?')} ({self.meta.get('questions', '?')} questions)"
+
+    def probabilities(self, inputs: Mapping) -> dict[str, float]:
+        """P(correct) of every action for one query's router inputs."""
+        from gatekeeper.features import vectorize
+
+        x = vectorize(inputs, GROUPS, self.feature_names)
+        return {a: m.p_correct(x) for a, m in self.actions.items()}
+
+    def choose(self, probs: Mapping[str, float], available: Iterable[str], cost_weight: float) -> tuple[str, dict]:
+        return choose(probs, {a: m.cost for a, m in self.actions.items()}, available, cost_weight)
+
+    def check_compatible(self, embedder: str, dim: int) -> None:
+        want = sum(1 for n in self.feature_names if n.startswith("emb_"))
+        if embedder != self.embedder or dim != want:
+            raise ConfigError(f"the panel router was trained with embedder {self.embedder} ({want}-d), the server "
+                              f"uses {embedder} ({dim}-d): retrain it (arag gatekeeper panel)")
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "embedder": self.embedder, "feature_names": self.feature_names, "meta": self.meta,
+                "actions": {a: {"mean": _r(m.mean), "scale": _r(m.scale), "coef": _r(m.coef),
+                                "intercept": round(m.intercept, 8), "cost": m.cost, "tokens": m.tokens, "c": m.c}
+                            for a, m in self.actions.items()}}
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "panel_router.json.partial"
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(folder / "panel_router.json")
+        return folder / "panel_router.json"
+
+
+def _r(a: np.ndarray) -> list[float]:
+    return [round(float(v), 8) for v in a]
+
+
+SHIPPED = Path(__file__).parent / "default_router" / "panel_router.json"
+SHIPPED_LABELS = "eval/results/labels/mixed-panel"  # in the repository: what SHIPPED was trained on
+
+
+def routers_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "routers"
+
+
+def find(data_dir: Path, name: str) -> Path | None:
+    """Where the router `name` is: trained into the data directory, else (for "default") shipped."""
+    from gatekeeper.knn_router import _checked
+
+    trained = routers_dir(data_dir) / _checked(name) / "panel_router.json"
+    if trained.is_file():
+        return trained
+    return SHIPPED if name == "default" and SHIPPED.is_file() else None
+
+
+def load(path: Path) -> PanelRouter:
+    """A saved router (`panel_router.json`, or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "panel_router.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read the panel router {path}: {e}") from None
+    if data.get("format") != FORMAT:
+        raise ConfigError(f"{path}: panel router format {data.get('format')!r}, this version reads {FORMAT}")
+    actions = {a: ActionModel(np.array(m["mean"]), np.array(m["scale"]), np.array(m["coef"]), float(m["intercept"]),
+                              float(m["cost"]), float(m["tokens"]), float(m.get("c", 1.0)))
+               for a, m in data["actions"].items()}
+    unknown = set(actions) - set(ACTIONS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown actions {sorted(unknown)}")
+    return PanelRouter(actions, list(data["feature_names"]), data["embedder"], data.get("meta", {}))
+
+
+def choose(probs: Mapping[str, float], costs: Mapping[str, float], available: Iterable[str],
+           cost_weight: float) -> tuple[str, dict[str, float]]:
+    """The available action with the highest utility P(correct) - cost_weight * cost / max cost
+    (ties go to the cheaper action); returns it and every available action's utility."""
+    available = [a for a in ACTIONS if a in set(available) and a in probs]
+    if not available:
+        raise ConfigError("the panel router has no action the serving panel can run")
+    top = max(costs[a] for a in available) or 1.0
+    utility = {a: probs[a] - cost_weight * costs[a] / top for a in available}
+    best = max(available, key=lambda a: (round(utility[a], 12), -costs[a]))
+    return best, utility
+
+
+def available_actions(has_strong: bool) -> list[str]:
+    return [a for a, (_, role, _) in ACTIONS.items() if role != "strong" or has_strong]
+
+
+# ---- labels --------------------------------------------------------------------------------------
+
+def labels_from_records(records: Sequence[Mapping]) -> list[dict]:
+    """One row per question that every action's fixed policy answered: id, question, kind,
+    split-free outcomes {action: {f1, tokens, cost}}. Questions missing an action are left out."""
+    policy_action = {policy: a for a, (_, _, policy) in ACTIONS.items()}
+    by_id: dict[str, dict] = {}
+    for r in records:
+        action = policy_action.get(r["policy"])
+        if action is None:
+            continue
+        row = by_id.setdefault(r["id"], {"id": r["id"], "question": r["question"], "kind": r.get("kind"), "outcomes": {}})
+        row["outcomes"][action] = {"f1": r["f1"], "tokens": r["total_tokens"], "cost": r["cost"]}
+    return [row for _, row in sorted(by_id.items()) if len(row["outcomes"]) == len(ACTIONS)]
+
+
+def slim_inputs(inputs: Mapping) -> dict:
+    """Router inputs as stored in a label file (floats rounded, so the file stays small and diffs)."""
+    out = dict(inputs)
+    out["query_vector"] = [round(float(v), 5) for v in inputs.get("query_vector") or []]
+    out["dense_scores"] = [round(float(v), 6) for v in inputs["dense_scores"]]
+    out["bm25_scores"] = [round(float(v), 6) for v in inputs["bm25_scores"]]
+    out.pop("probe", None)
+    return out
+
+
+def training_hash(rows: Sequence[Mapping]) -> str:
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps([row["id"], row["outcomes"], row["inputs"]], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+def _folds(n: int, seed: int, folds: int = FOLDS) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::folds] for i in range(folds)]
+
+
+def _fit(X: np.ndarray, y: np.ndarray, c: float, seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    if y.min() == y.max():  # one class only: a constant probability, slightly shrunk
+        p = (y.sum() + 0.5) / (len(y) + 1.0)
+        return mean, scale, np.zeros(X.shape[1]), math.log(p / (1 - p))
+    model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    model.fit((X - mean) / scale, y)
+    return mean, scale, model.coef_[0].copy(), float(model.intercept_[0])
+
+
+def _predict(params, X: np.ndarray) -> np.ndarray:
+    mean, scale, coef, intercept = params
+    z = ((X - mean) / scale) @ coef + intercept
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _cross_fitted(X: np.ndarray, y: np.ndarray, c: float, seed: int) -> np.ndarray:
+    out = np.zeros(len(y))
+    for held in _folds(len(y), seed):
+        train = np.setdiff1d(np.arange(len(y)), held)
+        out[held] = _predict(_fit(X[train], y[train], c, seed), X[held])
+    return out
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if mask.any():
+            total += mask.mean() * abs(p[mask].mean() - y[mask].mean())
+    return float(total)
+
+
+def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: int = 0) -> tuple[PanelRouter, list[dict]]:
+    """Fit every action's model on label rows (each with `inputs` and `outcomes`). Returns the
+    router and, per question, the cross-fitted P(correct) of every action (for reports)."""
+    from gatekeeper.features import feature_names, vectorize
+
+    if len(rows) < 2 * FOLDS:
+        raise ConfigError(f"{len(rows)} labelled questions: the panel router needs at least {2 * FOLDS}")
+    dim = len(rows[0]["inputs"].get("query_vector") or [])
+    names = feature_names(GROUPS, dim)
+    X = np.array([vectorize(r["inputs"], GROUPS, names) for r in rows])
+    actions, heldout, metrics = {}, [dict(id=r["id"], kind=r.get("kind"), probabilities={}) for r in rows], {}
+    for action in ACTIONS:
+        y = np.array([float(r["outcomes"][action]["f1"] >= CORRECT_F1) for r in rows])
+        scores = {c: _log_loss(_cross_fitted(X, y, c, seed), y) for c in C_GRID}
+        c = min(C_GRID, key=lambda v: (round(scores[v], 9), v))
+        cross = _cross_fitted(X, y, c, seed)
+        mean, scale, coef, intercept = _fit(X, y, c, seed)
+        costs = [r["outcomes"][action]["cost"] for r in rows]
+        tokens = [r["outcomes"][action]["tokens"] for r in rows]
+        actions[action] = ActionModel(mean, scale, coef, intercept, float(np.mean(costs)), float(np.mean(tokens)), c)
+        for h, p in zip(heldout, cross):
+            h["probabilities"][action] = float(p)
+        metrics[action] = {"c": c, "positive_rate": float(y.mean()), "log_loss": scores[c],
+                           "ece": expected_calibration_error(cross, y), "auroc": _auroc(cross, y)}
+    meta = {"name": name, "questions": len(rows), "training_hash": training_hash(rows), "seed": seed,
+            "correct_if_f1_at_least": CORRECT_F1, "cross_validated": metrics,
+            "kinds": {k: sum(1 for r in rows if r.get("kind") == k) for k in sorted({str(r.get("kind")) for r in rows})}}
+    return PanelRouter(actions, names, embedder, meta), heldout
+
+
+def _auroc(p: np.ndarray, y: np.ndarray) -> float | None:
+    pos, neg = p[y == 1], p[y == 0]
+    if not len(pos) or not len(neg):
+        return None
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))

@@ -1,0 +1,171 @@
+"""The panel router behind `adaptive`: labels, training, the choice rule, persistence, the shipped
+default, the policy and its replay over the cost weight."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from adaptive_rag.errors import ConfigError, UserError
+from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.retrieve import Retriever
+from adaptive_rag.types import SourceDocument
+from adaptive_rag.usage import Prices
+from gatekeeper import panel_router
+from gatekeeper.panel_router import ACTIONS
+from ingest.pipeline import Ingestor
+from tests.fakes import FakeEmbedder, FakeLM
+
+COSTS = {"abstain": 0.0, "closed_book:reader": 1.0, "closed_book:strong": 3.0, "rag:reader": 10.0, "rag:strong": 30.0}
+
+
+def _inputs(question: str, dense_top: float, dim: int = 8) -> dict:
+    rng = np.random.default_rng(abs(hash(question)) % 2**32)
+    return {"query": question, "dense_scores": [dense_top, dense_top - 0.1], "bm25_scores": [5.0 * dense_top, 1.0],
+            "agreement": 0.5, "top1_agree": 1.0, "hybrid_docs": 2, "hybrid_hits": 5,
+            "query_vector": [float(v) for v in rng.normal(size=dim)]}
+
+
+def _rows(n: int = 60) -> list[dict]:
+    """Covered questions (high dense score): RAG is right, the strong RAG more often; uncovered
+    ones (low score): only abstaining is right."""
+    rows = []
+    for i in range(n):
+        covered = i % 2 == 0
+        f1 = {"abstain": 0.0 if covered else 1.0, "closed_book:reader": 0.0, "closed_book:strong": 0.0,
+              "rag:reader": float(covered and i % 4 == 0), "rag:strong": float(covered)}
+        rows.append({"id": str(i), "question": f"question {i}", "kind": "in" if covered else "out",
+                     "inputs": _inputs(f"question {i}", 0.8 if covered else 0.1),
+                     "outcomes": {a: {"f1": f1[a], "tokens": COSTS[a] * 10, "cost": COSTS[a]} for a in ACTIONS}})
+    return rows
+
+
+def test_choice_maximises_p_correct_less_the_weighted_relative_cost():
+    probs = {"abstain": 0.1, "closed_book:reader": 0.3, "closed_book:strong": 0.35, "rag:reader": 0.5, "rag:strong": 0.8}
+    action, utility = panel_router.choose(probs, COSTS, ACTIONS, 0.0)
+    assert action == "rag:strong" and utility["rag:strong"] == pytest.approx(0.8)
+    # by hand at weight 0.5: rag:strong 0.8 - 0.5 = 0.3; rag:reader 0.5 - 0.5/3 = 0.333; cb:strong 0.35 - 0.05 = 0.3
+    action, utility = panel_router.choose(probs, COSTS, ACTIONS, 0.5)
+    assert action == "rag:reader" and utility["rag:reader"] == pytest.approx(0.5 - 0.5 / 3)
+    # without a strong model in the panel its actions are never chosen, and costs are relative to the rest
+    action, utility = panel_router.choose(probs, COSTS, panel_router.available_actions(False), 0.0)
+    assert action == "rag:reader" and set(utility) == {"abstain", "closed_book:reader", "rag:reader"}
+    # a tie goes to the cheaper action
+    assert panel_router.choose({"abstain": 0.5, "rag:reader": 0.5}, COSTS, ["abstain", "rag:reader"], 0.0)[0] == "abstain"
+    with pytest.raises(ConfigError):
+        panel_router.choose(probs, COSTS, [], 0.0)
+
+
+def test_labels_need_every_action():
+    records = []
+    for qid in ("a", "b"):
+        for action, (_, _, policy) in ACTIONS.items():
+            if qid == "b" and action == "rag:strong":
+                continue  # b lacks the strong RAG answer: left out
+            records.append({"id": qid, "question": qid, "policy": policy, "f1": 1.0, "total_tokens": 5, "cost": 0.1,
+                            "kind": "squad"})
+    records.append({"id": "a", "question": "a", "policy": "cascade", "f1": 0.0, "total_tokens": 5, "cost": 0.1})
+    rows = panel_router.labels_from_records(records)
+    assert [r["id"] for r in rows] == ["a"] and set(rows[0]["outcomes"]) == set(ACTIONS)
+
+
+def test_training_separates_covered_from_uncovered_and_round_trips(tmp_path):
+    rows = _rows()
+    router, heldout = panel_router.train(rows, "fake-embedder", "t")
+    covered, uncovered = router.probabilities(_inputs("new covered", 0.8)), router.probabilities(_inputs("new out", 0.1))
+    assert covered["rag:strong"] > 0.8 and uncovered["rag:strong"] < 0.2
+    assert uncovered["abstain"] > 0.8 and covered["abstain"] < 0.2
+    assert router.choose(uncovered, ACTIONS, 0.0)[0] == "abstain"
+    assert router.choose(covered, ACTIONS, 0.0)[0] == "rag:strong"
+    # mean costs come from the labels; cross-fitted probabilities cover every question and action
+    assert router.actions["rag:strong"].cost == pytest.approx(30.0)
+    assert len(heldout) == len(rows) and set(heldout[0]["probabilities"]) == set(ACTIONS)
+    assert router.meta["cross_validated"]["abstain"]["auroc"] == pytest.approx(1.0)
+    # by hand: the logistic model on standardised features
+    m, x = router.actions["abstain"], np.array([0.0] * 0)
+    from gatekeeper.features import vectorize
+    x = vectorize(_inputs("new out", 0.1), panel_router.GROUPS, router.feature_names)
+    z = float(((x - m.mean) / m.scale) @ m.coef + m.intercept)
+    assert uncovered["abstain"] == pytest.approx(1 / (1 + math.exp(-z)))
+    path = router.save(tmp_path / "r")
+    again = panel_router.load(path.parent)
+    assert again.probabilities(_inputs("new out", 0.1)) == pytest.approx(uncovered)
+    with pytest.raises(ConfigError, match="retrain"):
+        again.check_compatible("other", 8)
+    again.check_compatible("fake-embedder", 8)
+    # deterministic: the same labels train the same router
+    assert panel_router.train(rows, "fake-embedder", "t")[0].to_json() == router.to_json()
+
+
+def test_unreadable_or_foreign_files_are_config_errors(tmp_path):
+    (tmp_path / "panel_router.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read"):
+        panel_router.load(tmp_path)
+    (tmp_path / "panel_router.json").write_text(json.dumps({"format": 99}))
+    with pytest.raises(ConfigError, match="format"):
+        panel_router.load(tmp_path)
+    with pytest.raises(ConfigError, match="at least"):
+        panel_router.train(_rows(4), "e")
+
+
+def _engine(settings, store, fake_embedder, router, strong=True):
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands and float.")])
+    weak, big = FakeLM("weak", facts={"otters": "hold hands"}), FakeLM("strong", facts={"otters": "hold hands"})
+    models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=big if strong else None)
+    return Engine(Retriever(settings, store, fake_embedder), models, None, top_k=1, panel_router=router), weak, big
+
+
+class _FixedRouter(panel_router.PanelRouter):
+    """A router whose probabilities are set by the test (the choice rule and costs are real)."""
+
+    def __init__(self, probs):
+        super().__init__({a: panel_router.ActionModel(np.zeros(1), np.ones(1), np.zeros(1), 0.0, COSTS[a], 1.0)
+                          for a in ACTIONS}, [], "fake", {"name": "fixed", "questions": 1})
+        self.probs = probs
+
+    def probabilities(self, inputs):
+        return dict(self.probs)
+
+
+def test_adaptive_runs_the_chosen_action_and_records_why(settings, store, fake_embedder):
+    probs = {"abstain": 0.1, "closed_book:reader": 0.2, "closed_book:strong": 0.3, "rag:reader": 0.6, "rag:strong": 0.9}
+    engine, weak, big = _engine(settings, store, fake_embedder, _FixedRouter(probs))
+    d = engine.answer("kb", "what do otters do?", policy="adaptive")
+    assert [s.name for s in d.stages] == ["retrieve", "panel_router", "rag"] and d.stages[-1].model == "strong"
+    stage = d.stages[1]
+    assert stage.outcome == "rag:strong" and stage.thresholds == {"adaptive_cost_weight": 0.1}
+    assert stage.signals["probabilities"] == probs and "dense_scores" in stage.signals and not weak.calls
+    cheap = engine.answer("kb", "what do otters do?", policy="adaptive", thresholds={"adaptive_cost_weight": 1.0})
+    assert cheap.stages[1].outcome == "rag:reader" and cheap.stages[-1].model == "weak"
+    engine.panel_router = _FixedRouter({**probs, "abstain": 0.99})
+    out = engine.answer("kb", "who won the 1930 world cup?", policy="adaptive")
+    assert out.route == "abstain" and out.citations == [] and "no route" in out.stages[-1].outcome
+    # no strong model in the panel: the strong actions are never chosen
+    engine2, weak2, _ = _engine(settings, store, fake_embedder, _FixedRouter(probs), strong=False)
+    assert engine2.answer("kb", "what do otters do?", policy="adaptive").stages[-1].model == "weak"
+    engine.panel_router = "the panel router was trained with embedder x: retrain it"
+    with pytest.raises(UserError, match="retrain it"):
+        engine.answer("kb", "otters?", policy="adaptive")
+    engine.panel_router = None
+    with pytest.raises(UserError, match="arag gatekeeper panel"):
+        engine.answer("kb", "otters?", policy="adaptive")
+
+
+def test_adaptive_replay_over_the_cost_weight_matches_the_choice_rule():
+    from eval.router_sweeps import adaptive_sweep
+
+    probs = {"abstain": 0.1, "closed_book:reader": 0.2, "closed_book:strong": 0.3, "rag:reader": 0.6, "rag:strong": 0.9}
+    f1 = {"abstain": 0.0, "closed_book:reader": 0.0, "closed_book:strong": 0.0, "rag:reader": 0.0, "rag:strong": 1.0}
+    records = []
+    for qid in ("1", "2"):
+        for action, (_, _, policy) in ACTIONS.items():
+            records.append({"id": qid, "policy": policy, "f1": f1[action], "cost": COSTS[action], "total_tokens": 1})
+        records.append({"id": qid, "policy": "adaptive", "f1": 1.0, "cost": 30.0, "total_tokens": 1,
+                        "router": {"panel": {"probabilities": probs, "costs": COSTS}}})
+    records.append({"id": "3", "policy": "always_weak_rag", "f1": 1.0, "cost": 1.0, "total_tokens": 1})
+    sweep = adaptive_sweep(records, weights=(0.0, 1.0))
+    assert sweep["left_out"] == 1 and sweep["questions"] == 2
+    assert [p["f1"] for p in sweep["curve"]] == [1.0, 0.0]
+    assert [p["strong_share"] for p in sweep["curve"]] == [1.0, 0.0]
+    assert sweep["curve"][1]["cost_per_query"] == COSTS["rag:reader"]

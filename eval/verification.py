@@ -6,6 +6,10 @@ same questions: the answer's own log-prob signals and retrieval support from `al
 rag stage, P(True) from `cascade`'s verify stage (asked about that same answer: the cascade's
 first step is the same generation). Each score is oriented so that higher means "more likely
 wrong" (P(True), support and mean log-prob are negated); AUROC 0.5 is chance.
+
+`panel_p_weak_rag` is a learned verifier that needs no answer: the panel router's P(the reader's
+RAG answer is correct) from `adaptive`'s record, trained on train-split outcomes only (it reads
+retrieval and the question's form, so it also knows when the collection does not cover a question).
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ SIGNALS = {
     "mean_logprob": ("always_weak_rag", "rag", "mean_logprob", -1),
     "min_logprob": ("always_weak_rag", "rag", "min_logprob", -1),
     "refusal_logprob": ("always_weak_rag", "rag", "refusal_logprob", +1),
+    "panel_p_weak_rag": ("adaptive", "panel", "rag:reader", -1),
 }
+
+
+def _value(record: dict | None, stage: str, signal: str):
+    if record is None:
+        return None
+    if stage == "panel":
+        return (((record.get("router") or {}).get("panel") or {}).get("probabilities") or {}).get(signal)
+    return ((record.get("signals") or {}).get(stage) or {}).get(signal)
 
 
 def weak_wrong_aurocs(records: list[dict]) -> dict[str, dict]:
@@ -33,7 +46,7 @@ def weak_wrong_aurocs(records: list[dict]) -> dict[str, dict]:
         scores, wrong = [], []
         for qid, w in weak.items():
             source = by_policy.get(policy, {}).get(qid)
-            value = ((source or {}).get("signals") or {}).get(stage, {}).get(signal)
+            value = _value(source, stage, signal)
             if value is None:
                 continue
             scores.append(sign * value)

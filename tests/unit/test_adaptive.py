@@ -219,3 +219,18 @@ def test_a_gatekeeper_trained_on_draft_log_probs_drafts_first_and_reuses_the_dra
     d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "closed_book" and len(reader.calls) == 1
     assert _names(d) == ["retrieve", "closed_book", "gatekeeper", "adaptive_draft"]
+
+
+def test_replay_leaves_out_questions_whose_decision_needs_an_unrun_route():
+    """Never counted as wrong: a route never run (labels skip long context when a cheaper route
+    was right) leaves the question out of that replay, and the count says how many."""
+    ok = replay.RouteOutcome(1.0, 10, 1.0, {"mean_logprob": -0.1, "refusal_logprob": -9.0})
+    refusing = replay.RouteOutcome(0.0, 100, 10.0, {"refusal_logprob": 0.0}, unanswerable=True)
+    lc = replay.RouteOutcome(1.0, 1000, 100.0)
+    questions = [replay.QuestionOutcomes("ran", {"closed_book": ok, "rag": refusing, "long_context": lc}),
+                 replay.QuestionOutcomes("unrun", {"closed_book": ok, "rag": refusing, "long_context": None})]
+    strict = replay.replay(questions, "probe", {"probe_min_mean_logprob": 0.0})  # draft rejected -> RAG refuses -> LC
+    assert strict.left_out == 1 and strict.f1 == 1.0 and strict.tokens_per_query == 1110
+    lenient = replay.replay(questions, "probe", {"probe_min_mean_logprob": -1.0})  # the draft is kept: nothing unrun
+    assert lenient.left_out == 0 and lenient.f1 == 1.0
+    assert replay.fixed(questions, "long_context").left_out == 1

@@ -174,3 +174,29 @@ def test_the_cascade_replay_reproduces_the_live_rule_at_every_threshold():
     assert result["weak_f1"] == pytest.approx(1 / 3) and result["strong_f1"] == pytest.approx(2 / 3)
     # PGR along share: (1/3, 1/3) -> (2/3 at mid share 2/3) ... half-way share 0.5 lies between
     assert result["gap_recovered_at_strong_share"]["50%"] == pytest.approx(0.5)
+
+
+def test_the_panel_routers_p_weak_rag_is_scored_as_a_verifier():
+    from eval.verification import weak_wrong_aurocs
+
+    records = []
+    for qid, f1, p in (("a", 1.0, 0.9), ("b", 0.0, 0.2), ("c", 0.0, 0.6), ("d", 1.0, 0.5)):
+        records.append({"id": qid, "policy": "always_weak_rag", "f1": f1, "signals": {}})
+        records.append({"id": qid, "policy": "adaptive", "f1": f1, "signals": {},
+                        "router": {"panel": {"probabilities": {"rag:reader": p}}}})
+    result = weak_wrong_aurocs(records)["panel_p_weak_rag"]
+    # wrong b (0.2), c (0.6) vs right a (0.9), d (0.5): pairs ranked right 3 of 4
+    assert result == {"auroc": pytest.approx(0.75), "n": 4, "wrong": 2}
+
+
+def test_choose_cost_weight_follows_the_declared_rule():
+    from eval.choose_cost_weight import choose
+
+    summary = {"strong_end": "s", "policies": {"s": {"tokens_per_query": 1000}},
+               "sweeps": {"adaptive": {"curve": [
+                   {"cost_weight": 0.0, "f1": 0.70, "tokens_per_query": 900},
+                   {"cost_weight": 0.1, "f1": 0.65, "tokens_per_query": 590},
+                   {"cost_weight": 0.2, "f1": 0.65, "tokens_per_query": 500},
+                   {"cost_weight": 0.5, "f1": 0.40, "tokens_per_query": 100}]}}}
+    assert choose(summary)["cost_weight"] == 0.2  # best F1 within 600 tokens; the tie goes to fewer tokens
+    assert choose(summary, share=0.05)["cost_weight"] == 0.5  # nothing that cheap: the cheapest point

@@ -22,6 +22,6 @@ echo "adaptive_cost_weight chosen on dev: $W"
 export ARAG_THRESHOLDS="{\"adaptive_cost_weight\": $W}"
 # 3. the final test runs (once)
 ALL=$FIXED,always_rag,cascade,knn_router,adaptive
-$A eval --dataset mixed --split test --limit 150 --seed 0 --policies $FIXED,cascade,knn_router,adaptive --out $R/mixed-final
-$A eval --dataset squad-dev --split final --limit 100 --seed 0 --policies $ALL --out $R/squad-final
-$A eval --dataset hotpotqa --split final --limit 100 --seed 0 --policies $ALL --out $R/hotpotqa-final
+$A eval --dataset mixed --split test --limit 200 --seed 0 --policies $FIXED,cascade,knn_router,adaptive --out $R/mixed-final
+$A eval --dataset squad-dev --split final --limit 150 --seed 0 --policies $ALL --out $R/squad-final
+$A eval --dataset hotpotqa --split final --limit 150 --seed 0 --policies $ALL --out $R/hotpotqa-final

@@ -103,6 +103,10 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None, sweeps
         from eval.verification import weak_wrong_aurocs
 
         summary["weak_wrong_auroc"] = weak_wrong_aurocs(records)
+    if "adaptive" in by_policy:
+        from eval.router_sweeps import panel_calibration
+
+        summary["panel_calibration"] = panel_calibration(records)
     _confidence(by_policy, oracle, table, fixed)
     if probe_sweep:
         summary["probe_sweep"] = probe_sweep
@@ -246,6 +250,12 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
         lines += ["", "AUROC of each signal for \"the weak model's RAG answer is wrong\" (0.5 = chance): "
                   + ", ".join(f"{name} {_fmt(v['auroc'])} (n={v['n']}, {v['wrong']} wrong)"
                               for name, v in summary["weak_wrong_auroc"].items())]
+    if summary.get("panel_calibration"):
+        lines += ["", "The panel router's P(correct) per action against what that action's fixed policy scored "
+                      "(ECE over 10 bins; AUROC of P(correct) for \"correct\"):", "",
+                  "| action | n | mean P(correct) | observed correct | ECE | AUROC |", "|---|---|---|---|---|---|"]
+        lines += [f"| {a} | {v['n']} | {v['mean_p']:.3f} | {v['observed']:.3f} | {v['ece']:.3f} | {_fmt(v['auroc'])} |"
+                  for a, v in summary["panel_calibration"].items()]
     kinds = sorted({k for v in summary["policies"].values() for k in v.get("by_kind", {})})
     if kinds:
         lines += ["", "By kind of question: F1 / share abstained (out_of_collection: F1 = correct abstentions):", "",

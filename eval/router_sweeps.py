@@ -58,6 +58,24 @@ def knn_sweep(records: list[dict], thresholds=KNN_THRESHOLDS) -> dict | None:
                   sum(r["always_strong_rag"]["f1"] for r in rows) / n, len(by) - n, "threshold")
 
 
+def panel_calibration(records: list[dict]) -> dict | None:
+    """How well the panel router's P(correct) of each action matched what that action's fixed
+    policy scored on the same questions: ECE (10 bins), AUROC, mean P against the observed rate."""
+    from gatekeeper.calibration import auroc, reliability
+    from gatekeeper.panel_router import ACTIONS, CORRECT_F1
+
+    by = _by_question(records, {*(p for _, _, p in ACTIONS.values()), "adaptive"})
+    out = {}
+    for action, (_, _, policy) in ACTIONS.items():
+        pairs = [(r["adaptive"]["router"]["panel"]["probabilities"][action], r[policy]["f1"] >= CORRECT_F1)
+                 for r in by.values() if policy in r and ((r.get("adaptive") or {}).get("router") or {}).get("panel")]
+        if pairs:
+            p, y = [a for a, _ in pairs], [b for _, b in pairs]
+            out[action] = {"n": len(pairs), "ece": reliability(p, y).ece, "auroc": auroc(p, y),
+                           "mean_p": sum(p) / len(p), "observed": sum(y) / len(y)}
+    return out or None
+
+
 def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
     """The panel router's choice at each cost weight, from its recorded P(correct) and costs."""
     from gatekeeper.panel_router import ACTIONS, choose

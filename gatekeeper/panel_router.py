@@ -244,19 +244,10 @@ def _cross_fitted(X: np.ndarray, y: np.ndarray, c: float, seed: int) -> np.ndarr
     return out
 
 
-def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        mask = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
-        if mask.any():
-            total += mask.mean() * abs(p[mask].mean() - y[mask].mean())
-    return float(total)
-
-
 def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: int = 0) -> tuple[PanelRouter, list[dict]]:
     """Fit every action's model on label rows (each with `inputs` and `outcomes`). Returns the
     router and, per question, the cross-fitted P(correct) of every action (for reports)."""
+    from gatekeeper.calibration import auroc, reliability
     from gatekeeper.features import feature_names, vectorize
 
     if len(rows) < 2 * FOLDS:
@@ -277,16 +268,9 @@ def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: i
         for h, p in zip(heldout, cross):
             h["probabilities"][action] = float(p)
         metrics[action] = {"c": c, "positive_rate": float(y.mean()), "log_loss": scores[c],
-                           "ece": expected_calibration_error(cross, y), "auroc": _auroc(cross, y)}
+                           "ece": reliability(cross, y).ece, "auroc": auroc(cross, y.astype(bool))}
     meta = {"name": name, "questions": len(rows), "training_hash": training_hash(rows), "seed": seed,
             "correct_if_f1_at_least": CORRECT_F1, "cross_validated": metrics,
             "kinds": {k: sum(1 for r in rows if r.get("kind") == k) for k in sorted({str(r.get("kind")) for r in rows})}}
     return PanelRouter(actions, names, embedder, meta), heldout
 
-
-def _auroc(p: np.ndarray, y: np.ndarray) -> float | None:
-    pos, neg = p[y == 1], p[y == 0]
-    if not len(pos) or not len(neg):
-        return None
-    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(wins / (len(pos) * len(neg)))

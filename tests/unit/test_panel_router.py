@@ -169,3 +169,19 @@ def test_adaptive_replay_over_the_cost_weight_matches_the_choice_rule():
     assert [p["f1"] for p in sweep["curve"]] == [1.0, 0.0]
     assert [p["strong_share"] for p in sweep["curve"]] == [1.0, 0.0]
     assert sweep["curve"][1]["cost_per_query"] == COSTS["rag:reader"]
+
+
+def test_panel_calibration_compares_p_correct_with_the_fixed_policies_outcomes():
+    from eval.router_sweeps import panel_calibration
+
+    records = []
+    for qid, p, f1 in (("1", 0.9, 1.0), ("2", 0.8, 0.0), ("3", 0.1, 0.0), ("4", 0.3, 1.0)):
+        records.append({"id": qid, "policy": "always_weak_rag", "f1": f1})
+        records.append({"id": qid, "policy": "adaptive", "f1": f1,
+                        "router": {"panel": {"probabilities": {a: p for a in ACTIONS}}}})
+    result = panel_calibration(records)
+    assert set(result) == {"rag:reader"}  # only that action's fixed policy ran
+    r = result["rag:reader"]
+    # bins: 0.1 (wrong), 0.3 (right), 0.8 (wrong), 0.9 (right) -> |0.1-0|+|0.3-1|+|0.8-0|+|0.9-1| over 4
+    assert r["ece"] == pytest.approx((0.1 + 0.7 + 0.8 + 0.1) / 4)
+    assert r["auroc"] == pytest.approx(0.75) and r["observed"] == 0.5 and r["n"] == 4

@@ -53,7 +53,7 @@ def summarize_policy(rows: list[dict]) -> dict:
         "retrieval_calls_per_query": _mean(r["retrieval_calls"] for r in rows),
         "latency_p50_ms": float(np.percentile(latencies, 50)), "latency_p95_ms": float(np.percentile(latencies, 95)),
         "route_mix": {k: v / len(rows) for k, v in sorted(routes.items())} if rows else {},
-        **({"by_kind": _by_kind(rows)} if any(r.get("kind") for r in rows) else {}),
+        **({"by_kind": _by_kind(rows), "abstention": _abstention(rows)} if any(r.get("kind") for r in rows) else {}),
     }
 
 
@@ -65,6 +65,16 @@ def _by_kind(rows: list[dict]) -> dict:
         kinds[r.get("kind") or "?"].append(r)
     return {k: {"n": len(v), "f1": _mean(r["f1"] for r in v), "abstained": _mean(float(r.get("abstained", False)) for r in v),
                 "tokens_per_query": _mean(r["total_tokens"] for r in v)} for k, v in sorted(kinds.items())}
+
+
+def _abstention(rows: list[dict]) -> dict:
+    """mixed: the questions the collection does not answer (general, out_of_collection) handled
+    well, i.e. an abstention where nothing answers (F1 1 on out_of_collection) or a correct answer
+    from the model's own knowledge; and the answerable ones (squad, hotpotqa) wrongly abstained on."""
+    uncovered = [r for r in rows if r.get("kind") in ("general", "out_of_collection")]
+    answerable = [r for r in rows if r.get("kind") in ("squad", "hotpotqa")]
+    return {"uncovered_handled": _mean(float(r["f1"] >= CORRECT_F1) for r in uncovered),
+            "answerable_abstained": _mean(float(r.get("abstained", False)) for r in answerable)}
 
 
 def oracle_rows(records: list[dict]) -> list[dict]:
@@ -264,6 +274,12 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
             cells = [f"{_fmt(v['by_kind'][k]['f1'])} / {v['by_kind'][k]['abstained']:.0%}" if k in v.get("by_kind", {})
                      else "-" for k in kinds]
             lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+        lines += ["", "Abstention: share of the questions the collection does not answer (general, out_of_collection) "
+                      "handled well (an abstention where nothing answers, or a correct answer from the model's own "
+                      "knowledge) / share of answerable questions (squad, hotpotqa) wrongly abstained on: "
+                  + "; ".join(f"`{p}` {_fmt(v['abstention']['uncovered_handled'])} / "
+                              f"{_fmt(v['abstention']['answerable_abstained'])}"
+                              for p, v in summary["policies"].items() if "abstention" in v)]
     judged = {p: v for p, v in summary["policies"].items() if v.get("faithfulness") is not None or v.get("answer_correctness") is not None}
     if judged:
         lines += ["", "LLM judge (Ragas): faithfulness / answer correctness / answers the judge failed on:"]

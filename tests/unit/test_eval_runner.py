@@ -197,3 +197,15 @@ def test_routers_are_compared_with_the_best_baseline_and_the_oracle():
     assert m["oracle_share"] == pytest.approx(0.5)  # 0.02 of the oracle's 0.04 advantage
     assert m["tokens_vs_always_lc"] == pytest.approx(0.225) and m["tokens_vs_self_route"] == pytest.approx(0.45)
     assert m["f1_minus_self_route"] == pytest.approx(0.04)
+
+
+def test_abstention_shares_on_mixed_traffic():
+    from eval.report import summarize_policy
+
+    rows = [{"kind": "general", "f1": 1.0, "abstained": False}, {"kind": "general", "f1": 0.0, "abstained": True},
+            {"kind": "out_of_collection", "f1": 1.0, "abstained": True},
+            {"kind": "out_of_collection", "f1": 0.0, "abstained": False},
+            {"kind": "squad", "f1": 0.0, "abstained": True}, {"kind": "hotpotqa", "f1": 1.0, "abstained": False}]
+    rows = [{**r, "em": r["f1"], "context_precision": None, "context_recall": None, "total_tokens": 1, "cost": 0.0,
+             "lm_calls": 1, "retrieval_calls": 1, "latency_ms": 1.0, "route": "rag"} for r in rows]
+    assert summarize_policy(rows)["abstention"] == {"uncovered_handled": 0.5, "answerable_abstained": 0.5}

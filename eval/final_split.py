@@ -20,9 +20,22 @@ FINAL_FILE = Path(__file__).resolve().parent / "splits" / "final.json"
 BENCH_SAMPLES = ((300, 0), (200, 0), (40, 0), (17, 1))  # (n, seed) of load_questions(report split)
 
 
+def is_final_run(run_dir: Path) -> bool:
+    """A run of the final evaluation itself (`--split final`, or mixed's test split, which draws
+    from the final split): the one use the final questions are for."""
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        return False
+    meta = json.loads(summary.read_text())
+    return meta.get("split") == "final" or meta.get("dataset") == "mixed:test"
+
+
 def used_ids(results: Path = RESULTS) -> set[str]:
+    """Question ids in every committed record and label file, except the final runs' own."""
     ids: set[str] = set()
     for path in results.rglob("*.jsonl"):
+        if is_final_run(path.parent):
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 ids.add(str(json.loads(line)["id"]))

@@ -29,3 +29,14 @@ def test_final_split_only_for_squad_and_hotpotqa(settings):
 
     with pytest.raises(UserError, match="final split exists for squad-dev and hotpotqa only"):
         load_eval_set("jsonl:/nowhere.jsonl", settings, "final")
+
+
+def test_the_final_runs_own_records_do_not_count_as_earlier_use(tmp_path):
+    for name, meta, qid in (("dev", {"split": "dev", "dataset": "mixed:dev"}, "a"),
+                            ("final", {"split": "final", "dataset": "squad-dev:final"}, "b"),
+                            ("mixed-final", {"split": "test", "dataset": "mixed:test"}, "c"),
+                            ("old-test", {"split": "test", "dataset": "squad-dev:test"}, "d")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(meta))
+        (tmp_path / name / "records.jsonl").write_text(json.dumps({"id": qid}) + "\n")
+    assert final_split.used_ids(tmp_path) == {"a", "d"}

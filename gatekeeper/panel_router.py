@@ -18,7 +18,7 @@ Model: per action, a logistic regression on standardised features for P(action c
 regularisation strength C of each is chosen by 5-fold cross-validated log-loss; the held-out
 (cross-fitted) probabilities of every training question are kept for calibration reports.
 
-Choice: utility(a) = P(a correct) - cost_weight * cost(a) / cost(most expensive action), the
+Choice: utility(a) = P(a correct) - cost_weight * cost(a) / cost(the router's priciest action), the
 costs being the mean price-weighted cost per query of each action in training; the highest
 utility wins (ties: the cheaper action). cost_weight = 0 buys the most likely right answer at
 any price; larger values trade accuracy for price (threshold `adaptive_cost_weight`).
@@ -157,11 +157,13 @@ def load(path: Path) -> PanelRouter:
 def choose(probs: Mapping[str, float], costs: Mapping[str, float], available: Iterable[str],
            cost_weight: float) -> tuple[str, dict[str, float]]:
     """The available action with the highest utility P(correct) - cost_weight * cost / max cost
-    (ties go to the cheaper action); returns it and every available action's utility."""
+    (ties go to the cheaper action); returns it and every available action's utility. The max is
+    over every action the router knows, available or not, so a cost weight means the same with
+    or without a strong model in the panel."""
     available = [a for a in ACTIONS if a in set(available) and a in probs]
     if not available:
         raise ConfigError("the panel router has no action the serving panel can run")
-    top = max(costs[a] for a in available) or 1.0
+    top = max(costs.values()) or 1.0
     utility = {a: probs[a] - cost_weight * costs[a] / top for a in available}
     best = max(available, key=lambda a: (round(utility[a], 12), -costs[a]))
     return best, utility

@@ -48,9 +48,11 @@ def test_choice_maximises_p_correct_less_the_weighted_relative_cost():
     # by hand at weight 0.5: rag:strong 0.8 - 0.5 = 0.3; rag:reader 0.5 - 0.5/3 = 0.333; cb:strong 0.35 - 0.05 = 0.3
     action, utility = panel_router.choose(probs, COSTS, ACTIONS, 0.5)
     assert action == "rag:reader" and utility["rag:reader"] == pytest.approx(0.5 - 0.5 / 3)
-    # without a strong model in the panel its actions are never chosen, and costs are relative to the rest
-    action, utility = panel_router.choose(probs, COSTS, panel_router.available_actions(False), 0.0)
+    # without a strong model in the panel its actions are never chosen; costs stay relative to the
+    # priciest action the router knows (rag:strong), so the weight means the same
+    action, utility = panel_router.choose(probs, COSTS, panel_router.available_actions(False), 0.5)
     assert action == "rag:reader" and set(utility) == {"abstain", "closed_book:reader", "rag:reader"}
+    assert utility["rag:reader"] == pytest.approx(0.5 - 0.5 / 3)
     # a tie goes to the cheaper action
     assert panel_router.choose({"abstain": 0.5, "rag:reader": 0.5}, COSTS, ["abstain", "rag:reader"], 0.0)[0] == "abstain"
     with pytest.raises(ConfigError):

@@ -117,6 +117,11 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None, sweeps
         from eval.router_sweeps import panel_calibration
 
         summary["panel_calibration"] = panel_calibration(records)
+        if "always_rag" in by_policy or "always_weak_rag" in by_policy:
+            from eval.router_sweeps import adaptive_at_equal_cost
+
+            summary["adaptive_at_equal_cost"] = adaptive_at_equal_cost(
+                records, "always_rag" if "always_rag" in by_policy else "always_weak_rag")
     _confidence(by_policy, oracle, table, fixed)
     if probe_sweep:
         summary["probe_sweep"] = probe_sweep
@@ -266,6 +271,15 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
                   "| action | n | mean P(correct) | observed correct | ECE | AUROC |", "|---|---|---|---|---|---|"]
         lines += [f"| {a} | {v['n']} | {v['mean_p']:.3f} | {v['observed']:.3f} | {v['ece']:.3f} | {_fmt(v['auroc'])} |"
                   for a, v in summary["panel_calibration"].items()]
+    eq = summary.get("adaptive_at_equal_cost")
+    if eq:
+        ci = eq["diff_ci"]
+        lines += ["", f"`adaptive` at no more than {eq['factor']:g}x the cost of `{eq['baseline']}` (its threshold sweep, "
+                      f"cost weight {eq['cost_weight']:g}, {eq['cost_ratio']:.2f}x the cost): F1 {eq['f1']:.3f} vs "
+                      f"{eq['baseline_f1']:.3f}, difference {eq['diff']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}] "
+                      f"({eq['questions']} questions)"]
+    elif "adaptive" in summary["policies"] and ("always_rag" in summary["policies"] or "always_weak_rag" in summary["policies"]):
+        lines += ["", "`adaptive` has no operating point within 1.05x the cost of always_rag on these questions."]
     kinds = sorted({k for v in summary["policies"].values() for k in v.get("by_kind", {})})
     if kinds:
         lines += ["", "By kind of question: F1 / share abstained (out_of_collection: F1 = correct abstentions):", "",

@@ -76,26 +76,72 @@ def panel_calibration(records: list[dict]) -> dict | None:
     return out or None
 
 
-def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
-    """The panel router's choice at each cost weight, from its recorded P(correct) and costs."""
-    from gatekeeper.panel_router import ACTIONS, choose
+def _adaptive_rows(records: list[dict]) -> tuple[list[dict[str, dict]], int]:
+    """Per question with an adaptive record holding the panel router's scores: every policy's
+    record; and how many questions lacked one (or lacked the weak or strong RAG answer)."""
+    from gatekeeper.panel_router import ACTIONS
 
-    policy_of = {a: p for a, (_, _, p) in ACTIONS.items()}
-    by = _by_question(records, {*policy_of.values(), "adaptive"})
+    by = _by_question(records, {*(p for _, _, p in ACTIONS.values()), "adaptive", "always_rag"})
     rows = [r for r in by.values() if ((r.get("adaptive") or {}).get("router") or {}).get("panel")
             and {"always_weak_rag", "always_strong_rag"} <= set(r)]
+    return rows, len(by) - len(rows)
+
+
+def _adaptive_pick(r: dict[str, dict], weight: float) -> tuple[str, dict]:
+    """The action the panel router takes at `weight` (among the actions whose fixed policy ran)
+    and that policy's record: its outcome."""
+    from gatekeeper.panel_router import ACTIONS, choose
+
+    panel = r["adaptive"]["router"]["panel"]
+    available = [a for a in panel["probabilities"] if ACTIONS[a][2] in r]
+    action, _ = choose(panel["probabilities"], panel["costs"], available, weight)
+    return action, r[ACTIONS[action][2]]
+
+
+def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
+    """The panel router's choice at each cost weight, from its recorded P(correct) and costs."""
+    from gatekeeper.panel_router import ACTIONS
+
+    rows, left_out = _adaptive_rows(records)
     if not rows:
         return None
     points = []
     for w in weights:
         pts = []
         for r in rows:
-            panel = r["adaptive"]["router"]["panel"]
-            available = [a for a in panel["probabilities"] if policy_of[a] in r]
-            action, _ = choose(panel["probabilities"], panel["costs"], available, w)
-            chosen = r[policy_of[action]]
+            action, chosen = _adaptive_pick(r, w)
             pts.append((chosen["f1"], chosen["cost"], chosen["total_tokens"], ACTIONS[action][1] == "strong"))
         points.append(pts)
     n = len(rows)
     return _sweep(points, weights, sum(r["always_weak_rag"]["f1"] for r in rows) / n,
-                  sum(r["always_strong_rag"]["f1"] for r in rows) / n, len(by) - n, "cost_weight")
+                  sum(r["always_strong_rag"]["f1"] for r in rows) / n, left_out, "cost_weight")
+
+
+def adaptive_at_equal_cost(records: list[dict], baseline: str = "always_rag", factor: float = 1.05,
+                           weights=COST_WEIGHTS) -> dict | None:
+    """`adaptive` against `baseline` at (at most) `factor` times its cost: of the cost weights whose
+    replayed cost per query is within that, the one with the highest F1; its F1 minus the
+    baseline's on the same questions, with a paired-bootstrap interval. None when no weight is
+    that cheap or the baseline did not run."""
+    from eval.stats import paired_bootstrap
+
+    rows, _ = _adaptive_rows(records)
+    rows = [r for r in rows if baseline in r]
+    if not rows:
+        return None
+    budget = factor * sum(r[baseline]["cost"] for r in rows) / len(rows)
+    best = None
+    for w in weights:
+        picks = [_adaptive_pick(r, w)[1] for r in rows]
+        cost = sum(p["cost"] for p in picks) / len(picks)
+        f1 = sum(p["f1"] for p in picks) / len(picks)
+        if cost <= budget and (best is None or f1 > best[1] + 1e-12):
+            best = (w, f1, cost, [p["f1"] for p in picks])
+    if best is None:
+        return None
+    w, f1, cost, scores = best
+    ci = paired_bootstrap({"adaptive": scores, baseline: [r[baseline]["f1"] for r in rows]}, reference=baseline)
+    base_cost = budget / factor
+    return {"baseline": baseline, "factor": factor, "cost_weight": w, "questions": len(rows), "f1": f1,
+            "baseline_f1": ci[baseline]["mean"], "diff": ci["adaptive"]["diff"], "diff_ci": ci["adaptive"]["diff_ci"],
+            "cost_ratio": cost / base_cost if base_cost else None}

@@ -171,6 +171,16 @@ def test_adaptive_replay_over_the_cost_weight_matches_the_choice_rule():
     assert [p["f1"] for p in sweep["curve"]] == [1.0, 0.0]
     assert [p["strong_share"] for p in sweep["curve"]] == [1.0, 0.0]
     assert sweep["curve"][1]["cost_per_query"] == COSTS["rag:reader"]
+    # at equal cost: only weights that pick rag:reader (cost 10) fit 1.05x always_rag's cost 10;
+    # the first of them on the grid (0.5: 0.6 - 0.5/3 > 0.9 - 0.5) is reported, paired on q1, q2
+    from eval.router_sweeps import adaptive_at_equal_cost
+
+    records += [{"id": "1", "policy": "always_rag", "f1": 0.0, "cost": 10.0, "total_tokens": 1},
+                {"id": "2", "policy": "always_rag", "f1": 1.0, "cost": 10.0, "total_tokens": 1}]
+    eq = adaptive_at_equal_cost(records)
+    assert eq["cost_weight"] == 0.5 and eq["f1"] == 0.0 and eq["baseline_f1"] == 0.5
+    assert eq["diff"] == pytest.approx(-0.5) and eq["cost_ratio"] == pytest.approx(1.0) and eq["questions"] == 2
+    assert adaptive_at_equal_cost(records, factor=0.5) is None  # nothing that cheap
 
 
 def test_panel_calibration_compares_p_correct_with_the_fixed_policies_outcomes():

@@ -180,7 +180,8 @@ def test_adaptive_replay_over_the_cost_weight_matches_the_choice_rule():
     eq = adaptive_at_equal_cost(records)
     assert eq["cost_weight"] == 0.5 and eq["f1"] == 0.0 and eq["baseline_f1"] == 0.5
     assert eq["diff"] == pytest.approx(-0.5) and eq["cost_ratio"] == pytest.approx(1.0) and eq["questions"] == 2
-    assert adaptive_at_equal_cost(records, factor=0.5) is None  # nothing that cheap
+    assert adaptive_at_equal_cost(records, factor=0.5)["cost_weight"] == 1.5  # closed_book:strong (3) fits 5
+    assert adaptive_at_equal_cost(records, weights=(0.0,)) is None  # no weight that cheap
 
 
 def test_panel_calibration_compares_p_correct_with_the_fixed_policies_outcomes():

@@ -1,5 +1,5 @@
-"""Replay policies on recorded outcomes: what `probe` or `adaptive` would have answered at other
-thresholds, without running a model or even the engine.
+"""Replay policies on recorded outcomes: what `probe` or `gatekeeper_adaptive` would have
+answered at other thresholds, without running a model or even the engine.
 
 A policy's answer is always one route's answer, and every route's answer to a question is in the
 records of the fixed policies (closed_book, always_rag, always_lc share prompts, and therefore
@@ -19,7 +19,6 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
 
 from adaptive_rag.policies import (ADAPTIVE_REFUSAL, DEFAULT_THRESHOLDS, after_draft, escalates, gate_plan, keeps_adaptive_draft,
                                    keeps_draft)

@@ -15,7 +15,7 @@ from adaptive_rag.usage import Prices
 from gatekeeper import panel_router
 from gatekeeper.panel_router import ACTIONS
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeEmbedder, FakeLM
+from tests.fakes import FakeLM
 
 COSTS = {"abstain": 0.0, "closed_book:reader": 1.0, "closed_book:strong": 3.0, "rag:reader": 10.0, "rag:strong": 30.0}
 
@@ -85,8 +85,9 @@ def test_training_separates_covered_from_uncovered_and_round_trips(tmp_path):
     assert len(heldout) == len(rows) and set(heldout[0]["probabilities"]) == set(ACTIONS)
     assert router.meta["cross_validated"]["abstain"]["auroc"] == pytest.approx(1.0)
     # by hand: the logistic model on standardised features
-    m, x = router.actions["abstain"], np.array([0.0] * 0)
     from gatekeeper.features import vectorize
+
+    m = router.actions["abstain"]
     x = vectorize(_inputs("new out", 0.1), panel_router.GROUPS, router.feature_names)
     z = float(((x - m.mean) / m.scale) @ m.coef + m.intercept)
     assert uncovered["abstain"] == pytest.approx(1 / (1 + math.exp(-z)))

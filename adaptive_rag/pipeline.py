@@ -6,6 +6,7 @@ The answer of a request is `decision.answer`; everything that led to it is in `d
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Mapping
 
@@ -53,10 +54,15 @@ class Engine:
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None) -> Decision:
         """Raises UserError for bad requests (nothing recorded) and BackendError when a model
-        fails (recorded with status "error")."""
+        fails. Any failure after the record was opened (a backend error, a policy that needs a
+        router that is missing, a bug) is recorded with status "error" and its message."""
         chosen = get_policy(policy or self.default_policy)
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str) or not query.replace("\x00", "").strip():
             raise UserError("empty query")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError("the query holds text that is not valid Unicode (a lone surrogate?)") from None
         if len(query) > MAX_QUERY_CHARS:
             raise UserError(f"query too long: {len(query)} characters (at most {MAX_QUERY_CHARS})")
         k = self.top_k if top_k is None else top_k
@@ -65,6 +71,10 @@ class Engine:
         unknown = set(thresholds or {}) - set(self.thresholds)
         if unknown:
             raise UserError(f"unknown thresholds {sorted(unknown)}; valid: {', '.join(sorted(self.thresholds))}")
+        not_finite = sorted(k for k, v in (thresholds or {}).items()
+                            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v))
+        if not_finite:
+            raise UserError(f"thresholds must be finite numbers: {', '.join(not_finite)}")
         self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
         run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query), k,
                        {**self.thresholds, **(thresholds or {})})
@@ -74,6 +84,9 @@ class Engine:
         except BackendError as exc:
             run.decision.status, run.decision.error = "error", str(exc)
             exc.decision_id = run.decision.id
+            raise
+        except Exception as exc:
+            run.decision.status, run.decision.error = "error", f"{type(exc).__name__}: {exc}"
             raise
         finally:
             run.decision.latency_ms = (time.perf_counter() - started) * 1e3

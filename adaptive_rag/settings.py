@@ -116,6 +116,16 @@ class Settings(BaseSettings):
             return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
         return value
 
+    @field_validator("thresholds")
+    @classmethod
+    def _finite_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        import math
+
+        bad = sorted(k for k, v in value.items() if not math.isfinite(v))
+        if bad:
+            raise ValueError(f"thresholds must be finite numbers: {', '.join(bad)}")
+        return value
+
     @model_validator(mode="after")
     def _panel_in_catalog(self) -> "Settings":
         catalog = self.catalog

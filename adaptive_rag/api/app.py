@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_rag import __version__
 from adaptive_rag.errors import NotFoundError, UserError
@@ -60,6 +61,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def backend_failed(_: Request, exc: BackendError):
         return error_response(503 if exc.retryable else 502, "backend_error", f"model backend failed: {exc}",
                               exc.decision_id)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):  # 404 unknown path, 405 wrong method, ...
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        response = error_response(exc.status_code, kind, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):

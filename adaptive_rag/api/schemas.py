@@ -51,9 +51,18 @@ class CollectionOut(BaseModel):
     dim: int
 
 
+class ContentPart(BaseModel):
+    """One part of a chat message's content; only `text` parts are read (`text` must be a string)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
 class ChatMessage(BaseModel):
     role: str
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
 
 
 class ChatCompletionRequest(BaseModel):

@@ -28,7 +28,7 @@ def list_decisions(
     policy: str | None = None,
     since: Annotated[float | None, Query(description="Unix time; only decisions at or after it.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     items = engine.log.list(collection=collection, route=route, policy=policy, since=since, limit=limit,
                             offset=offset) if engine.log else []

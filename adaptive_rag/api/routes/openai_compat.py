@@ -33,7 +33,7 @@ def _last_user_text(body: ChatCompletionRequest) -> str:
         if message.role == "user":
             if isinstance(message.content, str):
                 return message.content
-            texts = [p.get("text", "") for p in message.content or [] if isinstance(p, dict) and p.get("type") == "text"]
+            texts = [p.text or "" for p in message.content or [] if p.type == "text"]
             return "\n".join(texts)
     raise UserError("messages hold no user message")
 

@@ -1,0 +1,99 @@
+"""Bad input found by fuzzing and by hand (issue 12): every case is a 4xx in the OpenAI error
+shape, nothing unstorable is stored, and the decision list keeps working afterwards."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adaptive_rag.api.app import create_app
+from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.errors import UserError
+from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.retrieve import Retriever
+from adaptive_rag.types import SourceDocument
+from adaptive_rag.usage import Prices
+from ingest.pipeline import Ingestor
+from tests.fakes import FakeLM
+
+
+@pytest.fixture
+def engine(settings, fake_embedder, tmp_path):
+    from adaptive_rag.store.edge import EdgeStore
+
+    store = EdgeStore(settings.collections_dir)
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+    reader = FakeLM("reader", facts={"otters": "hold hands"})
+    yield Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
+                 DecisionLog(tmp_path / "decisions.sqlite"))
+    store.close()
+
+
+def _is_openai_error(r, status):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) >= {"error"} and body["error"]["code"] == status and body["error"]["message"]
+
+
+CHAT = "/v1/chat/completions"
+
+
+@pytest.mark.parametrize("method, path, kwargs, status", [
+    # a lone surrogate (valid JSON escape, not valid Unicode text): once stored, it broke every list read
+    ("post", CHAT, {"content": b'{"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": "river \\ud800"}]}',
+                    "headers": {"content-type": "application/json"}}, 400),
+    ("post", "/v1/query", {"content": b'{"query": "river \\ud800", "collection": "kb"}',
+                           "headers": {"content-type": "application/json"}}, 422),
+    # content parts whose text is not a string
+    ("post", CHAT, {"json": {"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}}, 422),
+    ("post", CHAT, {"json": {"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": [{"type": "text", "text": None}]}]}}, 400),
+    ("post", "/v1/query", {"json": {"query": "\u0000\u0000", "collection": "kb"}}, 400),
+    ("get", "/v1/decisions", {"params": {"offset": "9223372036854775808"}}, 422),
+    # non-finite thresholds (JSON extensions Python's parser accepts) would silently switch routing off
+    ("post", "/v1/query", {"content": b'{"query": "otters?", "collection": "kb", "thresholds": {"refusal_min_logprob": NaN}}',
+                           "headers": {"content-type": "application/json"}}, 400),
+    ("post", "/v1/query", {"content": b'{"query": "otters?", "collection": "kb", "thresholds": {"refusal_min_logprob": -Infinity}}',
+                           "headers": {"content-type": "application/json"}}, 400),
+    ("post", "/v1/query", {"content": b'{"query": "otters?", "collection": "kb", "thresholds": {"refusal_min_logprob": 1e999}}',
+                           "headers": {"content-type": "application/json"}}, 400),
+    # unknown paths, wrong methods and unparsable bodies use the same error shape
+    ("get", "/v1/nothing-here", {}, 404),
+    ("delete", "/v1/query", {}, 405),
+    ("post", "/v1/query", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+])
+def test_bad_input_is_a_4xx_in_the_openai_shape_and_stores_nothing(engine, method, path, kwargs, status):
+    with TestClient(create_app(engine=engine)) as client:
+        _is_openai_error(getattr(client, method)(path, **kwargs), status)
+        listing = client.get("/v1/decisions")
+        assert listing.status_code == 200 and listing.json()["items"] == []
+
+
+def test_the_decision_list_survives_after_bad_input(engine):
+    with TestClient(create_app(engine=engine)) as client:
+        client.post(CHAT, content=b'{"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": "x \\udc00"}]}',
+                    headers={"content-type": "application/json"})
+        ok = client.post("/v1/query", json={"query": "What do otters do?", "collection": "kb"}).json()
+        listing = client.get("/v1/decisions").json()
+        assert [d["id"] for d in listing["items"]] == [ok["id"]]
+        assert client.get(f"/v1/decisions/{ok['id']}").status_code == 200
+        json.dumps(listing, allow_nan=False)  # valid JSON: no NaN anywhere
+
+
+def test_a_failure_after_the_record_opened_is_recorded_as_an_error(engine):
+    """`adaptive` without a panel router fails inside the policy: the record says so (it used to
+    say "ok" with no answer)."""
+    engine.panel_router = None
+    with pytest.raises(UserError, match="panel router"):
+        engine.answer("kb", "What do otters do?", policy="adaptive")
+    (record,) = engine.log.list()
+    assert record["status"] == "error" and "panel router" in record["error"]
+
+
+def test_settings_refuse_non_finite_thresholds(monkeypatch, tmp_path):
+    from pydantic import ValidationError
+
+    from adaptive_rag.settings import Settings
+
+    monkeypatch.setenv("ARAG_THRESHOLDS", '{"refusal_min_logprob": NaN}')
+    with pytest.raises(ValidationError, match="finite"):
+        Settings(data_dir=tmp_path, _env_file=None)

@@ -50,9 +50,36 @@ def closed_book(reader: LanguageModel, question: str, max_new_tokens: int) -> Ro
     return _answer("closed_book", reader, prompts.closed_book(question), max_new_tokens)
 
 
+def _numbered(i: int, hit: SearchHit, text: str) -> str:
+    return f"[{i + 1}] {hit.title}\n{text}" if hit.title else f"[{i + 1}] {text}"
+
+
+def fitting_chunks(hits: Sequence[SearchHit], budget_tokens: int, count_tokens) -> tuple[str, list[SearchHit]]:
+    """The RAG context: the hits in rank order while they fit `budget_tokens` (the reader's window
+    less the prompt and the answer); a first hit longer than the budget contributes the part of it
+    that fits. A large top_k with a small model therefore reads fewer chunks instead of failing."""
+    parts: list[str] = []
+    used: list[SearchHit] = []
+    remaining = budget_tokens
+    for i, hit in enumerate(hits):
+        part = _numbered(i, hit, hit.text)
+        cost = count_tokens(part) + 2
+        if cost > remaining:
+            if not parts and remaining > 16:
+                header = count_tokens(_numbered(i, hit, "")) + 2
+                parts.append(_numbered(i, hit, window_around(hit.text, hit.text[:64], remaining - header, count_tokens)))
+                used.append(hit)
+            break
+        parts.append(part)
+        used.append(hit)
+        remaining -= cost
+    return "\n\n".join(parts), used
+
+
 def rag(reader: LanguageModel, question: str, hits: Sequence[SearchHit], max_new_tokens: int) -> RouteResult:
-    context = "\n\n".join(f"[{i + 1}] {h.title}\n{h.text}" if h.title else f"[{i + 1}] {h.text}" for i, h in enumerate(hits))
-    return _answer("rag", reader, prompts.with_context(question, context), max_new_tokens, hits,
+    budget = reader.context_window - prompts.overhead_tokens(reader.count_tokens, question) - max_new_tokens
+    context, used = fitting_chunks(hits, budget, reader.count_tokens)
+    return _answer("rag", reader, prompts.with_context(question, context), max_new_tokens, used,
                    reader.count_tokens(context))
 
 

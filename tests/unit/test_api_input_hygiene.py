@@ -97,3 +97,21 @@ def test_settings_refuse_non_finite_thresholds(monkeypatch, tmp_path):
     monkeypatch.setenv("ARAG_THRESHOLDS", '{"refusal_min_logprob": NaN}')
     with pytest.raises(ValidationError, match="finite"):
         Settings(data_dir=tmp_path, _env_file=None)
+
+
+def test_rag_context_is_trimmed_to_the_readers_window():
+    from adaptive_rag import routes
+    from adaptive_rag.types import SearchHit
+
+    hits = [SearchHit(f"c{i}", f"d{i}", f"k{i}", 1.0 - i / 100, " ".join(["word"] * 100)) for i in range(50)]
+    roomy = FakeLM("roomy", context_window=100_000)
+    full = routes.rag(roomy, "What?", hits, 8)
+    assert len(full.sources) == 50  # everything fits: all fifty chunks, in rank order
+    small = FakeLM("small", context_window=2048)
+    trimmed = routes.rag(small, "What?", hits, 8)
+    prompt_tokens = sum(small.count_tokens(m.content) for m in trimmed.messages)
+    assert 0 < len(trimmed.sources) < 50 and prompt_tokens + 8 <= 2048
+    assert [h.chunk_id for h in trimmed.sources] == [f"c{i}" for i in range(len(trimmed.sources))]
+    tiny = FakeLM("tiny", context_window=120)  # not even one chunk fits: the part of the first that does
+    (only,) = routes.rag(tiny, "What?", hits, 8).sources
+    assert only.chunk_id == "c0"

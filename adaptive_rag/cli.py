@@ -261,8 +261,11 @@ def serve(
     import uvicorn
 
     from adaptive_rag.api.app import create_app
+    from adaptive_rag.engine_factory import build_panel
 
-    uvicorn.run(create_app(settings()), host=host, port=port)
+    s = settings()
+    build_panel(s)  # a model that is not pulled is one `error:` line here, not a traceback from the lifespan
+    uvicorn.run(create_app(s), host=host, port=port)
 
 
 @app.command()

@@ -89,3 +89,12 @@ def test_missing_path_is_reported_and_exit_1(arag, tmp_path):
 def test_usage_errors_exit_2(arag):
     code, _, err = arag("search", "-c", "animals")
     assert code == 2 and "Missing argument" in err
+
+
+def test_serve_without_a_pulled_model_is_one_error_line(arag, tmp_path, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setenv("ARAG_MODEL_CACHE_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    code, out, err = arag("serve")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error:") and "arag models pull" in err

@@ -11,5 +11,9 @@ COPY gatekeeper ./gatekeeper
 COPY eval ./eval
 COPY corpora ./corpora
 RUN pip install .
+# run as an unprivileged user; /data (the volume) belongs to it
+RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin arag \
+    && mkdir -p /data && chown arag /data
+USER arag
 EXPOSE 8000
 CMD ["arag", "serve", "--host", "0.0.0.0", "--port", "8000"]

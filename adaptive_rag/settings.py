@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # The panel router `adaptive` runs (`arag gatekeeper panel --name`): <data dir>/routers/<name>
     # when trained there, else (for "default") the one shipped with the package.
     panel_router: str = "default"
+    # Admission control in `arag serve` (adaptive_rag/api/admission.py): requests generating at
+    # once, requests waiting beyond those (more are refused with 429 at once), and the longest
+    # wait for a slot before a 429.
+    max_concurrent_requests: int = Field(2, ge=1, le=32)
+    max_queued_requests: int = Field(8, ge=0, le=32)
+    queue_wait_s: float = Field(60.0, gt=0, le=3600)
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_rag import __version__
+from adaptive_rag.api.admission import Admission, Busy
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.pipeline import Engine
@@ -36,18 +37,26 @@ def error_response(status: int, kind: str, message: str, decision_id: str | None
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        s = settings or Settings()
+        app.state.admission = Admission(s.max_concurrent_requests, s.max_queued_requests, s.queue_wait_s)
         if engine is not None:
             app.state.engine = engine
         else:
             from adaptive_rag.engine_factory import build_engine
 
-            app.state.engine = build_engine(settings or Settings())
+            app.state.engine = build_engine(s)
             for lm in app.state.engine.models.all().values():
                 lm.load()  # local weights load (and llama.cpp servers start) lazily; a server does it up front
         yield
 
     app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan,
                   description="Answers questions over document collections and shows, per query, why it routed as it did.")
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy):
+        response = error_response(429, "rate_limit_error", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError):

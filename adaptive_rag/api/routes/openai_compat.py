@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.api.deps import AdmissionDep, EngineDep
 from adaptive_rag.api.schemas import ChatCompletionRequest
 from adaptive_rag.errors import UserError
 from adaptive_rag.policies import POLICIES
@@ -39,11 +39,13 @@ def _last_user_text(body: ChatCompletionRequest) -> str:
 
 
 @router.post("/v1/chat/completions")
-def chat_completions(body: ChatCompletionRequest, engine: EngineDep, response: Response) -> dict[str, Any]:
+def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: AdmissionDep,
+                     response: Response) -> dict[str, Any]:
     if body.stream:
         raise UserError("streaming is not supported; send stream=false")
     collection, policy = parse_model(body.model)
-    decision = engine.answer(collection, _last_user_text(body), policy=policy)
+    with admission.admit():
+        decision = engine.answer(collection, _last_user_text(body), policy=policy)
     response.headers["X-Decision-Id"] = decision.id
     return {
         "id": f"chatcmpl-{decision.id}",

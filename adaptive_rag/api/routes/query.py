@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.api.deps import AdmissionDep, EngineDep
 from adaptive_rag.api.schemas import QueryRequest, QueryResponse
 
 router = APIRouter(tags=["query"])
 
 
 @router.post("/v1/query", response_model=QueryResponse)
-def query(body: QueryRequest, engine: EngineDep) -> QueryResponse:
-    """Sync on purpose: the work is CPU-bound model calls, so FastAPI runs it in its thread pool."""
-    decision = engine.answer(body.collection, body.query, policy=body.policy, top_k=body.top_k,
-                             thresholds=body.thresholds).to_dict()
+def query(body: QueryRequest, engine: EngineDep, admission: AdmissionDep) -> QueryResponse:
+    """Sync on purpose: the work is CPU-bound model calls, so FastAPI runs it in its thread pool.
+    A full server answers 429 at once (adaptive_rag/api/admission.py)."""
+    with admission.admit():
+        decision = engine.answer(body.collection, body.query, policy=body.policy, top_k=body.top_k,
+                                 thresholds=body.thresholds).to_dict()
     return QueryResponse(id=decision["id"], answer=decision["answer"], route=decision["route"],
                          citations=decision["citations"], usage=decision["usage"], cost=decision["cost"],
                          decision=decision)

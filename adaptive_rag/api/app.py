@@ -34,6 +34,26 @@ def error_response(status: int, kind: str, message: str, decision_id: str | None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+SWAGGER_ASSETS = "/static/swagger"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's files served by the app (the swagger-ui-bundle package), not a CDN,
+    so it works on a machine without internet."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(SWAGGER_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API docs",
+                                   swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png")
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -49,8 +69,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 lm.load()  # local weights load (and llama.cpp servers start) lazily; a server does it up front
         yield
 
-    app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Answers questions over document collections and shows, per query, why it routed as it did.")
+    _offline_docs(app)
 
     @app.exception_handler(Busy)
     async def busy(_: Request, exc: Busy):

@@ -115,3 +115,13 @@ def test_rag_context_is_trimmed_to_the_readers_window():
     tiny = FakeLM("tiny", context_window=120)  # not even one chunk fits: the part of the first that does
     (only,) = routes.rag(tiny, "What?", hits, 8).sources
     assert only.chunk_id == "c0"
+
+
+def test_docs_load_without_internet(engine):
+    with TestClient(create_app(engine=engine)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and "cdn" not in page.text.lower()
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            assert f"/static/swagger/{asset}" in page.text
+            assert client.get(f"/static/swagger/{asset}").status_code == 200
+        assert client.get("/openapi.json").status_code == 200

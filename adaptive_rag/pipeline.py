@@ -52,10 +52,12 @@ class Engine:
         self.panel_router = panel_router  # a str: why the configured router cannot serve
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
-               thresholds: Mapping[str, float] | None = None) -> Decision:
+               thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None) -> Decision:
         """Raises UserError for bad requests (nothing recorded) and BackendError when a model
         fails. Any failure after the record was opened (a backend error, a policy that needs a
-        router that is missing, a bug) is recorded with status "error" and its message."""
+        router that is missing, a bug) is recorded with status "error" and its message.
+        `queued_ms`: how long the request waited for admission (the server's queue); it becomes
+        the first stage and part of the total latency, so a slow answer shows whether it queued."""
         chosen = get_policy(policy or self.default_policy)
         if not isinstance(query, str) or not query.replace("\x00", "").strip():
             raise UserError("empty query")
@@ -78,6 +80,8 @@ class Engine:
         self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
         run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query), k,
                        {**self.thresholds, **(thresholds or {})})
+        if queued_ms is not None:
+            run.decision.stages.append(Stage(name="queue", outcome="admitted", latency_ms=queued_ms))
         started = time.perf_counter()
         try:
             chosen.run(run)
@@ -89,7 +93,7 @@ class Engine:
             run.decision.status, run.decision.error = "error", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            run.decision.latency_ms = (time.perf_counter() - started) * 1e3
+            run.decision.latency_ms = (time.perf_counter() - started) * 1e3 + (queued_ms or 0.0)
             if self.log is not None:
                 self.log.write(run.decision)
         return run.decision

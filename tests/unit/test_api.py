@@ -41,10 +41,12 @@ def test_query_returns_answer_route_citations_and_a_retrievable_decision(client_
         assert body["answer"] == "hold hands" and body["route"] == "rag"
         assert body["citations"][0]["doc_id"] == "otters"
         assert body["usage"]["total_tokens"] == body["usage"]["input_tokens"] + body["usage"]["output_tokens"] > 0
-        assert [s["name"] for s in body["decision"]["stages"]] == ["retrieve", "rag", "self_route"]
+        assert [s["name"] for s in body["decision"]["stages"]] == ["queue", "retrieve", "rag", "self_route"]
+        queue = body["decision"]["stages"][0]  # the admission wait, part of the total latency
+        assert queue["outcome"] == "admitted" and 0 <= queue["latency_ms"] <= body["decision"]["latency_ms"]
 
         stored = client.get(f"/v1/decisions/{body['id']}").json()
-        assert stored["answer"] == "hold hands" and stored["stages"][1]["signals"]["mean_logprob"] == pytest.approx(-0.1)
+        assert stored["answer"] == "hold hands" and stored["stages"][2]["signals"]["mean_logprob"] == pytest.approx(-0.1)
         client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "closed_book"})
         listing = client.get("/v1/decisions", params={"route": "rag"}).json()
         assert [d["id"] for d in listing["items"]] == [body["id"]]

@@ -44,8 +44,8 @@ def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: 
     if body.stream:
         raise UserError("streaming is not supported; send stream=false")
     collection, policy = parse_model(body.model)
-    with admission.admit():
-        decision = engine.answer(collection, _last_user_text(body), policy=policy)
+    with admission.admit() as queued_s:
+        decision = engine.answer(collection, _last_user_text(body), policy=policy, queued_ms=queued_s * 1e3)
     response.headers["X-Decision-Id"] = decision.id
     return {
         "id": f"chatcmpl-{decision.id}",

@@ -14,9 +14,9 @@ router = APIRouter(tags=["query"])
 def query(body: QueryRequest, engine: EngineDep, admission: AdmissionDep) -> QueryResponse:
     """Sync on purpose: the work is CPU-bound model calls, so FastAPI runs it in its thread pool.
     A full server answers 429 at once (adaptive_rag/api/admission.py)."""
-    with admission.admit():
+    with admission.admit() as queued_s:
         decision = engine.answer(body.collection, body.query, policy=body.policy, top_k=body.top_k,
-                                 thresholds=body.thresholds).to_dict()
+                                 thresholds=body.thresholds, queued_ms=queued_s * 1e3).to_dict()
     return QueryResponse(id=decision["id"], answer=decision["answer"], route=decision["route"],
                          citations=decision["citations"], usage=decision["usage"], cost=decision["cost"],
                          decision=decision)

@@ -10,6 +10,7 @@ before the answer is returned, so a crash after answering never loses the record
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -91,6 +92,16 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 class DecisionLog:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +120,9 @@ class DecisionLog:
         return conn
 
     def write(self, decision: Decision) -> None:
-        record = json.dumps(decision.to_dict(), default=str)
+        """Store the record as strict JSON: a non-finite number (a log-prob of -inf, say) becomes
+        null, so every stored record reads back and serves as valid JSON."""
+        record = json.dumps(_finite(decision.to_dict()), default=str, allow_nan=False)
         with self._conn() as conn:
             conn.execute("INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?,?,?)",
                          (decision.id, decision.created_at, decision.collection, decision.policy, decision.route,

@@ -125,3 +125,15 @@ def test_docs_load_without_internet(engine):
             assert f"/static/swagger/{asset}" in page.text
             assert client.get(f"/static/swagger/{asset}").status_code == 200
         assert client.get("/openapi.json").status_code == 200
+
+
+def test_non_finite_signals_are_stored_as_null(tmp_path):
+    from adaptive_rag.decisions import Decision, DecisionLog, Stage
+
+    log = DecisionLog(tmp_path / "d.sqlite")
+    d = Decision(collection="kb", policy="always_rag", query="q")
+    d.stages.append(Stage(name="rag", signals={"refusal_logprob": float("-inf"), "x": [float("nan"), 1.0]}))
+    log.write(d)
+    record = log.get(d.id)
+    assert record["stages"][0]["signals"] == {"refusal_logprob": None, "x": [None, 1.0]}
+    json.dumps(log.list(), allow_nan=False)

@@ -58,7 +58,7 @@ class Decision:
     citations: list[Citation] = field(default_factory=list)
     usage: TokenUsage = field(default_factory=TokenUsage)
     cost: float = 0.0
-    status: str = "ok"  # ok | error
+    status: str = "ok"  # ok | error | timeout
     error: str | None = None
     latency_ms: float = 0.0
     schema_version: int = SCHEMA_VERSION

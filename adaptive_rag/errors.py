@@ -12,3 +12,7 @@ class NotFoundError(UserError):
 
 class ConfigError(UserError):
     """Settings that cannot work together, or a model file that fails its checks."""
+
+
+class DeadlineExceeded(UserError):
+    """The request's deadline passed before the next model call (the decision records "timeout")."""

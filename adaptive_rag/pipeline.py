@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from adaptive_rag import routes, verify
 from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
-from adaptive_rag.errors import UserError
+from adaptive_rag.errors import DeadlineExceeded, UserError
 from adaptive_rag.models.lm import BackendError, LanguageModel
 from adaptive_rag.models.panel import Models
 from adaptive_rag.policies import DEFAULT_THRESHOLDS, get_policy
@@ -52,12 +52,15 @@ class Engine:
         self.panel_router = panel_router  # a str: why the configured router cannot serve
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
-               thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None) -> Decision:
+               thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
+               timeout_s: float | None = None) -> Decision:
         """Raises UserError for bad requests (nothing recorded) and BackendError when a model
         fails. Any failure after the record was opened (a backend error, a policy that needs a
         router that is missing, a bug) is recorded with status "error" and its message.
         `queued_ms`: how long the request waited for admission (the server's queue); it becomes
-        the first stage and part of the total latency, so a slow answer shows whether it queued."""
+        the first stage and part of the total latency, so a slow answer shows whether it queued.
+        `timeout_s`: no model call starts after this many seconds (from now); the request then
+        fails with DeadlineExceeded and its record says status "timeout"."""
         chosen = get_policy(policy or self.default_policy)
         if not isinstance(query, str) or not query.replace("\x00", "").strip():
             raise UserError("empty query")
@@ -79,7 +82,8 @@ class Engine:
             raise UserError(f"thresholds must be finite numbers: {', '.join(not_finite)}")
         self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
         run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query), k,
-                       {**self.thresholds, **(thresholds or {})})
+                       {**self.thresholds, **(thresholds or {})},
+                       None if timeout_s is None else time.monotonic() + timeout_s)
         if queued_ms is not None:
             run.decision.stages.append(Stage(name="queue", outcome="admitted", latency_ms=queued_ms))
         started = time.perf_counter()
@@ -87,6 +91,10 @@ class Engine:
             chosen.run(run)
         except BackendError as exc:
             run.decision.status, run.decision.error = "error", str(exc)
+            exc.decision_id = run.decision.id
+            raise
+        except DeadlineExceeded as exc:
+            run.decision.status, run.decision.error = "timeout", str(exc)
             exc.decision_id = run.decision.id
             raise
         except Exception as exc:
@@ -102,13 +110,22 @@ class Engine:
 class QueryRun:
     """One request in flight: the routes a policy may call, each recorded as a stage."""
 
-    def __init__(self, engine: Engine, decision: Decision, top_k: int, thresholds: Mapping[str, float]):
+    def __init__(self, engine: Engine, decision: Decision, top_k: int, thresholds: Mapping[str, float],
+                 deadline: float | None = None):
         self.engine = engine
         self.decision = decision
         self.top_k = top_k
         self.thresholds = thresholds
+        self.deadline = deadline  # time.monotonic() after which no further model call starts
         self._retrievals: dict[int, Retrieval] = {}
         self._drafts: dict[str, RouteResult] = {}
+
+    def _lm(self, model: str | None, default_role: str) -> LanguageModel:
+        """The panel model for the next call, if the request's deadline allows one more call (a
+        call already running is not interrupted; the deadline stops the next)."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded("the request's deadline passed before its next model call")
+        return self.engine.models.get(model, default_role)
 
     def threshold(self, name: str) -> float:
         return float(self.thresholds[name])
@@ -165,7 +182,7 @@ class QueryRun:
     def closed_book(self, model: str | None = None) -> RouteResult:
         """Run once per request and model: a router that read the draft's log-probs as features
         reuses it."""
-        lm = self.engine.models.get(model, "reader")
+        lm = self._lm(model, "reader")
         if lm.name not in self._drafts:
             started = time.perf_counter()
             self._drafts[lm.name] = self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens),
@@ -174,12 +191,12 @@ class QueryRun:
 
     def rag(self, model: str | None = None) -> RouteResult:
         hits = self.hits()
-        lm, started = self.engine.models.get(model, "reader"), time.perf_counter()
+        lm, started = self._lm(model, "reader"), time.perf_counter()
         return self._record(routes.rag(lm, self.decision.query, hits, self.engine.max_new_tokens), lm, started)
 
     def long_context(self, model: str | None = None) -> RouteResult:
         hits = self.hits(max(self.top_k, LONG_CONTEXT_DEPTH))
-        lm, started = self.engine.models.get(model, "long_context"), time.perf_counter()
+        lm, started = self._lm(model, "long_context"), time.perf_counter()
         result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.decision.query,
                                      hits, self.engine.max_new_tokens, self.engine.long_context_budget)
         return self._record(result, lm, started)
@@ -269,7 +286,7 @@ class QueryRun:
     def p_true(self, result: RouteResult, model: str | None = None) -> float | None:
         """P(True) of `result`'s answer, asked of `model` (default: the model that answered), as
         a "verify" stage with its own tokens and cost."""
-        lm = self.engine.models.get(model or result.generation.model, "reader")
+        lm = self._lm(model or result.generation.model, "reader")
         started = time.perf_counter()
         value, gen = verify.p_true(lm, result.messages, result.generation.text)
         self._charge("verify", lm, [gen], {"p_true": value, "of_route": result.route,
@@ -278,7 +295,7 @@ class QueryRun:
 
     def self_consistency(self, result: RouteResult, k: int = 3, temperature: float = 0.7) -> float:
         """Agreement of k sampled answers to the same prompt with `result`'s answer, as a stage."""
-        lm = self.engine.models.get(result.generation.model, "reader")
+        lm = self._lm(result.generation.model, "reader")
         started = time.perf_counter()
         value, samples = verify.self_consistency(lm, result.messages, result.generation.text, k, temperature,
                                                  self.engine.max_new_tokens)

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(2, ge=1, le=32)
     max_queued_requests: int = Field(8, ge=0, le=32)
     queue_wait_s: float = Field(60.0, gt=0, le=3600)
+    # A served request's deadline (a request may ask for less with `timeout_s`): no model call
+    # starts after it, and the request fails with 504 (its decision says status "timeout").
+    request_timeout_s: float = Field(120.0, gt=0, le=3600)
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

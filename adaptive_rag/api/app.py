@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_rag import __version__
 from adaptive_rag.api.admission import Admission, Busy
-from adaptive_rag.errors import NotFoundError, UserError
+from adaptive_rag.errors import DeadlineExceeded, NotFoundError, UserError
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.pipeline import Engine
 from adaptive_rag.settings import Settings
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI):
         s = settings or Settings()
         app.state.admission = Admission(s.max_concurrent_requests, s.max_queued_requests, s.queue_wait_s)
+        app.state.request_timeout_s = s.request_timeout_s
         if engine is not None:
             app.state.engine = engine
         else:
@@ -78,6 +79,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         response = error_response(429, "rate_limit_error", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
+
+    @app.exception_handler(DeadlineExceeded)
+    async def timed_out(_: Request, exc: DeadlineExceeded):
+        return error_response(504, "timeout_error", str(exc), getattr(exc, "decision_id", None))
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError):

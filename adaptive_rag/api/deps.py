@@ -22,3 +22,12 @@ def get_admission(request: Request):
 
 
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
+
+
+def remaining_s(request: Request, queued_s: float, asked_s: float | None = None) -> float:
+    """What is left of the request's deadline (the server's, or less when the request asked)
+    after `queued_s` in the admission queue; at least a hair, so the check fails cleanly."""
+    limit = request.app.state.request_timeout_s
+    if asked_s is not None:
+        limit = min(limit, asked_s)
+    return max(limit - queued_s, 1e-6)

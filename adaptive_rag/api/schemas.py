@@ -17,6 +17,7 @@ class QueryRequest(BaseModel):
     policy: str | None = None
     top_k: int | None = Field(None, ge=1, le=50)
     thresholds: dict[str, float] | None = None
+    timeout_s: float | None = Field(None, gt=0, le=3600, description="Deadline in seconds (at most the server's).")
 
 
 class Usage(BaseModel):

@@ -73,3 +73,33 @@ def test_a_full_server_answers_429_with_retry_after_and_health_still_answers(set
             assert chat.status_code == 429
             health = client.get("/healthz").json()
             assert health["admission"] == {"admitted": 1, "refused": 2, "max_concurrent": 1, "max_queued": 0}
+
+
+def test_a_passed_deadline_is_504_and_recorded_as_timeout(settings, store, fake_embedder, tmp_path):
+    from adaptive_rag.decisions import DecisionLog
+    from adaptive_rag.errors import DeadlineExceeded
+    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.types import SourceDocument
+    from adaptive_rag.usage import Prices
+    from ingest.pipeline import Ingestor
+    from tests.fakes import FakeLM
+
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+    reader = FakeLM("reader", facts={"otters": "hold hands"})
+    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}),
+                    DecisionLog(tmp_path / "d.sqlite"))
+    with pytest.raises(DeadlineExceeded):
+        engine.answer("kb", "otters?", policy="always_rag", timeout_s=1e-9)
+    assert engine.log.list()[0]["status"] == "timeout" and not reader.calls
+    assert engine.answer("kb", "otters?", policy="always_rag", timeout_s=30).answer == "hold hands"
+    with TestClient(create_app(engine=engine)) as client:
+        client.app.state.request_timeout_s = 1e-9  # the server's deadline is already over at the first call
+        r = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "always_rag"})
+        assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
+        assert client.get(f"/v1/decisions/{r.json()['decision_id']}").json()["status"] == "timeout"
+        client.app.state.request_timeout_s = 120
+        ok = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "timeout_s": 30})
+        assert ok.status_code == 200
+        bad = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "timeout_s": 0})
+        assert bad.status_code == 422

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from adaptive_rag.api.deps import AdmissionDep, EngineDep
+from adaptive_rag.api.deps import AdmissionDep, EngineDep, remaining_s
 from adaptive_rag.api.schemas import ChatCompletionRequest
 from adaptive_rag.errors import UserError
 from adaptive_rag.policies import POLICIES
@@ -40,12 +40,13 @@ def _last_user_text(body: ChatCompletionRequest) -> str:
 
 @router.post("/v1/chat/completions")
 def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: AdmissionDep,
-                     response: Response) -> dict[str, Any]:
+                     response: Response, request: Request) -> dict[str, Any]:
     if body.stream:
         raise UserError("streaming is not supported; send stream=false")
     collection, policy = parse_model(body.model)
     with admission.admit() as queued_s:
-        decision = engine.answer(collection, _last_user_text(body), policy=policy, queued_ms=queued_s * 1e3)
+        decision = engine.answer(collection, _last_user_text(body), policy=policy, queued_ms=queued_s * 1e3,
+                                 timeout_s=remaining_s(request, queued_s))
     response.headers["X-Decision-Id"] = decision.id
     return {
         "id": f"chatcmpl-{decision.id}",

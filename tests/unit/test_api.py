@@ -141,3 +141,25 @@ def test_official_openai_sdk_talks_to_the_chat_completions_endpoint(live_server)
         sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.NotFoundError, match="unknown collection"):
         sdk.chat.completions.create(model="adaptive-rag:nope", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_openai_sdk_streams_unchanged(live_server):
+    """stream=True: chunks in OpenAI's shape, the decision id in the first chunk and the header,
+    usage in a final chunk when asked (the answer arrives in one delta: the engine does not
+    stream tokens)."""
+    import openai
+
+    sdk = openai.OpenAI(base_url=f"{live_server}/v1", api_key="unused", max_retries=0)
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="adaptive-rag:kb", messages=[{"role": "user", "content": "What do otters do asleep?"}],
+        stream=True, stream_options={"include_usage": True})
+    chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hold hands"
+    assert chunks[0].model_extra["decision_id"] == raw.headers["X-Decision-Id"] and chunks[0].model_extra["route"] == "rag"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.total_tokens > 0 and not chunks[-1].choices
+    plain = list(sdk.chat.completions.create(model="adaptive-rag:kb", stream=True,
+                                             messages=[{"role": "user", "content": "What do otters do asleep?"}]))
+    assert all(c.usage is None for c in plain)
+    with pytest.raises(openai.NotFoundError):  # errors before the first chunk keep their status
+        list(sdk.chat.completions.create(model="adaptive-rag:nope", stream=True, messages=[{"role": "user", "content": "hi"}]))

@@ -38,15 +38,42 @@ def _last_user_text(body: ChatCompletionRequest) -> str:
     raise UserError("messages hold no user message")
 
 
+def _sse_chunks(decision, model: str, include_usage: bool):
+    """The answer as OpenAI chat.completion.chunk events. The decision is complete before the
+    first event (the engine does not stream tokens), so the stream carries the whole answer in
+    one content delta; the first chunk has the decision id and route."""
+    base = {"id": f"chatcmpl-{decision.id}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model}
+    yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+           "decision_id": decision.id, "route": decision.route}
+    yield {**base, "choices": [{"index": 0, "delta": {"content": decision.answer or ""}, "finish_reason": None}]}
+    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    if include_usage:
+        yield {**base, "choices": [], "usage": _usage(decision)}
+
+
+def _usage(decision) -> dict[str, int]:
+    return {"prompt_tokens": decision.usage.input_tokens, "completion_tokens": decision.usage.output_tokens,
+            "total_tokens": decision.usage.total_tokens}
+
+
 @router.post("/v1/chat/completions")
 def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: AdmissionDep,
-                     response: Response, request: Request) -> dict[str, Any]:
-    if body.stream:
-        raise UserError("streaming is not supported; send stream=false")
+                     response: Response, request: Request):
     collection, policy = parse_model(body.model)
     with admission.admit() as queued_s:
         decision = engine.answer(collection, _last_user_text(body), policy=policy, queued_ms=queued_s * 1e3,
                                  timeout_s=remaining_s(request, queued_s))
+    if body.stream:
+        import json
+
+        from fastapi.responses import StreamingResponse
+
+        options = (body.model_extra or {}).get("stream_options") or {}
+        include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+        events = (f"data: {json.dumps(chunk)}\n\n" for chunk in _sse_chunks(decision, body.model, include_usage))
+        return StreamingResponse((*events, "data: [DONE]\n\n"), media_type="text/event-stream",
+                                 headers={"X-Decision-Id": decision.id})
     response.headers["X-Decision-Id"] = decision.id
     return {
         "id": f"chatcmpl-{decision.id}",
@@ -55,8 +82,7 @@ def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: 
         "model": body.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": decision.answer or ""},
                      "finish_reason": "stop", "logprobs": None}],
-        "usage": {"prompt_tokens": decision.usage.input_tokens, "completion_tokens": decision.usage.output_tokens,
-                  "total_tokens": decision.usage.total_tokens},
+        "usage": _usage(decision),
         "decision_id": decision.id,
         "route": decision.route,
     }

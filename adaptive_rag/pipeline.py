@@ -50,6 +50,7 @@ class Engine:
         self.gatekeeper = gatekeeper
         self.weak_strong_router = weak_strong_router
         self.panel_router = panel_router  # a str: why the configured router cannot serve
+        self.observers: list = []  # callables given every finished decision (the server's metrics)
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
@@ -104,6 +105,8 @@ class Engine:
             run.decision.latency_ms = (time.perf_counter() - started) * 1e3 + (queued_ms or 0.0)
             if self.log is not None:
                 self.log.write(run.decision)
+            for observe in self.observers:
+                observe(run.decision)
         return run.decision
 
 

@@ -68,14 +68,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             app.state.engine = build_engine(s)
             for lm in app.state.engine.models.all().values():
                 lm.load()  # local weights load (and llama.cpp servers start) lazily; a server does it up front
+        from adaptive_rag.api.metrics import ServerMetrics
+
+        app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices)
+        app.state.engine.observers.append(app.state.metrics.observe)
         yield
+        app.state.engine.observers.remove(app.state.metrics.observe)
 
     app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Answers questions over document collections and shows, per query, why it routed as it did.")
     _offline_docs(app)
 
     @app.exception_handler(Busy)
-    async def busy(_: Request, exc: Busy):
+    async def busy(request: Request, exc: Busy):
+        request.app.state.metrics.refused.inc()
         response = error_response(429, "rate_limit_error", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
@@ -115,4 +121,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     for module in (query, decisions, collections, openai_compat, router_admin):
         app.include_router(module.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request):
+        """Prometheus text format (adaptive_rag/api/metrics.py)."""
+        from fastapi.responses import Response
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
     return app

@@ -103,3 +103,37 @@ def test_a_passed_deadline_is_504_and_recorded_as_timeout(settings, store, fake_
         assert ok.status_code == 200
         bad = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "timeout_s": 0})
         assert bad.status_code == 422
+
+
+def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, store, fake_embedder):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.types import SourceDocument
+    from adaptive_rag.usage import Prices
+    from ingest.pipeline import Ingestor
+    from tests.fakes import FakeLM
+
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+    reader = FakeLM("reader", facts={"otters": "hold hands"})
+    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1e6, 2e6)}), None)
+    with TestClient(create_app(engine=engine)) as client:
+        body = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "always_rag"}).json()
+        client.app.state.admission = gate = Admission(concurrency=1, queue=0, wait_s=0.01)
+        with gate.admit():
+            assert client.post("/v1/query", json={"query": "otters?", "collection": "kb"}).status_code == 429
+        page = client.get("/metrics")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(page.text) for s in family.samples}
+    usage = body["usage"]
+    assert samples[("arag_requests_total", (("policy", "always_rag"), ("route", "rag"), ("status", "ok")))] == 1
+    assert samples[("arag_tokens_total", (("direction", "input"), ("model", "reader")))] == usage["input_tokens"]
+    # prices of 1 and 2 dollars per token (1e6 and 2e6 per million): cost = input + 2 * output
+    assert samples[("arag_cost_dollars_total", (("model", "reader"),))] == pytest.approx(
+        usage["input_tokens"] + 2 * usage["output_tokens"])
+    assert samples[("arag_stage_latency_seconds_count", (("stage", "retrieve"),))] == 1
+    assert samples[("arag_stage_latency_seconds_count", (("stage", "queue"),))] == 1
+    assert samples[("arag_admission_refused_total", ())] == 1
+    assert ("arag_admitted_requests", ()) in samples

@@ -1,0 +1,56 @@
+"""GET /metrics: Prometheus counters and histograms of what the server decided and spent.
+
+One registry per app (not the global one), fed by the engine's decision observers, so every
+decision counts, the failed ones included:
+- arag_requests_total{policy, route, status}
+- arag_tokens_total{model, direction} (input / output) and arag_cost_dollars_total{model}
+- arag_stage_latency_seconds{stage} (queue wait, retrieval, each generation, the router steps)
+  and arag_request_latency_seconds
+- arag_router_probability{action}: the panel router's P(correct) of each action it scored
+- arag_admitted_requests (generating or queued, read at scrape time) and
+  arag_admission_refused_total (429s)
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+
+
+class ServerMetrics:
+    def __init__(self, admission=None, prices=None):
+        """`prices`: model name -> Prices (the panel's), to price each stage's tokens."""
+        self.prices = prices or {}
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("arag_requests", "Decisions by policy, route and status.",
+                                ["policy", "route", "status"], registry=r)
+        self.tokens = Counter("arag_tokens", "Tokens by model and direction.", ["model", "direction"], registry=r)
+        self.cost = Counter("arag_cost_dollars", "Price-weighted cost by model.", ["model"], registry=r)
+        self.stage_latency = Histogram("arag_stage_latency_seconds", "Latency of each decision stage.", ["stage"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.request_latency = Histogram("arag_request_latency_seconds", "Latency of a whole decision.",
+                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.router_probability = Histogram("arag_router_probability", "The panel router's P(correct) per action.",
+                                            ["action"], buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
+        self.refused = Counter("arag_admission_refused", "Requests refused with 429.", registry=r)
+        if admission is not None:
+            Gauge("arag_admitted_requests", "Requests generating or waiting for a slot.",
+                  registry=r).set_function(lambda: admission.admitted)
+
+    def observe(self, decision) -> None:
+        """Count one finished decision (any status)."""
+        self.requests.labels(decision.policy, decision.route or "none", decision.status).inc()
+        self.request_latency.observe(decision.latency_ms / 1e3)
+        for stage in decision.stages:
+            self.stage_latency.labels(stage.name).observe(stage.latency_ms / 1e3)
+            if stage.model and stage.usage.total_tokens:
+                self.tokens.labels(stage.model, "input").inc(stage.usage.input_tokens)
+                self.tokens.labels(stage.model, "output").inc(stage.usage.output_tokens)
+                if stage.model in self.prices:
+                    self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))
+            if stage.name == "panel_router":
+                for action, p in (stage.signals.get("probabilities") or {}).items():
+                    self.router_probability.labels(action).observe(p)
+

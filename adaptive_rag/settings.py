@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # A served request's deadline (a request may ask for less with `timeout_s`): no model call
     # starts after it, and the request fails with 504 (its decision says status "timeout").
     request_timeout_s: float = Field(120.0, gt=0, le=3600)
+    # Request bodies larger than this are refused with 413 before they are read whole.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Answers questions over document collections and shows, per query, why it routed as it did.")
     _offline_docs(app)
+    from adaptive_rag.api.body_limit import BodyLimit
+
+    app.add_middleware(BodyLimit, max_bytes=(settings or Settings()).max_body_bytes)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy):

@@ -66,13 +66,16 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart] | None = None
 
 
+MAX_CHAT_MESSAGES = 256
+
+
 class ChatCompletionRequest(BaseModel):
     """The OpenAI fields we use; the rest (temperature, stream=false, ...) are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
 
     model: str
-    messages: list[ChatMessage] = Field(..., min_length=1)
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_CHAT_MESSAGES)
     stream: bool | None = False
 
 

@@ -137,3 +137,23 @@ def test_non_finite_signals_are_stored_as_null(tmp_path):
     record = log.get(d.id)
     assert record["stages"][0]["signals"] == {"refusal_logprob": None, "x": [None, 1.0]}
     json.dumps(log.list(), allow_nan=False)
+
+
+def test_large_bodies_are_413_before_they_are_read_whole(engine):
+    from adaptive_rag.api.schemas import MAX_CHAT_MESSAGES
+
+    with TestClient(create_app(engine=engine)) as client:
+        big = b'{"query": "' + b"x" * 2_000_000 + b'", "collection": "kb"}'
+        r = client.post("/v1/query", content=big, headers={"content-type": "application/json"})
+        _is_openai_error(r, 413)
+
+        def chunks():  # no declared size: counted as it arrives
+            yield b'{"query": "'
+            for _ in range(40):
+                yield b"x" * 65536
+            yield b'", "collection": "kb"}'
+
+        _is_openai_error(client.post("/v1/query", content=chunks(), headers={"content-type": "application/json"}), 413)
+        many = {"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": "hi"}] * (MAX_CHAT_MESSAGES + 1)}
+        _is_openai_error(client.post("/v1/chat/completions", json=many), 422)
+        assert client.post("/v1/query", json={"query": "What do otters do?", "collection": "kb"}).status_code == 200

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from adaptive_rag import routes, verify
 from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
@@ -54,21 +54,24 @@ class Engine:
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
-               timeout_s: float | None = None) -> Decision:
+               timeout_s: float | None = None, history: Sequence[tuple[str, str]] = ()) -> Decision:
         """Raises UserError for bad requests (nothing recorded) and BackendError when a model
         fails. Any failure after the record was opened (a backend error, a policy that needs a
         router that is missing, a bug) is recorded with status "error" and its message.
         `queued_ms`: how long the request waited for admission (the server's queue); it becomes
         the first stage and part of the total latency, so a slow answer shows whether it queued.
         `timeout_s`: no model call starts after this many seconds (from now); the request then
-        fails with DeadlineExceeded and its record says status "timeout"."""
+        fails with DeadlineExceeded and its record says status "timeout".
+        `history`: earlier (role, text) chat turns; the most recent that fit HISTORY_BUDGET_CHARS
+        go into the prompt, and the previous user turn into the retrieval query (a stage records both)."""
         chosen = get_policy(policy or self.default_policy)
         if not isinstance(query, str) or not query.replace("\x00", "").strip():
             raise UserError("empty query")
-        try:
-            query.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UserError("the query holds text that is not valid Unicode (a lone surrogate?)") from None
+        for text in (query, *(t for _, t in history)):
+            try:
+                text.encode("utf-8")
+            except (UnicodeEncodeError, AttributeError):
+                raise UserError("the query or a chat turn holds text that is not valid Unicode (a lone surrogate?)") from None
         if len(query) > MAX_QUERY_CHARS:
             raise UserError(f"query too long: {len(query)} characters (at most {MAX_QUERY_CHARS})")
         k = self.top_k if top_k is None else top_k
@@ -84,9 +87,9 @@ class Engine:
         self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
         run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query), k,
                        {**self.thresholds, **(thresholds or {})},
-                       None if timeout_s is None else time.monotonic() + timeout_s)
+                       None if timeout_s is None else time.monotonic() + timeout_s, history)
         if queued_ms is not None:
-            run.decision.stages.append(Stage(name="queue", outcome="admitted", latency_ms=queued_ms))
+            run.decision.stages.insert(0, Stage(name="queue", outcome="admitted", latency_ms=queued_ms))
         started = time.perf_counter()
         try:
             chosen.run(run)
@@ -110,13 +113,42 @@ class Engine:
         return run.decision
 
 
+HISTORY_BUDGET_CHARS = 1500  # earlier chat turns kept in the prompt, newest first (~400 tokens)
+
+
+def kept_turns(history: Sequence[tuple[str, str]], budget: int = HISTORY_BUDGET_CHARS) -> list[tuple[str, str]]:
+    """The most recent (role, text) turns whose text fits `budget` characters, oldest first."""
+    kept: list[tuple[str, str]] = []
+    used = 0
+    for role, text in reversed(list(history)):
+        if used + len(text) > budget:
+            break
+        kept.append((role, text))
+        used += len(text)
+    return kept[::-1]
+
+
 class QueryRun:
     """One request in flight: the routes a policy may call, each recorded as a stage."""
 
     def __init__(self, engine: Engine, decision: Decision, top_k: int, thresholds: Mapping[str, float],
-                 deadline: float | None = None):
+                 deadline: float | None = None, history: Sequence[tuple[str, str]] = ()):
         self.engine = engine
         self.decision = decision
+        self.history = kept_turns(history)
+        # the question the models read: the earlier turns first (a follow-up such as "and its
+        # population?" needs them); retrieval also reads the previous user turn
+        self.question = decision.query
+        self.retrieval_query = decision.query
+        if self.history:
+            turns = "\n".join(f"{role}: {text}" for role, text in self.history)
+            self.question = f"(Conversation so far:\n{turns})\n{decision.query}"
+            earlier = [text for role, text in self.history if role == "user"]
+            if earlier:
+                self.retrieval_query = f"{earlier[-1]} {decision.query}"
+            decision.stages.append(Stage(name="conversation", signals={
+                "turns_kept": len(self.history), "turns_dropped": len(history) - len(self.history),
+                "retrieval_query": self.retrieval_query}, outcome=f"{len(self.history)} earlier turns in the prompt"))
         self.top_k = top_k
         self.thresholds = thresholds
         self.deadline = deadline  # time.monotonic() after which no further model call starts
@@ -142,7 +174,7 @@ class QueryRun:
         k = k or self.top_k
         if k not in self._retrievals:
             started = time.perf_counter()
-            result = self.engine.retriever.search(self.decision.collection, self.decision.query, k=k,
+            result = self.engine.retriever.search(self.decision.collection, self.retrieval_query, k=k,
                                                   components=k == self.top_k)
             self._retrievals[k] = result
             scores = [h.score for h in result.hits]
@@ -188,19 +220,19 @@ class QueryRun:
         lm = self._lm(model, "reader")
         if lm.name not in self._drafts:
             started = time.perf_counter()
-            self._drafts[lm.name] = self._record(routes.closed_book(lm, self.decision.query, self.engine.max_new_tokens),
+            self._drafts[lm.name] = self._record(routes.closed_book(lm, self.question, self.engine.max_new_tokens),
                                                  lm, started)
         return self._drafts[lm.name]
 
     def rag(self, model: str | None = None) -> RouteResult:
         hits = self.hits()
         lm, started = self._lm(model, "reader"), time.perf_counter()
-        return self._record(routes.rag(lm, self.decision.query, hits, self.engine.max_new_tokens), lm, started)
+        return self._record(routes.rag(lm, self.question, hits, self.engine.max_new_tokens), lm, started)
 
     def long_context(self, model: str | None = None) -> RouteResult:
         hits = self.hits(max(self.top_k, LONG_CONTEXT_DEPTH))
         lm, started = self._lm(model, "long_context"), time.perf_counter()
-        result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.decision.query,
+        result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.question,
                                      hits, self.engine.max_new_tokens, self.engine.long_context_budget)
         return self._record(result, lm, started)
 

@@ -163,3 +163,35 @@ def test_the_openai_sdk_streams_unchanged(live_server):
     assert all(c.usage is None for c in plain)
     with pytest.raises(openai.NotFoundError):  # errors before the first chunk keep their status
         list(sdk.chat.completions.create(model="adaptive-rag:nope", stream=True, messages=[{"role": "user", "content": "hi"}]))
+
+
+def test_multi_turn_chat_keeps_earlier_turns_in_the_prompt_and_the_retrieval(client_for):
+    from adaptive_rag.pipeline import HISTORY_BUDGET_CHARS
+    from tests.fakes import FakeLM
+
+    reader = FakeLM("reader", facts={"otters": "hold hands"})
+    with client_for(reader) as client:
+        r = client.post("/v1/chat/completions", json={"model": "adaptive-rag:kb:always_rag", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "Tell me about sea otters."},
+            {"role": "assistant", "content": "They are marine mammals."},
+            {"role": "user", "content": "What do they do asleep?"}]})
+        assert r.status_code == 200, r.text
+        decision = client.get(f"/v1/decisions/{r.json()['decision_id']}").json()
+        assert decision["query"] == "What do they do asleep?"
+        conversation = next(s for s in decision["stages"] if s["name"] == "conversation")
+        assert conversation["signals"] == {"turns_kept": 2, "turns_dropped": 0,
+                                           "retrieval_query": "Tell me about sea otters. What do they do asleep?"}
+        prompt = reader.calls[-1][-1].content
+        assert "user: Tell me about sea otters." in prompt and "assistant: They are marine mammals." in prompt
+        assert "be brief" not in prompt  # the client's system message is not ours to send
+        # a long conversation keeps only its most recent turns within the budget
+        long_turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "x" * 300}
+                      for i in range(12)]
+        r = client.post("/v1/chat/completions", json={"model": "adaptive-rag:kb:always_rag",
+                                                      "messages": long_turns + [{"role": "user", "content": "otters?"}]})
+        stage = next(s for s in client.get(f"/v1/decisions/{r.json()['decision_id']}").json()["stages"]
+                     if s["name"] == "conversation")
+        kept = stage["signals"]["turns_kept"]
+        assert 0 < kept < 12 and stage["signals"]["turns_dropped"] == 12 - kept
+        assert kept * 305 <= HISTORY_BUDGET_CHARS + 305 and "turn 11" in reader.calls[-1][-1].content

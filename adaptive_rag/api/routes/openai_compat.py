@@ -1,7 +1,8 @@
 """OpenAI-compatible chat completions, so existing OpenAI clients can use the server unchanged.
 
 `model` names the collection and optionally the policy: `adaptive-rag:<collection>[:<policy>]`.
-The last user message is the query. The response is a standard chat.completion with `usage`;
+The last user message is the query; earlier user and assistant turns go into the prompt (the
+most recent that fit a budget) and the previous user turn into retrieval (adaptive_rag/pipeline.py). The response is a standard chat.completion with `usage`;
 the decision id is in the body (`decision_id`, plus `route`) and in the `X-Decision-Id` header.
 """
 
@@ -28,13 +29,19 @@ def parse_model(model: str) -> tuple[str, str | None]:
     return parts[1], (parts[2] if len(parts) == 3 else None)
 
 
-def _last_user_text(body: ChatCompletionRequest) -> str:
-    for message in reversed(body.messages):
-        if message.role == "user":
-            if isinstance(message.content, str):
-                return message.content
-            texts = [p.text or "" for p in message.content or [] if p.type == "text"]
-            return "\n".join(texts)
+def _text(message) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "\n".join(p.text or "" for p in message.content or [] if p.type == "text")
+
+
+def _question_and_history(body: ChatCompletionRequest) -> tuple[str, list[tuple[str, str]]]:
+    """The last user message is the question; the user and assistant turns before it are the
+    conversation (system messages are ours to write, so theirs are left out)."""
+    for i in range(len(body.messages) - 1, -1, -1):
+        if body.messages[i].role == "user":
+            history = [(m.role, _text(m)) for m in body.messages[:i] if m.role in ("user", "assistant") and _text(m)]
+            return _text(body.messages[i]), history
     raise UserError("messages hold no user message")
 
 
@@ -61,9 +68,10 @@ def _usage(decision) -> dict[str, int]:
 def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: AdmissionDep,
                      response: Response, request: Request):
     collection, policy = parse_model(body.model)
+    question, history = _question_and_history(body)
     with admission.admit() as queued_s:
-        decision = engine.answer(collection, _last_user_text(body), policy=policy, queued_ms=queued_s * 1e3,
-                                 timeout_s=remaining_s(request, queued_s))
+        decision = engine.answer(collection, question, policy=policy, queued_ms=queued_s * 1e3,
+                                 timeout_s=remaining_s(request, queued_s), history=history)
     if body.stream:
         import json
 

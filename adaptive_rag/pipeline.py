@@ -145,7 +145,8 @@ class QueryRun:
             self.question = f"(Conversation so far:\n{turns})\n{decision.query}"
             earlier = [text for role, text in self.history if role == "user"]
             if earlier:
-                self.retrieval_query = f"{earlier[-1]} {decision.query}"
+                # the newest words count most: a long earlier turn is cut from its start
+                self.retrieval_query = f"{earlier[-1]} {decision.query}"[-MAX_QUERY_CHARS:]
             decision.stages.append(Stage(name="conversation", signals={
                 "turns_kept": len(self.history), "turns_dropped": len(history) - len(self.history),
                 "retrieval_query": self.retrieval_query}, outcome=f"{len(self.history)} earlier turns in the prompt"))

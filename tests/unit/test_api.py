@@ -195,3 +195,10 @@ def test_multi_turn_chat_keeps_earlier_turns_in_the_prompt_and_the_retrieval(cli
         kept = stage["signals"]["turns_kept"]
         assert 0 < kept < 12 and stage["signals"]["turns_dropped"] == 12 - kept
         assert kept * 305 <= HISTORY_BUDGET_CHARS + 305 and "turn 11" in reader.calls[-1][-1].content
+
+
+def test_a_long_earlier_turn_never_makes_the_retrieval_query_too_long(client_for):
+    with client_for() as client:
+        r = client.post("/v1/chat/completions", json={"model": "adaptive-rag:kb", "messages": [
+            {"role": "user", "content": "otters " * 200}, {"role": "user", "content": "x" * 3990}]})
+        assert r.status_code == 200, r.text

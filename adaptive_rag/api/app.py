@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_rag import __version__
 from adaptive_rag.api.admission import Admission, Busy
+from adaptive_rag.api.readiness import NotReady, Readiness
 from adaptive_rag.errors import DeadlineExceeded, NotFoundError, UserError
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.pipeline import Engine
@@ -54,7 +55,9 @@ def _offline_docs(app: FastAPI) -> None:
                                    swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png")
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None, preload: bool | None = None) -> FastAPI:
+    """`preload`: load the panel's models in a background thread after the server starts
+    listening (default: when the app builds its own engine; tests pass a ready engine)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         s = settings or Settings()
@@ -66,8 +69,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             from adaptive_rag.engine_factory import build_engine
 
             app.state.engine = build_engine(s)
-            for lm in app.state.engine.models.all().values():
-                lm.load()  # local weights load (and llama.cpp servers start) lazily; a server does it up front
+        app.state.readiness = Readiness()
+        if preload if preload is not None else engine is None:
+            # local weights load (and llama.cpp servers start) lazily; a server does it up front,
+            # after it starts listening, so /healthz answers "loading" meanwhile
+            app.state.readiness.load_in_background(app.state.engine.models.all().values())
+        else:
+            app.state.readiness.mark_ready()
         from adaptive_rag.api.metrics import ServerMetrics
 
         app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices)
@@ -86,6 +94,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def busy(request: Request, exc: Busy):
         request.app.state.metrics.refused.inc()
         response = error_response(429, "rate_limit_error", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+
+    @app.exception_handler(NotReady)
+    async def not_ready(_: Request, exc: NotReady):
+        response = error_response(503, "unavailable_error", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 

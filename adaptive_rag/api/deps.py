@@ -18,6 +18,8 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def get_admission(request: Request):
+    """The admission gate, for the answering routes: they refuse (503) until the models are loaded."""
+    request.app.state.readiness.check()
     return request.app.state.admission
 
 

@@ -137,3 +137,49 @@ def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, stor
     assert samples[("arag_stage_latency_seconds_count", (("stage", "queue"),))] == 1
     assert samples[("arag_admission_refused_total", ())] == 1
     assert ("arag_admitted_requests", ()) in samples
+
+
+def test_models_load_after_the_server_listens(settings, store, fake_embedder):
+    """/healthz says "loading" and answers 503 until the panel is loaded; a failed load is reported."""
+    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.types import SourceDocument
+    from adaptive_rag.usage import Prices
+    from ingest.pipeline import Ingestor
+    from tests.fakes import FakeLM
+
+    class SlowLoadingLM(FakeLM):
+        def __init__(self, *a, fail=False, **k):
+            super().__init__(*a, **k)
+            self.release, self.fail = threading.Event(), fail
+
+        def load(self):
+            self.release.wait(10)
+            if self.fail:
+                raise OSError("weights corrupt")
+
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+    reader = SlowLoadingLM("reader", facts={"otters": "hold hands"})
+    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), None)
+    with TestClient(create_app(engine=engine, preload=True)) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "loading" and not health.json()["ready"]
+        assert client.get("/readyz").status_code == 503
+        r = client.post("/v1/query", json={"query": "otters?", "collection": "kb"})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "10" and "loading" in r.json()["error"]["message"]
+        reader.release.set()
+        deadline = time.monotonic() + 10
+        while not client.get("/readyz").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.get("/healthz").json()["status"] == "ok"
+        assert client.post("/v1/query", json={"query": "otters?", "collection": "kb"}).status_code == 200
+    broken = SlowLoadingLM("reader", fail=True)
+    broken.release.set()
+    engine.models = Models(broken, broken, {"reader": Prices(1, 1)})
+    with TestClient(create_app(engine=engine, preload=True)) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/healthz").json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        health = client.get("/healthz").json()
+        assert health["status"] == "error" and "weights corrupt" in health["error"]
+        assert client.post("/v1/query", json={"query": "otters?", "collection": "kb"}).status_code == 503

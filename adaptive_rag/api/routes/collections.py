@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from adaptive_rag.api.deps import AdmissionDep, EngineDep
+from adaptive_rag.api.deps import EngineDep
 from adaptive_rag.api.schemas import CollectionOut
 
 router = APIRouter(tags=["collections"])
@@ -19,12 +19,24 @@ def collections(engine: EngineDep) -> list[CollectionOut]:
 
 
 @router.get("/healthz")
-async def healthz(engine: EngineDep, admission: AdmissionDep) -> dict[str, object]:
+async def healthz(engine: EngineDep, request: Request) -> dict[str, object]:
     """Async on purpose: it runs on the event loop, so it never waits for a worker thread behind
-    generation."""
-    models = engine.models
-    return {"status": "ok", "reader": models.reader.name, "long_context": models.long_context.name,
+    generation. Always 200 while the process lives (liveness); `status` is "loading" until the
+    models are loaded, "error" when loading failed (readiness: /readyz)."""
+    models, admission, readiness = engine.models, request.app.state.admission, request.app.state.readiness
+    return {"status": readiness.status, "ready": readiness.ready, "error": readiness.error,
+            "reader": models.reader.name, "long_context": models.long_context.name,
             "roles": models.roles(), "panel": {name: lm.label for name, lm in models.all().items()},
             "collections": len(engine.retriever.store.list_collections()),
             "admission": {"admitted": admission.admitted, "refused": admission.refused,
                           "max_concurrent": admission.concurrency, "max_queued": admission.queue}}
+
+
+@router.get("/readyz")
+async def readyz(request: Request):
+    """200 once the models are loaded; 503 (with the reason) while loading or after a failure."""
+    from fastapi.responses import JSONResponse
+
+    readiness = request.app.state.readiness
+    return JSONResponse({"ready": readiness.ready, "status": readiness.status, "error": readiness.error},
+                        status_code=200 if readiness.ready else 503)

@@ -113,6 +113,12 @@ class Engine:
         return run.decision
 
 
+def _displayed(inputs: Mapping) -> dict:
+    """Router inputs as a decision stage shows them (the query, its vector and the draft are
+    recorded elsewhere)."""
+    return {k: v for k, v in inputs.items() if k not in ("query", "query_vector", "probe")}
+
+
 HISTORY_BUDGET_CHARS = 1500  # earlier chat turns kept in the prompt, newest first (~400 tokens)
 
 
@@ -260,7 +266,7 @@ class QueryRun:
         started = time.perf_counter()
         inputs = router_inputs(self.decision.query, retrieval, probe)
         probs = gk.probabilities(inputs)
-        shown = {k: v for k, v in inputs.items() if k not in ("query", "query_vector", "probe")}
+        shown = _displayed(inputs)
         self.decision.stages.append(Stage(
             name="gatekeeper", model=gk.label, signals={"probabilities": probs, **shown},
             outcome=max(probs, key=probs.get), latency_ms=(time.perf_counter() - started) * 1e3))
@@ -295,7 +301,7 @@ class QueryRun:
         probs = router.probabilities(inputs)
         weight = self.threshold("adaptive_cost_weight")
         action, utility = router.choose(probs, available_actions(self.engine.models.strong is not None), weight)
-        shown = {k: v for k, v in inputs.items() if k not in ("query", "query_vector", "probe")}
+        shown = _displayed(inputs)
         self.decision.stages.append(Stage(
             name="panel_router", model=router.label,
             signals={"probabilities": probs, "utility": utility,

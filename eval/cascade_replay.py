@@ -18,13 +18,19 @@ from adaptive_rag.signals import says_unanswerable
 THRESHOLDS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01)
 
 
+def by_question(records: list[dict], policies) -> dict[str, dict[str, dict]]:
+    """question id -> policy -> record, for the records of `policies`."""
+    by: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r["policy"] in policies:
+            by.setdefault(r["id"], {})[r["policy"]] = r
+    return by
+
+
 def cascade_questions(records: list[dict]) -> tuple[list[dict], int]:
     """Per question: weak/strong F1, cost, tokens, P(True), verification cost; and how many
     questions lacked a record."""
-    by: dict[str, dict[str, dict]] = {}
-    for r in records:
-        if r["policy"] in ("always_weak_rag", "always_strong_rag", "cascade"):
-            by.setdefault(r["id"], {})[r["policy"]] = r
+    by = by_question(records, ("always_weak_rag", "always_strong_rag", "cascade"))
     out, missing = [], 0
     for rows in by.values():
         if len(rows) < 3:

@@ -12,27 +12,25 @@ as wrong.
 
 from __future__ import annotations
 
-from eval.cascade_replay import _recovered
+from eval.cascade_replay import _recovered, by_question
 
 KNN_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 COST_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0)
 
 
-def _by_question(records: list[dict], policies) -> dict[str, dict[str, dict]]:
-    by: dict[str, dict[str, dict]] = {}
-    for r in records:
-        if r["policy"] in policies:
-            by.setdefault(r["id"], {})[r["policy"]] = r
-    return by
-
-
-def _sweep(points: list[list[tuple[float, float, int, bool]]], settings, weak_f1: float, strong_f1: float,
-           left_out: int, name: str) -> dict:
-    """points[i][q] = (f1, cost, tokens, strong) of question q at setting i."""
-    n = len(points[0])
-    curve = [{name: t, "f1": sum(p[0] for p in pts) / n, "cost_per_query": sum(p[1] for p in pts) / n,
-              "tokens_per_query": sum(p[2] for p in pts) / n, "strong_share": sum(p[3] for p in pts) / n}
-             for t, pts in zip(settings, points)]
+def _sweep(rows: list[dict[str, dict]], settings, pick, left_out: int, name: str) -> dict:
+    """Replay `pick(question's records, setting) -> (chosen record, sent to the strong model)` at
+    every setting: the curve, and the weak-to-strong gap recovered at 50%/80% strong calls."""
+    n = len(rows)
+    curve = []
+    for t in settings:
+        picks = [pick(r, t) for r in rows]
+        curve.append({name: t, "f1": sum(c["f1"] for c, _ in picks) / n,
+                      "cost_per_query": sum(c["cost"] for c, _ in picks) / n,
+                      "tokens_per_query": sum(c["total_tokens"] for c, _ in picks) / n,
+                      "strong_share": sum(strong for _, strong in picks) / n})
+    weak_f1 = sum(r["always_weak_rag"]["f1"] for r in rows) / n
+    strong_f1 = sum(r["always_strong_rag"]["f1"] for r in rows) / n
     return {"questions": n, "left_out": left_out, "curve": curve, "weak_f1": weak_f1, "strong_f1": strong_f1,
             "gap_recovered_at_strong_share": {"50%": _recovered(curve, weak_f1, strong_f1, 0.5),
                                               "80%": _recovered(curve, weak_f1, strong_f1, 0.8)}}
@@ -40,22 +38,17 @@ def _sweep(points: list[list[tuple[float, float, int, bool]]], settings, weak_f1
 
 def knn_sweep(records: list[dict], thresholds=KNN_THRESHOLDS) -> dict | None:
     need = ("always_weak_rag", "always_strong_rag", "knn_router")
-    by = _by_question(records, need)
+    by = by_question(records, need)
     rows = [r for r in by.values() if len(r) == len(need)
             and ((r["knn_router"].get("signals") or {}).get("knn_router") or {}).get("p_weak_suffices") is not None]
     if not rows:
         return None
-    points = []
-    for t in thresholds:
-        pts = []
-        for r in rows:
-            p = r["knn_router"]["signals"]["knn_router"]["p_weak_suffices"]
-            chosen = r["always_weak_rag"] if p >= t else r["always_strong_rag"]
-            pts.append((chosen["f1"], chosen["cost"], chosen["total_tokens"], p < t))
-        points.append(pts)
-    n = len(rows)
-    return _sweep(points, thresholds, sum(r["always_weak_rag"]["f1"] for r in rows) / n,
-                  sum(r["always_strong_rag"]["f1"] for r in rows) / n, len(by) - n, "threshold")
+
+    def pick(r, t):
+        weak = r["knn_router"]["signals"]["knn_router"]["p_weak_suffices"] >= t
+        return r["always_weak_rag" if weak else "always_strong_rag"], not weak
+
+    return _sweep(rows, thresholds, pick, len(by) - len(rows), "threshold")
 
 
 def panel_calibration(records: list[dict]) -> dict | None:
@@ -64,7 +57,7 @@ def panel_calibration(records: list[dict]) -> dict | None:
     from gatekeeper.calibration import auroc, reliability
     from gatekeeper.panel_router import ACTIONS, CORRECT_F1
 
-    by = _by_question(records, {*(p for _, _, p in ACTIONS.values()), "adaptive"})
+    by = by_question(records, {*(p for _, _, p in ACTIONS.values()), "adaptive"})
     out = {}
     for action, (_, _, policy) in ACTIONS.items():
         pairs = [(r["adaptive"]["router"]["panel"]["probabilities"][action], r[policy]["f1"] >= CORRECT_F1)
@@ -81,7 +74,7 @@ def _adaptive_rows(records: list[dict]) -> tuple[list[dict[str, dict]], int]:
     record; and how many questions lacked one (or lacked the weak or strong RAG answer)."""
     from gatekeeper.panel_router import ACTIONS
 
-    by = _by_question(records, {*(p for _, _, p in ACTIONS.values()), "adaptive", "always_rag"})
+    by = by_question(records, {*(p for _, _, p in ACTIONS.values()), "adaptive", "always_rag"})
     rows = [r for r in by.values() if ((r.get("adaptive") or {}).get("router") or {}).get("panel")
             and {"always_weak_rag", "always_strong_rag"} <= set(r)]
     return rows, len(by) - len(rows)
@@ -105,16 +98,12 @@ def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
     rows, left_out = _adaptive_rows(records)
     if not rows:
         return None
-    points = []
-    for w in weights:
-        pts = []
-        for r in rows:
-            action, chosen = _adaptive_pick(r, w)
-            pts.append((chosen["f1"], chosen["cost"], chosen["total_tokens"], ACTIONS[action][1] == "strong"))
-        points.append(pts)
-    n = len(rows)
-    return _sweep(points, weights, sum(r["always_weak_rag"]["f1"] for r in rows) / n,
-                  sum(r["always_strong_rag"]["f1"] for r in rows) / n, left_out, "cost_weight")
+
+    def pick(r, w):
+        action, chosen = _adaptive_pick(r, w)
+        return chosen, ACTIONS[action][1] == "strong"
+
+    return _sweep(rows, weights, pick, left_out, "cost_weight")
 
 
 def adaptive_at_equal_cost(records: list[dict], baseline: str = "always_rag", factor: float = 1.05,

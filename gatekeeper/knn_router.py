@@ -57,7 +57,7 @@ class KnnRouter:
                               f"({self.vectors.shape[1]}-d), the server uses {embedder} ({dim}-d): retrain it")
 
     def save(self, data_dir: Path, name: str) -> Path:
-        folder = routers_dir(data_dir) / _checked(name)
+        folder = routers_dir(data_dir) / checked_name(name)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "router.partial.npz"
         np.savez(tmp, vectors=self.vectors, labels=self.labels)
@@ -68,18 +68,18 @@ class KnnRouter:
         return folder
 
 
-def _checked(name: str) -> str:
+def checked_name(name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"router name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
     return name
 
 
 def exists(data_dir: Path, name: str) -> bool:
-    return (routers_dir(data_dir) / _checked(name) / "meta.json").is_file()
+    return (routers_dir(data_dir) / checked_name(name) / "meta.json").is_file()
 
 
 def load(data_dir: Path, name: str) -> KnnRouter:
-    folder = routers_dir(data_dir) / _checked(name)
+    folder = routers_dir(data_dir) / checked_name(name)
     if not (folder / "meta.json").is_file():
         raise NotFoundError(f"no weak/strong router {name!r} (train one with `arag gatekeeper knn`)")
     meta = json.loads((folder / "meta.json").read_text())

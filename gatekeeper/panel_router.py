@@ -40,6 +40,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from adaptive_rag.errors import ConfigError
+from gatekeeper.knn_router import checked_name, routers_dir  # one routers/ folder and one name rule for both routers
 
 # action -> (route, panel role or None, the fixed policy whose records give its outcome)
 ACTIONS: dict[str, tuple[str, str | None, str]] = {
@@ -120,15 +121,9 @@ SHIPPED = Path(__file__).parent / "default_router" / "panel_router.json"
 SHIPPED_LABELS = "eval/results/labels/mixed-panel"  # in the repository: what SHIPPED was trained on
 
 
-def routers_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "routers"
-
-
 def find(data_dir: Path, name: str) -> Path | None:
     """Where the router `name` is: trained into the data directory, else (for "default") shipped."""
-    from gatekeeper.knn_router import _checked
-
-    trained = routers_dir(data_dir) / _checked(name) / "panel_router.json"
+    trained = routers_dir(data_dir) / checked_name(name) / "panel_router.json"
     if trained.is_file():
         return trained
     return SHIPPED if name == "default" and SHIPPED.is_file() else None

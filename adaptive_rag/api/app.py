@@ -26,9 +26,10 @@ from adaptive_rag.pipeline import Engine
 from adaptive_rag.settings import Settings
 
 
-def error_response(status: int, kind: str, message: str, decision_id: str | None = None) -> JSONResponse:
+def error_response(status: int, kind: str, message: str, decision_id: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict = {"error": {"message": message, "type": kind, "code": status}}
-    headers = {}
+    headers = dict(headers or {})
     if decision_id:
         body["decision_id"] = decision_id
         headers["X-Decision-Id"] = decision_id
@@ -58,9 +59,10 @@ def _offline_docs(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, engine: Engine | None = None, preload: bool | None = None) -> FastAPI:
     """`preload`: load the panel's models in a background thread after the server starts
     listening (default: when the app builds its own engine; tests pass a ready engine)."""
+    s = settings or Settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        s = settings or Settings()
         app.state.admission = Admission(s.max_concurrent_requests, s.max_queued_requests, s.queue_wait_s)
         app.state.request_timeout_s = s.request_timeout_s
         if engine is not None:
@@ -88,20 +90,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
     _offline_docs(app)
     from adaptive_rag.api.body_limit import BodyLimit
 
-    app.add_middleware(BodyLimit, max_bytes=(settings or Settings()).max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy):
         request.app.state.metrics.refused.inc()
-        response = error_response(429, "rate_limit_error", str(exc))
-        response.headers["Retry-After"] = str(exc.retry_after_s)
-        return response
+        return error_response(429, "rate_limit_error", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(NotReady)
     async def not_ready(_: Request, exc: NotReady):
-        response = error_response(503, "unavailable_error", str(exc))
-        response.headers["Retry-After"] = str(exc.retry_after_s)
-        return response
+        return error_response(503, "unavailable_error", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(DeadlineExceeded)
     async def timed_out(_: Request, exc: DeadlineExceeded):
@@ -123,10 +121,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException):  # 404 unknown path, 405 wrong method, ...
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        response = error_response(exc.status_code, kind, str(exc.detail))
-        for name, value in (exc.headers or {}).items():
-            response.headers[name] = value
-        return response
+        return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):

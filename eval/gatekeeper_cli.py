@@ -225,14 +225,16 @@ def panel(
     """Train the panel router that `adaptive` runs (no model or collection needed; seconds)."""
     from gatekeeper import panel_router
 
-    rows = []
+    rows, embedders = [], set()
     for directory in labels:
-        path = directory / "labels.jsonl"
-        if not path.is_file():
-            raise UserError(f"{path} not found (write it with `arag gatekeeper panel-labels`)")
+        path, meta = directory / "labels.jsonl", directory / "meta.json"
+        if not path.is_file() or not meta.is_file():
+            raise UserError(f"{directory}: labels.jsonl and meta.json are needed (write them with `arag gatekeeper panel-labels`)")
         rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    meta_path = labels[0] / "meta.json"
-    embedder = json.loads(meta_path.read_text())["embedder"] if meta_path.is_file() else _settings().embedder
+        embedders.add(json.loads(meta.read_text())["embedder"])
+    if len(embedders) != 1:  # the query vectors must come from one embedder, the one that will serve
+        raise UserError(f"these labels were written with different embedders: {', '.join(sorted(embedders))}")
+    embedder = embedders.pop()
     router, heldout = panel_router.train(rows, embedder, name, seed)
     folder = out or panel_router.routers_dir(_settings().data_dir) / name
     router.save(folder)

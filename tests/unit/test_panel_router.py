@@ -199,3 +199,21 @@ def test_panel_calibration_compares_p_correct_with_the_fixed_policies_outcomes()
     # bins: 0.1 (wrong), 0.3 (right), 0.8 (wrong), 0.9 (right) -> |0.1-0|+|0.3-1|+|0.8-0|+|0.9-1| over 4
     assert r["ece"] == pytest.approx((0.1 + 0.7 + 0.8 + 0.1) / 4)
     assert r["auroc"] == pytest.approx(0.75) and r["observed"] == 0.5 and r["n"] == 4
+
+
+def test_panel_training_refuses_labels_without_meta_or_from_different_embedders(tmp_path, capsys, monkeypatch):
+    from adaptive_rag import cli
+
+    monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "data"))
+    rows = _rows()
+    for name, embedder in (("a", "e1"), ("b", "e2")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (tmp_path / name / "meta.json").write_text(json.dumps({"embedder": embedder}))
+    assert cli.run(["gatekeeper", "panel", "--labels", str(tmp_path / "a"), "--labels", str(tmp_path / "b")]) == 2
+    assert "different embedders: e1, e2" in capsys.readouterr().err
+    (tmp_path / "b" / "meta.json").unlink()
+    assert cli.run(["gatekeeper", "panel", "--labels", str(tmp_path / "b")]) == 2
+    assert "meta.json are needed" in capsys.readouterr().err
+    assert cli.run(["gatekeeper", "panel", "--labels", str(tmp_path / "a"), "--name", "t"]) == 0
+    assert panel_router.load(panel_router.routers_dir(tmp_path / "data") / "t").embedder == "e1"

@@ -45,6 +45,12 @@ def main_options(
     _State.overrides = {"data_dir": data_dir} if data_dir else {}
 
 
+# `arag ingest/search/collections/delete` send their work to a running server (which owns the
+# embedded store): this one, ARAG_SERVER_URL, or the `arag serve` that holds the data directory.
+ServerOption = Annotated[Optional[str], typer.Option(
+    "--server", help="A running `arag serve` URL (env ARAG_SERVER_URL; default: the server that holds the data directory).")]
+
+
 def _components(s: Settings):
     from adaptive_rag.models.embedder import BUNDLED_MINILM, bundled_minilm_dir, load_embedder
     from adaptive_rag.store import open_store
@@ -63,18 +69,25 @@ def ingest(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
     chunk_size: Annotated[Optional[int], typer.Option(help="Chunk size in embedder tokens.")] = None,
     chunk_overlap: Annotated[Optional[int], typer.Option(help="Chunk overlap in embedder tokens.")] = None,
+    server: ServerOption = None,
 ) -> None:
     """Add or update documents; unchanged documents are skipped, changed ones replaced."""
     from tqdm import tqdm
 
+    from adaptive_rag.api.client import server_for
+    from adaptive_rag.store.base import check_collection_name
     from ingest.pipeline import Ingestor
     from ingest.sources import read_source
 
     extra = {k: v for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items() if v is not None}
     s = settings(**extra)
-    store, embedder = _components(s)
-    ingestor = Ingestor(s, store, embedder)
-    ingestor.open_collection(collection)
+    remote = server_for(s, server)
+    if remote is None:
+        store, embedder = _components(s)
+        ingestor = Ingestor(s, store, embedder)
+        ingestor.open_collection(collection)
+    else:
+        check_collection_name(collection)
     results = [r for spec in paths for r in read_source(spec, s)]
     bar = tqdm(total=len(results), unit="doc", desc=f"ingest {collection}", disable=None, file=sys.stderr)
 
@@ -82,9 +95,15 @@ def ingest(
         bar.update(docs - bar.n)
         bar.set_postfix(chunks=chunks)
 
-    report = ingestor.run(collection, results, progress=progress, on_problem=lambda p: tqdm.write(f"problem: {p}", file=sys.stderr))
+    def on_problem(p) -> None:
+        tqdm.write(f"problem: {p}", file=sys.stderr)
+
+    if remote is None:
+        report = ingestor.run(collection, results, progress=progress, on_problem=on_problem)
+        store.close()
+    else:
+        report = remote.ingest(collection, results, chunk_size, chunk_overlap, progress=progress, on_problem=on_problem)
     bar.close()
-    store.close()
     typer.echo(report.summary())
     if report.failed:
         raise typer.Exit(EXIT_PARTIAL)
@@ -94,15 +113,22 @@ def ingest(
 def delete(
     doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")],
     collection: Annotated[str, typer.Option("--collection", "-c")],
+    server: ServerOption = None,
 ) -> None:
     """Remove documents and their chunks from a collection."""
+    from adaptive_rag.api.client import server_for
     from adaptive_rag.store import open_store
     from ingest.pipeline import delete_documents
 
-    store = open_store(settings())
-    store.get_meta(collection)
-    deleted, unknown = delete_documents(store, collection, doc_ids)
-    store.close()
+    s = settings()
+    remote = server_for(s, server)
+    if remote is not None:
+        deleted, unknown = remote.delete(collection, doc_ids)
+    else:
+        store = open_store(s)
+        store.get_meta(collection)
+        deleted, unknown = delete_documents(store, collection, doc_ids)
+        store.close()
     for doc_id in unknown:
         typer.echo(f"problem: no document {doc_id!r} in {collection}", err=True)
     typer.echo(f"{collection}: {len(deleted)} documents deleted")
@@ -117,45 +143,59 @@ def search(
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    server: ServerOption = None,
 ) -> None:
     """Ranked chunks with scores, document ids and chunk ids."""
     from dataclasses import asdict
 
+    from adaptive_rag.api.client import server_for
     from adaptive_rag.retrieve import Retriever
 
     s = settings()
-    store, embedder = _components(s)
-    result = Retriever(s, store, embedder).search(collection, query, k=k, mode=mode)  # type: ignore[arg-type]
-    store.close()
+    remote = server_for(s, server)
+    if remote is not None:
+        found = remote.search(collection, query, k, mode)
+        timings, hits = found["timings_ms"], found["hits"]
+    else:
+        store, embedder = _components(s)
+        result = Retriever(s, store, embedder).search(collection, query, k=k, mode=mode)  # type: ignore[arg-type]
+        store.close()
+        timings, hits = result.timings_ms, [asdict(h) for h in result.hits]
     if as_json:
         typer.echo(json.dumps({"query": query, "collection": collection, "mode": mode,
-                               "timings_ms": result.timings_ms, "hits": [asdict(h) for h in result.hits]}, indent=2))
+                               "timings_ms": timings, "hits": hits}, indent=2))
         return
-    if not result.hits:
+    if not hits:
         typer.echo("no results")
-    for rank, hit in enumerate(result.hits, start=1):
-        snippet = " ".join(hit.text.split())
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit["text"].split())
         snippet = snippet[:160] + ("..." if len(snippet) > 160 else "")
-        typer.echo(f"{rank:>2}. {hit.score:.4f}  doc={hit.doc_id}  chunk={hit.key} ({hit.chunk_id})\n    {snippet}")
+        typer.echo(f"{rank:>2}. {hit['score']:.4f}  doc={hit['doc_id']}  chunk={hit['key']} ({hit['chunk_id']})\n    {snippet}")
 
 
 @app.command()
-def collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def collections(as_json: Annotated[bool, typer.Option("--json")] = False, server: ServerOption = None) -> None:
     """Collections with their document and chunk counts."""
     from dataclasses import asdict
 
+    from adaptive_rag.api.client import server_for
     from adaptive_rag.store import open_store
 
-    store = open_store(settings())
-    infos = [store.collection_info(n) for n in store.list_collections()]
-    store.close()
+    s = settings()
+    remote = server_for(s, server)
+    if remote is not None:
+        infos = remote.collections()
+    else:
+        store = open_store(s)
+        infos = [asdict(store.collection_info(n)) for n in store.list_collections()]
+        store.close()
     if as_json:
-        typer.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        typer.echo(json.dumps(infos, indent=2))
         return
     if not infos:
         typer.echo("no collections")
-    for info in infos:
-        typer.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.embedder}, {info.dim}-d)")
+    for i in infos:
+        typer.echo(f"{i['name']}: {i['documents']} documents, {i['chunks']} chunks ({i['embedder']}, {i['dim']}-d)")
 
 
 models_app = typer.Typer(no_args_is_help=True, help="The model panel: pull, list.")
@@ -232,15 +272,22 @@ def query(
 
 @app.command()
 def decisions(
+    action: Annotated[Optional[str], typer.Argument(metavar="ACTION", help="`prune`: delete decisions (and their "
+                                                    "feedback) older than --older-than; omit to list.")] = None,
     route: Annotated[Optional[str], typer.Option(help="Only this route.")] = None,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c")] = None,
     policy: Annotated[Optional[str], typer.Option()] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    older_than: Annotated[Optional[str], typer.Option("--older-than", help="With prune: an age, e.g. 90m, 12h, "
+                                                      "30d, or seconds.")] = None,
 ) -> None:
-    """Stored decisions, newest first."""
+    """Stored decisions, newest first; `arag decisions prune --older-than 30d` deletes old ones."""
     from adaptive_rag.engine_factory import decision_log
 
+    if action is not None or older_than is not None:
+        _prune_decisions(action, older_than, route, collection, policy, as_json)
+        return
     records = decision_log(settings()).list(collection=collection, route=route, policy=policy, limit=limit)
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -252,20 +299,42 @@ def decisions(
                    f"{d['usage']['total_tokens']:>6} tokens  {d['query'][:60]!r} -> {str(d['answer'])[:40]!r}")
 
 
+def _prune_decisions(action: str | None, older_than: str | None, *filters) -> None:
+    from adaptive_rag.decision_store.retention import parse_age
+    from adaptive_rag.engine_factory import decision_log
+
+    if action != "prune":
+        raise UserError(f"unknown action {action!r}: the only one is prune (arag decisions prune --older-than 30d)"
+                        if action is not None else "--older-than goes with prune: arag decisions prune --older-than 30d")
+    if older_than is None:
+        raise UserError("prune needs --older-than, e.g. arag decisions prune --older-than 30d")
+    if any(f not in (None, False) for f in filters):
+        raise UserError("prune takes only --older-than (it deletes every decision older than that)")
+    age_s = parse_age(older_than)
+    with decision_log(settings()) as log:
+        deleted = log.prune(age_s)
+    typer.echo(f"{deleted} decision{'' if deleted == 1 else 's'} deleted")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
-    """Run the REST server (FastAPI + uvicorn); OpenAPI docs at /docs."""
-    import uvicorn
-
+    """Run the REST server (FastAPI + uvicorn); OpenAPI docs at /docs. Without API keys it binds
+    loopback only; SIGTERM drains it (ARAG_SHUTDOWN_GRACE_S)."""
     from adaptive_rag.api.app import create_app
     from adaptive_rag.engine_factory import build_panel
 
+    from adaptive_rag.api.auth import KeyRing, check_bind
+    from adaptive_rag.api.serving import run_server
+
     s = settings()
+    check_bind(host, KeyRing.from_settings(s))  # no keys: loopback only, said in one line
     build_panel(s)  # a model that is not pulled is one `error:` line here, not a traceback from the lifespan
-    uvicorn.run(create_app(s), host=host, port=port)
+    from adaptive_rag.api.server_file import announce  # <data_dir>/server.json: the CLI sends its work here
+    with announce(s.data_dir, host, port):
+        run_server(create_app(s), host, port, s.shutdown_grace_s, s.access_log)
 
 
 @app.command()

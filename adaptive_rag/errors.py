@@ -16,3 +16,12 @@ class ConfigError(UserError):
 
 class DeadlineExceeded(UserError):
     """The request's deadline passed before the next model call (the decision records "timeout")."""
+
+
+class RequestCancelled(UserError):
+    """The client went away or the server is shutting down (the decision records "cancelled")."""
+
+
+class StoreBusy(UserError):
+    """The embedded store's collection is held by another process (an ingest, a server): the API
+    answers 503 with Retry-After; the CLI exits 2 with this one line."""

@@ -7,12 +7,14 @@ The answer of a request is `decision.answer`; everything that led to it is in `d
 from __future__ import annotations
 
 import math
+import threading
 import time
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from adaptive_rag import routes, verify
 from adaptive_rag.decisions import Citation, Decision, DecisionLog, Stage
-from adaptive_rag.errors import DeadlineExceeded, UserError
+from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, UserError
+from adaptive_rag.models.control import GenerationControl, controlling
 from adaptive_rag.models.lm import BackendError, LanguageModel
 from adaptive_rag.models.panel import Models
 from adaptive_rag.policies import DEFAULT_THRESHOLDS, get_policy
@@ -54,7 +56,9 @@ class Engine:
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
-               timeout_s: float | None = None, history: Sequence[tuple[str, str]] = ()) -> Decision:
+               timeout_s: float | None = None, history: Sequence[tuple[str, str]] = (), owner: str | None = None,
+               cancel: threading.Event | None = None,
+               events: Callable[[str, object], None] | None = None) -> Decision:
         """Raises UserError for bad requests (nothing recorded) and BackendError when a model
         fails. Any failure after the record was opened (a backend error, a policy that needs a
         router that is missing, a bug) is recorded with status "error" and its message.
@@ -63,7 +67,14 @@ class Engine:
         `timeout_s`: no model call starts after this many seconds (from now); the request then
         fails with DeadlineExceeded and its record says status "timeout".
         `history`: earlier (role, text) chat turns; the most recent that fit HISTORY_BUDGET_CHARS
-        go into the prompt, and the previous user turn into the retrieval query (a stage records both)."""
+        go into the prompt, and the previous user turn into the retrieval query (a stage records both).
+        `owner`: the API key's name, recorded. `cancel`: set it to stop the request (the client left,
+        the server shuts down): generation stops at the next token where the engine allows, or
+        before the next model call, with RequestCancelled and status "cancelled".
+        `events(kind, value)` hears the request's progress, for streaming: ("opened", decision) once
+        the input is valid and the record open; ("route", route) when the policy commits to the
+        route whose answer is final, before generating it; ("text", piece) for each piece of that
+        answer as it is decoded (engines that cannot stream send none: the answer is in the result)."""
         chosen = get_policy(policy or self.default_policy)
         if not isinstance(query, str) or not query.replace("\x00", "").strip():
             raise UserError("empty query")
@@ -85,20 +96,28 @@ class Engine:
         if not_finite:
             raise UserError(f"thresholds must be finite numbers: {', '.join(not_finite)}")
         self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
-        run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query), k,
-                       {**self.thresholds, **(thresholds or {})},
-                       None if timeout_s is None else time.monotonic() + timeout_s, history)
+        control = GenerationControl(cancel or threading.Event(),
+                                    None if timeout_s is None else time.monotonic() + timeout_s)
+        run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query, owner=owner), k,
+                       {**self.thresholds, **(thresholds or {})}, control, history, events)
         if queued_ms is not None:
             run.decision.stages.insert(0, Stage(name="queue", outcome="admitted", latency_ms=queued_ms))
         started = time.perf_counter()
         try:
-            chosen.run(run)
+            if events is not None:
+                events("opened", run.decision)
+            with controlling(control):
+                chosen.run(run)
         except BackendError as exc:
             run.decision.status, run.decision.error = "error", str(exc)
             exc.decision_id = run.decision.id
             raise
         except DeadlineExceeded as exc:
             run.decision.status, run.decision.error = "timeout", str(exc)
+            exc.decision_id = run.decision.id
+            raise
+        except RequestCancelled as exc:
+            run.decision.status, run.decision.error = "cancelled", str(exc)
             exc.decision_id = run.decision.id
             raise
         except Exception as exc:
@@ -138,9 +157,12 @@ class QueryRun:
     """One request in flight: the routes a policy may call, each recorded as a stage."""
 
     def __init__(self, engine: Engine, decision: Decision, top_k: int, thresholds: Mapping[str, float],
-                 deadline: float | None = None, history: Sequence[tuple[str, str]] = ()):
+                 control: GenerationControl | None = None, history: Sequence[tuple[str, str]] = (),
+                 events: Callable[[str, object], None] | None = None):
         self.engine = engine
         self.decision = decision
+        self.control = control or GenerationControl()
+        self.events = events
         self.history = kept_turns(history)
         # the question the models read: the earlier turns first (a follow-up such as "and its
         # population?" needs them); retrieval also reads the previous user turn
@@ -158,15 +180,13 @@ class QueryRun:
                 "retrieval_query": self.retrieval_query}, outcome=f"{len(self.history)} earlier turns in the prompt"))
         self.top_k = top_k
         self.thresholds = thresholds
-        self.deadline = deadline  # time.monotonic() after which no further model call starts
         self._retrievals: dict[int, Retrieval] = {}
         self._drafts: dict[str, RouteResult] = {}
 
     def _lm(self, model: str | None, default_role: str) -> LanguageModel:
-        """The panel model for the next call, if the request's deadline allows one more call (a
-        call already running is not interrupted; the deadline stops the next)."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise DeadlineExceeded("the request's deadline passed before its next model call")
+        """The panel model for the next call, unless the request was cancelled or its deadline
+        passed (a call in progress stops between tokens where its engine can: control.py)."""
+        self.control.raise_if_stopped("before its next model call")
         return self.engine.models.get(model, default_role)
 
     def threshold(self, name: str) -> float:
@@ -248,6 +268,20 @@ class QueryRun:
         if route not in routes.ROUTES:
             raise UserError(f"unknown route {route!r}; valid: {', '.join(routes.ROUTES)}")
         return getattr(self, route)(model)
+
+    def answer_with(self, route: str, model: str | None = None) -> None:
+        """Run `route` on `model` and make its answer final, committed before it is generated, so
+        a streaming client sees the route first and then the answer's text as it is decoded."""
+        if self.events is None:
+            self.finish(self.route(route, model))
+            return
+        self.events("route", route)
+        self.control.on_text = lambda piece: self.events("text", piece)
+        try:
+            result = self.route(route, model)
+        finally:
+            self.control.on_text = None
+        self.finish(result)
 
     def _gatekeeper(self) -> "Gatekeeper":
         gk = self.engine.gatekeeper
@@ -348,6 +382,8 @@ class QueryRun:
 
     def abstain(self, reason: str) -> None:
         """The final answer is "the collection does not answer this", with no citations."""
+        if self.events is not None:
+            self.events("route", "abstain")
         self.decision.route = "abstain"
         self.decision.answer = ABSTAIN_ANSWER
         self.decision.citations = []

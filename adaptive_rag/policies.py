@@ -89,7 +89,9 @@ class Policy(ABC):
 
     @abstractmethod
     def run(self, q: "QueryRun") -> None:
-        """Run routes through `q` until one answer is final; `q.finish(result)` sets it."""
+        """Run routes through `q` until one answer is final; `q.finish(result)` sets it, or
+        `q.answer_with(route, model)` when the route is chosen before its answer is generated
+        (a streaming client then sees the answer as it is decoded)."""
 
 
 def _escalate(q: "QueryRun", result) -> bool:
@@ -100,21 +102,21 @@ class ClosedBook(Policy):
     name = "closed_book"
 
     def run(self, q):
-        q.finish(q.closed_book())
+        q.answer_with("closed_book")
 
 
 class AlwaysRag(Policy):
     name = "always_rag"
 
     def run(self, q):
-        q.finish(q.rag())
+        q.answer_with("rag")
 
 
 class AlwaysLongContext(Policy):
     name = "always_lc"
 
     def run(self, q):
-        q.finish(q.long_context())
+        q.answer_with("long_context")
 
 
 class SelfRoute(Policy):
@@ -163,7 +165,7 @@ class GatekeeperOnly(Policy):
 
     def run(self, q):
         plan = gate_plan(q.gate(), q.thresholds)
-        q.finish({"draft": q.closed_book, "long_context": q.long_context, "rag": q.rag}[plan]())
+        q.answer_with({"draft": "closed_book", "long_context": "long_context", "rag": "rag"}[plan])
 
 
 class GatekeeperAdaptive(Policy):
@@ -220,7 +222,7 @@ class Adaptive(Policy):
         if route == "abstain":
             q.abstain("the panel router found no route likely to answer")
         else:
-            q.finish(q.route(route, role))
+            q.answer_with(route, role)
 
 
 def keeps_weak(p_true: float | None, support: float | None, unanswerable: bool, thresholds) -> bool:
@@ -236,7 +238,7 @@ class AlwaysWeakRag(Policy):
     name = "always_weak_rag"
 
     def run(self, q):
-        q.finish(q.rag("reader"))
+        q.answer_with("rag", "reader")
 
 
 class AlwaysStrongRag(Policy):
@@ -245,7 +247,7 @@ class AlwaysStrongRag(Policy):
     name = "always_strong_rag"
 
     def run(self, q):
-        q.finish(q.rag("strong"))
+        q.answer_with("rag", "strong")
 
 
 class StrongClosedBook(Policy):
@@ -255,7 +257,7 @@ class StrongClosedBook(Policy):
     name = "strong_closed_book"
 
     def run(self, q):
-        q.finish(q.closed_book("strong"))
+        q.answer_with("closed_book", "strong")
 
 
 class AlwaysAbstain(Policy):
@@ -307,7 +309,7 @@ class KnnRouterPolicy(Policy):
         weak = p >= q.threshold("knn_weak_min")
         q.note("knn_route", {"p_weak_suffices": p}, {"knn_weak_min": q.threshold("knn_weak_min")},
                "weak model" if weak else "strong model")
-        q.finish(q.rag("reader" if weak else "strong"))
+        q.answer_with("rag", "reader" if weak else "strong")
 
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".arag"), description="Indexes, documents and model caches.")
     model_cache_dir: Path | None = Field(None, description="Model exports; default <data_dir>/models.")
+    # Decision log (adaptive_rag/decision_store): unset = SQLite at <data_dir>/decisions.sqlite;
+    # postgresql://user:password@host:5432/db = one database shared by API replicas;
+    # sqlite:///path also works. A secret: it may hold a password, never shown.
+    decisions_url: SecretStr | None = Field(None, description="Decision log URL (postgresql://... or sqlite:///...); "
+                                            "unset = SQLite in the data directory.")
+    # `arag serve` deletes decisions (and their feedback) older than this at start, then hourly.
+    decisions_retention_days: float | None = Field(None, gt=0, description="Keep decisions this many days; unset = forever.")
 
     # Store: embedded Qdrant Edge unless a server URL is given.
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = embedded Edge.")
@@ -106,6 +113,29 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(120.0, gt=0, le=3600)
     # Request bodies larger than this are refused with 413 before they are read whole.
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # ... except documents sent to POST /v1/collections/{name}/documents (JSONL or files; uploaded
+    # files are spooled to disk, not held in memory); `arag ingest --server` sends 8 MiB batches.
+    max_ingest_bytes: int = Field(64 * 1_048_576, ge=1024)
+    # The CLI's client side: `arag ingest/search/collections/delete` talk to this server (also
+    # found automatically from <data_dir>/server.json while `arag serve` runs), with this key.
+    server_url: str | None = Field(None, description="A running `arag serve` for the CLI to use (--server).")
+    api_key: SecretStr | None = Field(None, description="The key the CLI sends to the server (Authorization: Bearer).")
+    # API keys (adaptive_rag/api/auth.py): ARAG_API_KEYS holds "name:role:key" entries separated
+    # by commas; ARAG_API_KEYS_FILE a JSON file of keys with optional budgets. Roles: query, admin.
+    # With no key configured the server is open and answers loopback clients only.
+    api_keys: SecretStr | None = Field(None, description='API keys: "name:role:key,..." (role: query or admin).')
+    api_keys_file: Path | None = Field(None, description="JSON keys file: {\"keys\": [{\"name\", \"role\", "
+                                       "\"key\" or \"key_sha256\", \"max_requests\", \"max_tokens\"}]}.")
+    # a key's max_requests / max_tokens count the decisions it made within this many seconds
+    budget_window_s: float = Field(86400.0, gt=0)
+    # Bounds on what one request may override: top_k at most this, and only the thresholds named
+    # here, each within [low, high] (ARAG_THRESHOLD_BOUNDS='{"self_route_min_score": [0, 1]}').
+    max_request_top_k: int = Field(10, ge=1, le=50)
+    # `arag serve`: on SIGTERM, requests in flight get this long before they are cancelled.
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    # one JSON line per request on stderr (adaptive_rag/api/access_log.py)
+    access_log: bool = True
+    threshold_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Sequence
 
 import numpy as np
@@ -59,7 +60,8 @@ class FakeLM(LanguageModel):
 
     def __init__(self, name="fake-lm", facts=None, closed_book_answer="I think Paris", closed_book_logprob=-1.5,
                  context_window=4096, fail_with: BackendError | None = None, sample_answers=None,
-                 misses_context=False):
+                 misses_context=False, word_delay_s=0.0):
+        self.word_delay_s = word_delay_s  # a slow model: seconds per generated word
         self.sample_answers = sample_answers or {}  # seed -> the sampled answer (default: the greedy one)
         self.misses_context = misses_context  # a weak model: "unsure guess" whatever the context says
         self.name = name
@@ -85,6 +87,26 @@ class FakeLM(LanguageModel):
         return self._gen(text, -0.5, -4.0, greedy.usage.input_tokens)
 
     def generate(self, messages, max_new_tokens=32, first_token_candidates=()):
+        """Like the transformers engine under a request's control (adaptive_rag/models/control.py):
+        "decodes" word by word (`word_delay_s` apart), hands each word to `on_text` while the
+        final answer streams, and stops between words when the request is cancelled or late."""
+        from adaptive_rag.models.control import current
+
+        gen = self._answer(messages)
+        control = current()
+        if control is None:
+            return gen
+        control.raise_if_stopped("before its next model call")
+        for i, word in enumerate(gen.text.split()):
+            if self.word_delay_s:
+                time.sleep(self.word_delay_s)
+            if control.should_stop():
+                control.raise_if_stopped("while generating")
+            if control.on_text is not None:
+                control.on_text(word if i == 0 else " " + word)
+        return gen
+
+    def _answer(self, messages):
         from adaptive_rag.verify import NO, P_TRUE_QUESTION, YES
 
         self.calls.append(list(messages))

@@ -36,26 +36,41 @@ class Admission:
         self.admitted = 0  # generating or waiting for a slot
         self.refused = 0
 
-    @contextmanager
-    def admit(self) -> Iterator[float]:
-        """Hold a generation slot for the body of the `with`; yields the seconds spent queueing.
-        Raises Busy when the queue is full or the wait for a slot exceeds `wait_s`."""
+    def reserve(self) -> None:
+        """Take a place among the admitted (generating or waiting), or raise Busy at once when the
+        queue is full. Cheap and non-blocking: the server calls it on the event loop, so a full
+        server refuses without needing a worker thread. Pair with `release`."""
         with self._lock:
             if self.admitted >= self.concurrency + self.queue:
                 self.refused += 1
                 raise Busy(f"the server is busy ({self.admitted} requests admitted, at most "
                            f"{self.concurrency} at once and {self.queue} waiting); retry later", self.retry_after_s)
             self.admitted += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.admitted -= 1
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """Wait (blocking, at most `wait_s`) for a generation slot and hold it for the body of the
+        `with`; yields the seconds spent waiting. Raises Busy when none frees in time."""
         started = time.perf_counter()
-        try:
-            if not self._slots.acquire(timeout=self.wait_s):
-                with self._lock:
-                    self.refused += 1
-                raise Busy(f"no generation slot within {self.wait_s:g} s; retry later", self.retry_after_s)
-            try:
-                yield time.perf_counter() - started
-            finally:
-                self._slots.release()
-        finally:
+        if not self._slots.acquire(timeout=self.wait_s):
             with self._lock:
-                self.admitted -= 1
+                self.refused += 1
+            raise Busy(f"no generation slot within {self.wait_s:g} s; retry later", self.retry_after_s)
+        try:
+            yield time.perf_counter() - started
+        finally:
+            self._slots.release()
+
+    @contextmanager
+    def admit(self) -> Iterator[float]:
+        """`reserve`, then hold a `slot`: yields the seconds spent queueing. Raises Busy."""
+        self.reserve()
+        try:
+            with self.slot() as queued_s:
+                yield queued_s
+        finally:
+            self.release()

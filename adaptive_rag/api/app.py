@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adaptive_rag import __version__
 from adaptive_rag.api.admission import Admission, Busy
 from adaptive_rag.api.readiness import NotReady, Readiness
-from adaptive_rag.errors import DeadlineExceeded, NotFoundError, UserError
+from adaptive_rag.api.answering import InFlight
+from adaptive_rag.api.auth import AdminDep, Forbidden, KeyRing, Unauthorized
+from adaptive_rag.errors import DeadlineExceeded, NotFoundError, RequestCancelled, StoreBusy, UserError
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.pipeline import Engine
 from adaptive_rag.settings import Settings
@@ -37,6 +39,7 @@ def error_response(status: int, kind: str, message: str, decision_id: str | None
 
 
 SWAGGER_ASSETS = "/static/swagger"
+SHUTDOWN_CANCEL_WAIT_S = 10.0  # cancelled requests stop within a token or a model call
 
 
 def _offline_docs(app: FastAPI) -> None:
@@ -60,9 +63,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
     """`preload`: load the panel's models in a background thread after the server starts
     listening (default: when the app builds its own engine; tests pass a ready engine)."""
     s = settings or Settings()
+    keys = KeyRing.from_settings(s)  # a broken keys file fails here, before the server starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.inflight = InFlight()
         app.state.admission = Admission(s.max_concurrent_requests, s.max_queued_requests, s.queue_wait_s)
         app.state.request_timeout_s = s.request_timeout_s
         if engine is not None:
@@ -82,20 +87,49 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
 
         app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices)
         app.state.engine.observers.append(app.state.metrics.observe)
+        retention = None
+        if s.decisions_retention_days and app.state.engine.log is not None:  # prune now, then hourly
+            from adaptive_rag.decision_store.retention import start_retention
+
+            retention = start_retention(app.state.engine.log, s.decisions_retention_days)
         yield
+        if retention is not None:
+            retention.stop()
+        # shutting down: requests still running (uvicorn's grace period is over) stop at their next
+        # token or model call and are recorded as cancelled
+        app.state.inflight.draining = True
+        app.state.inflight.cancel_all()
+        await app.state.inflight.drained(SHUTDOWN_CANCEL_WAIT_S)  # their records are written
         app.state.engine.observers.remove(app.state.metrics.observe)
 
     app = FastAPI(title="adaptive-rag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Answers questions over document collections and shows, per query, why it routed as it did.")
     _offline_docs(app)
+    app.state.settings, app.state.keys = s, keys
     from adaptive_rag.api.body_limit import BodyLimit
 
-    app.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=s.max_body_bytes,
+                       larger=[("POST", r"/v1/collections/[^/]+/documents", s.max_ingest_bytes)])
+    from adaptive_rag.api.access_log import AccessLog
+
+    app.add_middleware(AccessLog)  # added last, so outermost: it sees 413s and every status
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy):
         request.app.state.metrics.refused.inc()
         return error_response(429, "rate_limit_error", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(_: Request, exc: Unauthorized):
+        return error_response(401, "authentication_error", str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden):
+        return error_response(403, "permission_error", str(exc))
+
+    @app.exception_handler(RequestCancelled)
+    async def cancelled(_: Request, exc: RequestCancelled):  # the client is usually gone; 499 as nginx logs it
+        return error_response(499, "cancelled_error", str(exc), getattr(exc, "decision_id", None))
 
     @app.exception_handler(NotReady)
     async def not_ready(_: Request, exc: NotReady):
@@ -104,6 +138,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
     @app.exception_handler(DeadlineExceeded)
     async def timed_out(_: Request, exc: DeadlineExceeded):
         return error_response(504, "timeout_error", str(exc), getattr(exc, "decision_id", None))
+
+    @app.exception_handler(StoreBusy)
+    async def store_busy(_: Request, exc: StoreBusy):  # the embedded store is held by another process
+        return error_response(503, "unavailable_error", str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError):
@@ -129,14 +167,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
                              for e in exc.errors())
         return error_response(422, "invalid_request_error", f"invalid request: {problems}")
 
-    from adaptive_rag.api.routes import collections, decisions, openai_compat, query, router_admin
+    from adaptive_rag.api.routes import collections, decisions, documents, openai_compat, query, router_admin
 
-    for module in (query, decisions, collections, openai_compat, router_admin):
+    for module in (query, decisions, collections, documents, openai_compat, router_admin):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request):
-        """Prometheus text format (adaptive_rag/api/metrics.py)."""
+    async def metrics(request: Request, caller: AdminDep):
+        """Prometheus text format (adaptive_rag/api/metrics.py); admin keys only."""
         from fastapi.responses import Response
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

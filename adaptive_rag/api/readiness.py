@@ -14,7 +14,9 @@ from adaptive_rag.errors import UserError
 class NotReady(UserError):
     """The models are still loading (or failed to load); retry after `retry_after_s`."""
 
-    retry_after_s = 10
+    def __init__(self, message: str, retry_after_s: int = 10):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Readiness:

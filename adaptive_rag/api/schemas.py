@@ -34,6 +34,51 @@ class CitationOut(BaseModel):
     text: str = ""
 
 
+class StageOut(BaseModel):
+    """One step of a request, in order: the queue wait, retrieval, a router's step, each
+    generation. `signals` are what the step measured, `thresholds` what they were compared with."""
+
+    name: str
+    model: str | None = None
+    engine: str | None = None
+    signals: dict[str, Any] = {}
+    thresholds: dict[str, float | None] = {}
+    outcome: str = ""
+    usage: Usage
+    latency_ms: float = 0.0
+
+
+class DecisionRecord(BaseModel):
+    """A stored decision (adaptive_rag/decisions.py): why a request took its route, what it cost,
+    where its time went. Older records lack the newer fields, which then take these defaults."""
+
+    model_config = ConfigDict(extra="allow")  # a newer writer's fields pass through
+
+    id: str
+    collection: str
+    policy: str
+    query: str
+    created_at: float
+    stages: list[StageOut] = []
+    route: str | None = None
+    answer: str | None = None
+    citations: list[CitationOut] = []
+    usage: Usage
+    cost: float | None = 0.0
+    status: str = Field("ok", description="ok | error | timeout | cancelled")
+    error: str | None = None
+    latency_ms: float | None = 0.0
+    owner: str | None = Field(None, description="The name of the API key that asked (null: open server, CLI).")
+    schema_version: int = 0
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionRecord]
+    limit: int
+    offset: int
+    count: int = Field(..., description="Items on this page.")
+
+
 class QueryResponse(BaseModel):
     id: str
     answer: str | None
@@ -41,7 +86,7 @@ class QueryResponse(BaseModel):
     citations: list[CitationOut]
     usage: Usage
     cost: float
-    decision: dict[str, Any]
+    decision: DecisionRecord
 
 
 class CollectionOut(BaseModel):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from adaptive_rag.errors import ConfigError
+from adaptive_rag.models.control import current as current_control
 from adaptive_rag.models.filelock import exclusive, lock_path
 from adaptive_rag.models.lm import Generation, LanguageModel, Message, TokenLogprob
 from adaptive_rag.usage import TokenUsage
@@ -85,6 +86,26 @@ def _load_model(path: Path, cache: Path, dtype_name: str):
     torch, AutoModelForCausalLM, _ = _transformers()
     directory = _model_dir(path, cache, dtype_name)
     return AutoModelForCausalLM.from_pretrained(str(directory), dtype=getattr(torch, dtype_name)).eval()
+
+
+def _controlled(control, tokenizer) -> dict:
+    """generate() arguments that stop between tokens when the request's control says so (client
+    gone, deadline passed) and hand each decoded piece to `control.on_text` when it streams."""
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+    class StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return control.should_stop()
+
+    class PiecesToControl(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text and control.on_text is not None:
+                control.on_text(text)
+
+    extra: dict = {"stopping_criteria": StoppingCriteriaList([StopWhenAsked()])}
+    if control.on_text is not None:
+        extra["streamer"] = PiecesToControl(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    return extra
 
 
 class TransformersLM(LanguageModel):
@@ -186,6 +207,10 @@ class TransformersLM(LanguageModel):
         decoding = {"do_sample": False, "output_scores": True}
         if sampling is not None:
             decoding = {"do_sample": True, "temperature": sampling[0], "top_k": 0, "top_p": 1.0, "output_logits": True}
+        control = current_control()
+        if control is not None:
+            control.raise_if_stopped("before its next model call")
+            decoding.update(_controlled(control, self._tokenizer))
         with self._lock, torch.inference_mode():
             if sampling is not None:
                 torch.manual_seed(sampling[1])
@@ -194,6 +219,8 @@ class TransformersLM(LanguageModel):
                 return_dict_in_generate=True, **decoding,
                 pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             )
+        if control is not None:  # stopped between tokens: the request is over, not this answer
+            control.raise_if_stopped("while generating")
         latency_ms = (time.perf_counter() - started) * 1e3
         new_ids = out.sequences[0, prompt_tokens:].tolist()
         tokens, extra = [], {}

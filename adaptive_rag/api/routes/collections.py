@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 
+from adaptive_rag.api.auth import CallerDep
 from adaptive_rag.api.deps import EngineDep
 from adaptive_rag.api.schemas import CollectionOut
 
@@ -13,7 +14,7 @@ router = APIRouter(tags=["collections"])
 
 
 @router.get("/v1/collections", response_model=list[CollectionOut])
-def collections(engine: EngineDep) -> list[CollectionOut]:
+def collections(engine: EngineDep, caller: CallerDep) -> list[CollectionOut]:
     store = engine.retriever.store
     return [CollectionOut(**asdict(store.collection_info(name))) for name in store.list_collections()]
 

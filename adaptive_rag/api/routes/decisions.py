@@ -1,4 +1,5 @@
-"""Decision records: one by id, or a filtered, paginated list (newest first)."""
+"""Decision records: one by id, or a filtered, paginated list (newest first). An admin key reads
+every decision; a query key reads only the decisions it made (another's is a 404, as if absent)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from adaptive_rag.api.auth import CallerDep
 from adaptive_rag.api.deps import EngineDep
+from adaptive_rag.api.schemas import DecisionPage, DecisionRecord
 from adaptive_rag.errors import NotFoundError
 
 router = APIRouter(tags=["decisions"])
 
 
-@router.get("/v1/decisions/{decision_id}")
-def get_decision(decision_id: str, engine: EngineDep) -> dict[str, Any]:
+@router.get("/v1/decisions/{decision_id}", response_model=DecisionRecord)
+def get_decision(decision_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     record = engine.log.get(decision_id) if engine.log else None
-    if record is None:
+    if record is None or not (caller.is_admin or record.get("owner") == caller.name):
         raise NotFoundError(f"no decision {decision_id!r}")
     return record
 
 
-@router.get("/v1/decisions")
+@router.get("/v1/decisions", response_model=DecisionPage)
 def list_decisions(
     engine: EngineDep,
+    caller: CallerDep,
     collection: str | None = None,
     route: str | None = None,
     policy: str | None = None,
@@ -30,6 +34,8 @@ def list_decisions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
-    items = engine.log.list(collection=collection, route=route, policy=policy, since=since, limit=limit,
-                            offset=offset) if engine.log else []
+    filters: dict[str, Any] = {"collection": collection, "route": route, "policy": policy, "since": since}
+    if not caller.is_admin:
+        filters["owner"] = caller.name
+    items = engine.log.list(**filters, limit=limit, offset=offset) if engine.log else []
     return {"items": items, "limit": limit, "offset": offset, "count": len(items)}

@@ -13,7 +13,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from adaptive_rag.api.deps import AdmissionDep, EngineDep, remaining_s
+from adaptive_rag.api.answering import DISCONNECT_POLL_S, AnswerJob
+from adaptive_rag.api.auth import CallerDep
+from adaptive_rag.api.deps import AdmissionDep, EngineDep, checked_request, remaining_s
 from adaptive_rag.api.schemas import ChatCompletionRequest
 from adaptive_rag.errors import UserError
 from adaptive_rag.policies import POLICIES
@@ -45,43 +47,119 @@ def _question_and_history(body: ChatCompletionRequest) -> tuple[str, list[tuple[
     raise UserError("messages hold no user message")
 
 
-def _sse_chunks(decision, model: str, include_usage: bool):
-    """The answer as OpenAI chat.completion.chunk events. The decision is complete before the
-    first event (the engine does not stream tokens), so the stream carries the whole answer in
-    one content delta; the first chunk has the decision id and route."""
-    base = {"id": f"chatcmpl-{decision.id}", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model}
-    yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
-           "decision_id": decision.id, "route": decision.route}
-    yield {**base, "choices": [{"index": 0, "delta": {"content": decision.answer or ""}, "finish_reason": None}]}
-    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    if include_usage:
-        yield {**base, "choices": [], "usage": _usage(decision)}
-
-
 def _usage(decision) -> dict[str, int]:
     return {"prompt_tokens": decision.usage.input_tokens, "completion_tokens": decision.usage.output_tokens,
             "total_tokens": decision.usage.total_tokens}
 
 
+KEEPALIVE_S = 10.0  # an SSE comment this often while nothing else is sent, so proxies keep the stream
+
+
+async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool):
+    """The answer as OpenAI chat.completion.chunk events. The first chunk (role) carries the
+    decision id and the route, sent once the policy commits to the route whose answer is final;
+    then the answer's text as it is decoded (engines that stream: transformers), or whole when the
+    engine cannot stream or the policy decides only after generating (self_route, cascade, ...);
+    then the finish chunk, the usage chunk when asked, and [DONE]. A failure after the stream
+    began ends it with an error event in OpenAI's shape (the decision records it); a client that
+    leaves cancels the request."""
+    import json
+
+    base = {"id": f"chatcmpl-{decision_id}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model}
+
+    def event(payload: dict) -> str:
+        return f"data: {json.dumps(payload)}\n\n"
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    started, streamed, quiet = False, "", 0.0
+
+    def first(route: str | None) -> str:
+        return event({**chunk({"role": "assistant", "content": ""}), "decision_id": decision_id, "route": route})
+
+    async for kind, value in job.items():
+        if kind == "idle":
+            quiet += DISCONNECT_POLL_S
+            if quiet >= KEEPALIVE_S:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            continue
+        quiet = 0.0
+        if kind == "route" and not started:
+            started = True
+            yield first(value)
+        elif kind == "text" and started:
+            streamed += value
+            yield event(chunk({"content": value}))
+        elif kind == "done":
+            if not started:
+                yield first(value.route)
+            answer = value.answer or ""
+            rest = answer[len(streamed):] if answer.startswith(streamed) else ("" if streamed else answer)
+            if rest:
+                yield event(chunk({"content": rest}))
+            yield event(chunk({}, "stop"))
+            if include_usage:
+                yield event({**base, "choices": [], "usage": _usage(value)})
+            yield "data: [DONE]\n\n"
+        elif kind == "failed":
+            yield event(_stream_error(value, decision_id))
+
+
+def _stream_error(exc: BaseException, decision_id: str) -> dict:
+    """The error event that ends a stream, in OpenAI's error shape (the SDK raises APIError)."""
+    from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, UserError
+    from adaptive_rag.models.lm import BackendError
+
+    if isinstance(exc, DeadlineExceeded):
+        kind, code = "timeout_error", 504
+    elif isinstance(exc, RequestCancelled):
+        kind, code = "cancelled_error", 499
+    elif isinstance(exc, BackendError):
+        kind, code = "backend_error", 503 if exc.retryable else 502
+    elif isinstance(exc, UserError):
+        kind, code = "invalid_request_error", 400
+    else:
+        kind, code = "server_error", 500
+    message = f"model backend failed: {exc}" if isinstance(exc, BackendError) else str(exc) or type(exc).__name__
+    return {"error": {"message": message, "type": kind, "code": code}, "decision_id": decision_id}
+
+
 @router.post("/v1/chat/completions")
-def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: AdmissionDep,
-                     response: Response, request: Request):
+async def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: AdmissionDep,
+                           response: Response, request: Request, caller: CallerDep):
     collection, policy = parse_model(body.model)
     question, history = _question_and_history(body)
-    with admission.admit() as queued_s:
-        decision = engine.answer(collection, question, policy=policy, queued_ms=queued_s * 1e3,
-                                 timeout_s=remaining_s(request, queued_s), history=history)
-    if body.stream:
-        import json
+    checked_request(request, caller)
 
+    def work(cancel, queued_s, events):
+        return engine.answer(collection, question, policy=policy, queued_ms=queued_s * 1e3,
+                             timeout_s=remaining_s(request, queued_s), history=history, owner=caller.name,
+                             cancel=cancel, events=events if body.stream else None)
+
+    job = AnswerJob(request, admission, work)
+    job.start()
+    if body.stream:
         from fastapi.responses import StreamingResponse
 
+        # errors before the record opens (bad input, a full queue) are plain HTTP errors
+        async for kind, value in job.items():
+            if kind == "opened":
+                break
+            if kind == "failed":
+                raise value
+            if kind == "done":  # pragma: no cover - "opened" always comes first
+                break
+        decision_id = value.id
+        request.state.decision_id = decision_id
         options = (body.model_extra or {}).get("stream_options") or {}
         include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-        events = (f"data: {json.dumps(chunk)}\n\n" for chunk in _sse_chunks(decision, body.model, include_usage))
-        return StreamingResponse((*events, "data: [DONE]\n\n"), media_type="text/event-stream",
-                                 headers={"X-Decision-Id": decision.id})
+        return StreamingResponse(_sse(job, decision_id, body.model, include_usage), media_type="text/event-stream",
+                                 headers={"X-Decision-Id": decision_id, "Cache-Control": "no-cache"})
+    decision = await job.decision()
+    request.state.decision_id = decision.id
     response.headers["X-Decision-Id"] = decision.id
     return {
         "id": f"chatcmpl-{decision.id}",
@@ -97,7 +175,7 @@ def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admission: 
 
 
 @router.get("/v1/models")
-def list_models(engine: EngineDep) -> dict[str, Any]:
+def list_models(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     names = engine.retriever.store.list_collections()
     data = [{"id": f"{PREFIX}:{c}", "object": "model", "created": 0, "owned_by": PREFIX} for c in names]
     data += [{"id": f"{PREFIX}:{c}:{p}", "object": "model", "created": 0, "owned_by": PREFIX}

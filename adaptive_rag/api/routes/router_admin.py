@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from adaptive_rag.api.auth import AdminDep
 from adaptive_rag.api.deps import EngineDep
 from adaptive_rag.errors import NotFoundError, UserError
 
@@ -15,7 +16,7 @@ router = APIRouter(tags=["router"])
 
 
 @router.get("/v1/gatekeeper")
-def gatekeeper(engine: EngineDep) -> dict[str, Any]:
+def gatekeeper(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
     gk = engine.gatekeeper
     if gk is None:
         raise NotFoundError("no gatekeeper is loaded (train one: arag gatekeeper train; ARAG_GATEKEEPER names it)")
@@ -40,7 +41,7 @@ class FeedbackRequest(BaseModel):
 
 
 @router.post("/v1/feedback")
-def feedback(body: FeedbackRequest, engine: EngineDep) -> dict[str, Any]:
+def feedback(body: FeedbackRequest, engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
     if engine.log is None:
         raise UserError("this server keeps no decision log, so feedback cannot be stored")
     try:

@@ -1,0 +1,187 @@
+"""The real server loop in its own process on loopback (tests/live/fake_server.py): streaming
+with the official openai SDK, cancellation when the client disconnects, a mid-stream error,
+graceful shutdown on SIGTERM, and the structured access log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adaptive_rag.models.llamacpp_lm import free_loopback_port
+from tests.live.fake_server import ANSWER
+
+REPO = Path(__file__).resolve().parents[2]
+ASK = {"query": "What do otters do?", "collection": "kb", "policy": "always_rag"}
+
+
+class LiveServer:
+    def __init__(self, tmp_path: Path, word_delay: float, grace: float = 30.0, env: dict | None = None):
+        self.port = free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp_path / "data"
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.log_path = tmp_path / "server.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.live.fake_server", "--data-dir", str(self.data_dir), "--port", str(self.port),
+             "--word-delay", str(word_delay), "--grace", str(grace)],
+            cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "ARAG_DECISIONS_URL": "", **(env or {})})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_path.read_text()
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError(f"the server did not start: {self.log_path.read_text()}")
+
+    def decisions(self) -> list[dict]:
+        return httpx.get(f"{self.url}/v1/decisions", timeout=5).json()["items"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def live(tmp_path):
+    servers = []
+
+    def start(**kwargs) -> LiveServer:
+        server = LiveServer(tmp_path / f"s{len(servers)}", **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _wait_for(predicate, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_streaming_with_the_openai_sdk_sends_the_answer_as_it_is_decoded(live):
+    from openai import OpenAI
+
+    server = live(word_delay=0.05)
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    arrivals, chunks = [], []
+    stream = client.chat.completions.create(model="adaptive-rag:kb:always_rag", stream=True,
+                                            stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": "What do otters do?"}])
+    for chunk in stream:
+        arrivals.append(time.monotonic())
+        chunks.append(chunk)
+    first = chunks[0].model_extra
+    assert first["route"] == "rag" and len(first["decision_id"]) == 32
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == ANSWER and len(pieces) == len(ANSWER.split())  # one chunk per decoded word
+    assert arrivals[-1] - arrivals[1] > 0.5  # they arrived as decoded, not all at the end
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == len(ANSWER.split())
+    record = httpx.get(f"{server.url}/v1/decisions/{first['decision_id']}").json()
+    assert record["answer"] == ANSWER and record["status"] == "ok"
+    # the non-streamed call is unchanged
+    reply = client.chat.completions.create(model="adaptive-rag:kb:always_rag",
+                                           messages=[{"role": "user", "content": "What do otters do?"}])
+    assert reply.choices[0].message.content == ANSWER
+
+
+def test_an_error_mid_stream_ends_it_with_an_error_event_and_is_recorded(live):
+    from openai import APIError, OpenAI
+
+    server = live(word_delay=0.2, env={"ARAG_REQUEST_TIMEOUT_S": "1"})  # the answer needs 3.6 s
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    received = []
+    with pytest.raises(APIError, match="deadline"):
+        for chunk in client.chat.completions.create(model="adaptive-rag:kb:always_rag", stream=True,
+                                                    messages=[{"role": "user", "content": "What do otters do?"}]):
+            received.append(chunk)
+    assert received and received[0].model_extra["route"] == "rag"  # the stream had begun
+    decision_id = received[0].model_extra["decision_id"]
+    record = httpx.get(f"{server.url}/v1/decisions/{decision_id}").json()
+    assert record["status"] == "timeout" and "deadline" in record["error"]
+
+
+def test_a_client_that_disconnects_cancels_its_request(live):
+    server = live(word_delay=0.2)  # 18 words: 3.6 s to answer
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/query", json=ASK, timeout=0.6)
+    record = _wait_for(lambda: [d for d in server.decisions() if d["status"] == "cancelled"])[0]
+    assert time.monotonic() - started < 3.0  # stopped early, not after the whole answer
+    assert record["answer"] is None and "cancelled" in record["error"]
+    # the server is free again at once
+    assert httpx.post(f"{server.url}/v1/query", json={**ASK, "policy": "closed_book"}, timeout=10).status_code == 200
+
+
+def test_sigterm_finishes_requests_within_the_grace_period_then_exits(live):
+    server = live(word_delay=0.1, grace=10)  # 1.8 s to answer, well inside the grace period
+    replies = []
+    asker = threading.Thread(target=lambda: replies.append(httpx.post(f"{server.url}/v1/query", json=ASK, timeout=30)))
+    asker.start()
+    _wait_for(lambda: httpx.get(f"{server.url}/healthz").json()["admission"]["admitted"] == 1)
+    server.proc.send_signal(signal.SIGTERM)
+    asker.join(30)
+    assert replies and replies[0].status_code == 200 and replies[0].json()["answer"] == ANSWER
+    assert server.proc.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
+
+
+def test_sigterm_cancels_what_outlasts_the_grace_period_and_exits(live):
+    server = live(word_delay=0.5, grace=0.5)  # 9 s to answer, 0.5 s of grace
+    asker = threading.Thread(target=lambda: _swallow(lambda: httpx.post(f"{server.url}/v1/query", json=ASK, timeout=30)))
+    asker.start()
+    _wait_for(lambda: httpx.get(f"{server.url}/healthz").json()["admission"]["admitted"] == 1)
+    stopped = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(20) in (0, -signal.SIGTERM)
+    assert time.monotonic() - stopped < 5
+    asker.join(30)
+    from adaptive_rag.decisions import DecisionLog
+
+    records = DecisionLog(server.data_dir / "decisions.sqlite").list()
+    assert [r["status"] for r in records] == ["cancelled"]
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(line["path"] == "/healthz" and line["status"] == 200 for line in lines)
+
+
+def test_the_access_log_has_one_json_line_per_request_with_its_decision_id(live):
+    server = live(word_delay=0.0)
+    body = httpx.post(f"{server.url}/v1/query", json=ASK, timeout=10).json()
+    httpx.get(f"{server.url}/v1/decisions?limit=1", timeout=10)
+    httpx.get(f"{server.url}/nowhere", timeout=10)
+    lines = _wait_for(lambda: [json.loads(line) for line in server.log_path.read_text().splitlines()
+                               if line.startswith("{") and '"/nowhere"' in server.log_path.read_text()])
+    by_path = {line["path"]: line for line in lines}
+    query = by_path["/v1/query"]
+    assert query["status"] == 200 and query["decision_id"] == body["id"] and query["method"] == "POST"
+    assert query["client"] == "127.0.0.1" and query["ms"] > 0 and query["bytes"] > 0
+    assert by_path["/nowhere"]["status"] == 404 and by_path["/v1/decisions"]["decision_id"] is None
+    assert ASK["query"] not in server.log_path.read_text()  # no user text in the log
+
+
+def _swallow(call):
+    try:
+        call()
+    except httpx.HTTPError:
+        pass

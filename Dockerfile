@@ -16,4 +16,6 @@ RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin arag
     && mkdir -p /data && chown arag /data
 USER arag
 EXPOSE 8000
+# No API key is baked in: pass ARAG_API_KEYS ("name:role:key,...") or mount a keys file and set
+# ARAG_API_KEYS_FILE at run time. Without keys the server refuses to listen on 0.0.0.0.
 CMD ["arag", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decision_store import DecisionStore, open_decision_store
 from adaptive_rag.models.catalog import load_lm, resolve
 from adaptive_rag.models.panel import Models
 from adaptive_rag.models.embedder import load_embedder
@@ -19,8 +19,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from gatekeeper.artifact import Gatekeeper
 
 
-def decision_log(settings: Settings) -> DecisionLog:
-    return DecisionLog(settings.data_dir / "decisions.sqlite")
+def decision_log(settings: Settings) -> DecisionStore:
+    """The configured decision log (`ARAG_DECISIONS_URL`; unset = SQLite in the data directory).
+    A bad URL or an unreachable database is a ConfigError of one line, its password masked."""
+    url = settings.decisions_url.get_secret_value() if settings.decisions_url else None
+    return open_decision_store(url, settings.data_dir)
 
 
 def build_engine(settings: Settings) -> Engine:

@@ -42,3 +42,31 @@ def store(request, settings: Settings):
         st = QdrantServerStore(client=QdrantClient(":memory:"))
     yield st
     st.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server for the session (tests/postgres.py): ARAG_TEST_POSTGRES_URL, else a private
+    one from Debian's postgresql package. Fails, never skips, when there is none."""
+    url = os.environ.get("ARAG_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    from tests.postgres import start_private_server
+
+    try:
+        server = start_private_server()
+    except LookupError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url):
+    """postgres_url with its own empty schema for this test (dropped afterwards)."""
+    from tests.postgres import drop_schema, new_schema, schema_url
+
+    schema = new_schema(postgres_url)
+    yield schema_url(postgres_url, schema)
+    drop_schema(postgres_url, schema)

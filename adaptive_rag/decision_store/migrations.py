@@ -1,0 +1,102 @@
+"""Versioned schema migrations of the decision log, the same on SQLite and PostgreSQL.
+
+`schema_migrations(version, name, applied_at)` lists the migrations a database has. At open, a
+store calls `migrate` inside one transaction that holds the database's migration lock (SQLite:
+`BEGIN IMMEDIATE`, the write lock; PostgreSQL: a transaction-scoped advisory lock), so two
+processes opening at once apply each migration exactly once and the second sees the first's work.
+Migrations run in version order; each is applied once and recorded in the same transaction.
+
+Rules for new migrations: append, never edit an applied one; additive only (new tables, new
+nullable or defaulted columns, indexes), so records and rows of older versions keep working.
+
+1. The original tables. SQLite files written before versioning have exactly these tables and no
+   `schema_migrations`: `CREATE ... IF NOT EXISTS` accepts them as version 1.
+2. `owner`, `total_tokens`, `latency_ms` columns (copied out of the record for per-key budgets
+   and filters), an (owner, created_at) index; SQLite fills them for existing rows from the record.
+   (PostgreSQL stores start at version 2: there are no older rows to fill.)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from adaptive_rag.errors import ConfigError
+
+Execute = Callable[[str, Sequence[Any]], Any]  # execute(sql with ? placeholders, args) -> cursor
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "decisions and feedback", sqlite=(
+        """CREATE TABLE IF NOT EXISTS decisions (
+            id TEXT PRIMARY KEY, created_at REAL NOT NULL, collection TEXT NOT NULL, policy TEXT NOT NULL,
+            route TEXT, status TEXT NOT NULL, record TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS decisions_time ON decisions (created_at DESC)",
+        """CREATE TABLE IF NOT EXISTS feedback (
+            decision_id TEXT PRIMARY KEY REFERENCES decisions (id), created_at REAL NOT NULL,
+            correct INTEGER, rating REAL, comment TEXT)""",
+    ), postgresql=(
+        # COLLATE "C": ids order by code point, as in SQLite, whatever the database's locale
+        """CREATE TABLE IF NOT EXISTS decisions (
+            id TEXT COLLATE "C" PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL, collection TEXT NOT NULL,
+            policy TEXT NOT NULL, route TEXT, status TEXT NOT NULL, record TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS decisions_time ON decisions (created_at DESC)",
+        """CREATE TABLE IF NOT EXISTS feedback (
+            decision_id TEXT COLLATE "C" PRIMARY KEY REFERENCES decisions (id),
+            created_at DOUBLE PRECISION NOT NULL, correct INTEGER, rating DOUBLE PRECISION, comment TEXT)""",
+    )),
+    Migration(2, "owner, total_tokens, latency_ms", sqlite=(
+        "ALTER TABLE decisions ADD COLUMN owner TEXT",
+        "ALTER TABLE decisions ADD COLUMN total_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE decisions ADD COLUMN latency_ms REAL",
+        """UPDATE decisions SET owner = json_extract(record, '$.owner'),
+            total_tokens = COALESCE(json_extract(record, '$.usage.total_tokens'), 0),
+            latency_ms = json_extract(record, '$.latency_ms')
+            WHERE json_valid(record)""",
+        "CREATE INDEX IF NOT EXISTS decisions_owner_time ON decisions (owner, created_at)",
+    ), postgresql=(
+        "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS owner TEXT",
+        "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS total_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS latency_ms DOUBLE PRECISION",
+        "CREATE INDEX IF NOT EXISTS decisions_owner_time ON decisions (owner, created_at)",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+_TABLE = {
+    "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+              "applied_at REAL NOT NULL)",
+    "postgresql": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                  "applied_at DOUBLE PRECISION NOT NULL)",
+}
+
+
+def migrate(execute: Execute, dialect: str, where: str) -> list[int]:
+    """Apply the missing migrations in order; the caller holds the migration lock and commits.
+    Returns the versions applied now. A database newer than this code is a ConfigError: its
+    columns may not be what this version writes."""
+    execute(_TABLE[dialect], ())
+    applied = {row[0] for row in execute("SELECT version FROM schema_migrations", ()).fetchall()}
+    if applied and max(applied) > LATEST:
+        raise ConfigError(f"the decision log {where} is at schema version {max(applied)}, newer than this "
+                          f"adaptive-rag knows ({LATEST}): upgrade adaptive-rag")
+    done = []
+    for migration in MIGRATIONS:
+        if migration.version in applied:
+            continue
+        for statement in getattr(migration, dialect):
+            execute(statement, ())
+        execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()))
+        done.append(migration.version)
+    return done

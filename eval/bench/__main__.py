@@ -75,6 +75,21 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--emulate-prompts", type=int, default=2, help="prompts per figure in the emulated runs (bf16 is slow there)")
     g.add_argument("--emulate-quality", type=int, default=0, help="quality questions in the emulated runs")
     g.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ld = sub.add_parser("load", help="many clients against a real `arag serve` on loopback: refusals, latency, "
+                                     "/healthz under load, RSS, decision ids readable afterwards")
+    ld.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    ld.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    ld.add_argument("--data-dir", type=Path, default=None, help="the server's data directory (default: ARAG_DATA_DIR / ./.arag)")
+    ld.add_argument("--collection", default="demo", help="collection to ask (default: demo, made by `arag demo`)")
+    ld.add_argument("--clients", type=int, default=64)
+    ld.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
+    ld.add_argument("--timeout", type=float, default=180.0, help="each client's request timeout in seconds")
+    ld.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run a phase of streaming chat clients (default: yes)")
+    ld.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for the models to load")
+    ld.add_argument("--work-dir", type=Path, default=None, help="server log (default bench-results/load)")
+    ld.add_argument("--fake", action="store_true", help="fake deterministic models (tests/live/fake_server.py)")
+    ld.add_argument("--fake-word-delay", type=float, default=0.05, help="with --fake: seconds per generated word")
     return ap
 
 
@@ -99,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import rescore as bench
     elif args.benchmark == "generation":
         from eval.bench import generation as bench
+    elif args.benchmark == "load":
+        from eval.bench import load as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

@@ -55,14 +55,15 @@ def _usage(decision) -> dict[str, int]:
 KEEPALIVE_S = 10.0  # an SSE comment this often while nothing else is sent, so proxies keep the stream
 
 
-async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool):
+async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool, first_item: tuple):
     """The answer as OpenAI chat.completion.chunk events. The first chunk (role) carries the
     decision id and the route, sent once the policy commits to the route whose answer is final;
     then the answer's text as it is decoded (engines that stream: transformers), or whole when the
     engine cannot stream or the policy decides only after generating (self_route, cascade, ...);
-    then the finish chunk, the usage chunk when asked, and [DONE]. A failure after the stream
-    began ends it with an error event in OpenAI's shape (the decision records it); a client that
-    leaves cancels the request."""
+    then the finish chunk, the usage chunk when asked, and [DONE]. The stream begins with
+    `first_item`, the route or the finished decision (anything failing before is a plain HTTP
+    error); a failure after that ends the stream with an error event in OpenAI's shape (the
+    decision records it); a client that leaves cancels the request."""
     import json
 
     base = {"id": f"chatcmpl-{decision_id}", "object": "chat.completion.chunk", "created": int(time.time()),
@@ -79,7 +80,12 @@ async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool
     def first(route: str | None) -> str:
         return event({**chunk({"role": "assistant", "content": ""}), "decision_id": decision_id, "route": route})
 
-    async for kind, value in job.items():
+    async def progress():
+        yield first_item
+        async for item in job.items():
+            yield item
+
+    async for kind, value in progress():
         if kind == "idle":
             quiet += DISCONNECT_POLL_S
             if quiet >= KEEPALIVE_S:
@@ -144,19 +150,22 @@ async def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admis
     if body.stream:
         from fastapi.responses import StreamingResponse
 
-        # errors before the record opens (bad input, a full queue) are plain HTTP errors
+        # the stream begins once the route is known: failures before it (bad input, a full queue,
+        # a policy that cannot run) are plain HTTP errors
+        decision_id = None
         async for kind, value in job.items():
             if kind == "opened":
-                break
-            if kind == "failed":
+                decision_id = value.id
+            elif kind == "failed":
                 raise value
-            if kind == "done":  # pragma: no cover - "opened" always comes first
+            elif kind in ("route", "done"):
                 break
-        decision_id = value.id
+        decision_id = decision_id or value.id
         request.state.decision_id = decision_id
         options = (body.model_extra or {}).get("stream_options") or {}
         include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-        return StreamingResponse(_sse(job, decision_id, body.model, include_usage), media_type="text/event-stream",
+        return StreamingResponse(_sse(job, decision_id, body.model, include_usage, (kind, value)),
+                                 media_type="text/event-stream",
                                  headers={"X-Decision-Id": decision_id, "Cache-Control": "no-cache"})
     decision = await job.decision()
     request.state.decision_id = decision.id

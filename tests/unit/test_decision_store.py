@@ -20,6 +20,13 @@ from adaptive_rag.usage import TokenUsage
 NOW = time.time()
 
 
+@pytest.fixture(autouse=True)
+def _now():
+    """Ages are relative to each test's start (not to collection, maybe a minute earlier)."""
+    global NOW
+    NOW = time.time()
+
+
 def decision(i: int = 0, age_s: float = 0.0, **fields) -> Decision:
     defaults = dict(collection="docs", policy="self_route", query=f"question {i}", route="rag", answer=f"answer {i}",
                     id=f"d{i:04d}", created_at=NOW - age_s, usage=TokenUsage(10 * i, i))

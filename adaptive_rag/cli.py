@@ -320,6 +320,7 @@ def _prune_decisions(action: str | None, older_than: str | None, *filters) -> No
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    pull: Annotated[bool, typer.Option("--pull", help="Fetch the panel's models first when they are missing.")] = False,
 ) -> None:
     """Run the REST server (FastAPI + uvicorn); OpenAPI docs at /docs. Without API keys it binds
     loopback only; SIGTERM drains it (ARAG_SHUTDOWN_GRACE_S)."""
@@ -331,6 +332,8 @@ def serve(
 
     s = settings()
     check_bind(host, KeyRing.from_settings(s))  # no keys: loopback only, said in one line
+    if pull:
+        models_pull(None)  # skips what is there (sha256-checked)
     build_panel(s)  # a model that is not pulled is one `error:` line here, not a traceback from the lifespan
     from adaptive_rag.api.server_file import announce  # <data_dir>/server.json: the CLI sends its work here
     with announce(s.data_dir, host, port):

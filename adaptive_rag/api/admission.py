@@ -34,6 +34,7 @@ class Admission:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self.admitted = 0  # generating or waiting for a slot
+        self.generating = 0  # holding a slot
         self.refused = 0
 
     def reserve(self) -> None:
@@ -60,9 +61,13 @@ class Admission:
             with self._lock:
                 self.refused += 1
             raise Busy(f"no generation slot within {self.wait_s:g} s; retry later", self.retry_after_s)
+        with self._lock:
+            self.generating += 1
         try:
             yield time.perf_counter() - started
         finally:
+            with self._lock:
+                self.generating -= 1
             self._slots.release()
 
     @contextmanager

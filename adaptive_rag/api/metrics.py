@@ -24,8 +24,8 @@ class ServerMetrics:
         self.prices = prices or {}
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("arag_requests", "Decisions by policy, route and status.",
-                                ["policy", "route", "status"], registry=r)
+        self.requests = Counter("arag_requests", "Decisions by policy, route, status and the model that answered.",
+                                ["policy", "route", "status", "model"], registry=r)
         self.tokens = Counter("arag_tokens", "Tokens by model and direction.", ["model", "direction"], registry=r)
         self.cost = Counter("arag_cost_dollars", "Price-weighted cost by model.", ["model"], registry=r)
         self.stage_latency = Histogram("arag_stage_latency_seconds", "Latency of each decision stage.", ["stage"],
@@ -38,10 +38,14 @@ class ServerMetrics:
         if admission is not None:
             Gauge("arag_admitted_requests", "Requests generating or waiting for a slot.",
                   registry=r).set_function(lambda: admission.admitted)
+            Gauge("arag_queued_requests", "Requests waiting for a generation slot (the queue depth).",
+                  registry=r).set_function(lambda: max(admission.admitted - admission.generating, 0))
 
     def observe(self, decision) -> None:
         """Count one finished decision (any status)."""
-        self.requests.labels(decision.policy, decision.route or "none", decision.status).inc()
+        answering = [s.model for s in decision.stages if s.name == decision.route and s.model]
+        self.requests.labels(decision.policy, decision.route or "none", decision.status,
+                             answering[-1] if answering else "none").inc()
         self.request_latency.observe(decision.latency_ms / 1e3)
         for stage in decision.stages:
             self.stage_latency.labels(stage.name).observe(stage.latency_ms / 1e3)

@@ -128,7 +128,8 @@ def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, stor
         samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                    for family in text_string_to_metric_families(page.text) for s in family.samples}
     usage = body["usage"]
-    assert samples[("arag_requests_total", (("policy", "always_rag"), ("route", "rag"), ("status", "ok")))] == 1
+    assert samples[("arag_requests_total", (("model", "reader"), ("policy", "always_rag"), ("route", "rag"),
+                                            ("status", "ok")))] == 1
     assert samples[("arag_tokens_total", (("direction", "input"), ("model", "reader")))] == usage["input_tokens"]
     # prices of 1 and 2 dollars per token (1e6 and 2e6 per million): cost = input + 2 * output
     assert samples[("arag_cost_dollars_total", (("model", "reader"),))] == pytest.approx(
@@ -136,7 +137,7 @@ def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, stor
     assert samples[("arag_stage_latency_seconds_count", (("stage", "retrieve"),))] == 1
     assert samples[("arag_stage_latency_seconds_count", (("stage", "queue"),))] == 1
     assert samples[("arag_admission_refused_total", ())] == 1
-    assert ("arag_admitted_requests", ()) in samples
+    assert ("arag_admitted_requests", ()) in samples and samples[("arag_queued_requests", ())] == 0
 
 
 def test_models_load_after_the_server_listens(settings, store, fake_embedder):

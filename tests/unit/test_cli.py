@@ -92,9 +92,22 @@ def test_usage_errors_exit_2(arag):
 
 
 def test_serve_without_a_pulled_model_is_one_error_line(arag, tmp_path, monkeypatch):
-    import uvicorn
+    from adaptive_rag.api import serving
 
     monkeypatch.setenv("ARAG_MODEL_CACHE_DIR", str(tmp_path / "no-models"))
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    monkeypatch.setattr(serving, "run_server", lambda *a, **k: pytest.fail("the server must not start"))
     code, out, err = arag("serve")
     assert code == 2 and err.count("\n") == 1 and err.startswith("error:") and "arag models pull" in err
+
+
+def test_serve_pull_fetches_the_panels_missing_models_first(arag, tmp_path, monkeypatch):
+    from adaptive_rag.api import serving
+    from adaptive_rag.models import pull as pull_module
+
+    fetched = []
+    monkeypatch.setenv("ARAG_MODEL_CACHE_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setattr(pull_module, "pull", lambda models_dir, name, say: fetched.append((models_dir, name)))
+    monkeypatch.setattr(serving, "run_server", lambda *a, **k: pytest.fail("the server must not start"))
+    code, out, err = arag("serve", "--pull")
+    assert fetched == [(tmp_path / "no-models", "qwen2.5-coder-0.5b")]  # the default panel's reader
+    assert code == 2 and "arag models pull" in err  # the fake pull fetched nothing, so the model is still missing

@@ -35,9 +35,11 @@ async def healthz(engine: EngineDep, request: Request) -> dict[str, object]:
 
 @router.get("/readyz")
 async def readyz(request: Request):
-    """200 once the models are loaded; 503 (with the reason) while loading or after a failure."""
+    """200 once the models are loaded; 503 (with the reason) while loading, after a failure, and
+    once the server is shutting down."""
     from fastapi.responses import JSONResponse
 
-    readiness = request.app.state.readiness
-    return JSONResponse({"ready": readiness.ready, "status": readiness.status, "error": readiness.error},
-                        status_code=200 if readiness.ready else 503)
+    readiness, draining = request.app.state.readiness, request.app.state.inflight.draining
+    ready = readiness.ready and not draining  # a draining server leaves the load balancer's rotation
+    return JSONResponse({"ready": ready, "status": "shutting down" if draining else readiness.status,
+                         "error": readiness.error}, status_code=200 if ready else 503)

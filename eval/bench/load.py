@@ -234,6 +234,17 @@ async def _idle_health(url: str, n: int = 50) -> dict[str, float]:
     return _p99(samples)
 
 
+def _warm_up(url: str, key: str, collection: str, question: str, policies) -> dict[str, Any]:
+    import httpx
+
+    statuses = {}
+    for policy in policies:
+        r = httpx.post(f"{url}/v1/query", json={"query": question, "collection": collection, "policy": policy},
+                       headers={"Authorization": f"Bearer {key}"}, timeout=600)
+        statuses[policy] = r.status_code
+    return statuses
+
+
 def run(args) -> dict[str, Any]:
     from adaptive_rag.models.cpu import cpu_info
 
@@ -250,6 +261,10 @@ def run(args) -> dict[str, Any]:
         server.wait_ready(args.ready_timeout)
         questions = _questions(args.fake)
         collection = result["collection"] = "kb" if args.fake else args.collection
+        # one answer per policy first: weights are paged in and the allocator's pools grow on the
+        # first generations, so "before" is measured warm and a growth after it means a leak
+        result["rss_mb_cold"] = _rss_mb(server.proc.pid)
+        result["warmup"] = _warm_up(server.url, key, collection, questions[0], result["policies"])
         result["rss_mb_before"] = _rss_mb(server.proc.pid)
         result["healthz_idle"] = asyncio.run(_idle_health(server.url))
         phases = []
@@ -275,7 +290,9 @@ def format_result(result: dict[str, Any]) -> str:
              f"{result['clients']} clients x {result['duration_s']:g} s per phase, client timeout "
              f"{result['client_timeout_s']:g} s, policies {', '.join(result['policies'])}",
              f"idle /healthz: p50 {result['healthz_idle']['p50_ms']:.1f} ms, p99 {result['healthz_idle']['p99_ms']:.1f} ms; "
-             f"server RSS {result['rss_mb_before']:.0f} MB before, {result['rss_mb_after']:.0f} MB after"]
+             f"server RSS {result['rss_mb_cold']:.0f} MB cold, {result['rss_mb_before']:.0f} MB after one answer per "
+             f"policy (warm-up {result['warmup']}), {result['rss_mb_after']:.0f} MB after the load "
+             f"({result['rss_mb_after'] / result['rss_mb_before']:.2f}x warm)"]
     for p in result.get("phases", []):
         lines += [f"-- {p['mode']}: {p['requests']} requests in {p['duration_s']:g} s; outcomes {p['outcomes']}; "
                   f"other errors {p['other_errors']}, client timeouts {p['client_timeouts']}",

@@ -175,3 +175,18 @@ def test_serve_refuses_a_public_bind_without_keys_in_one_line(tmp_path, monkeypa
                            "--host", "0.0.0.0", "--port", "1"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and "without API keys" in done.stderr
+
+
+def test_the_access_log_names_the_key_never_the_key_itself(app_for, caplog, monkeypatch):
+    import logging
+
+    from adaptive_rag.api import access_log
+
+    monkeypatch.setattr(access_log.LOGGER, "propagate", True)  # let caplog see it (serve sends it to stderr)
+    with TestClient(app_for(api_keys=KEYS)) as client, caplog.at_level(logging.INFO, logger="adaptive_rag.access"):
+        decision_id = client.post("/v1/query", json=ASK, headers=bearer(ALICE)).json()["id"]
+        client.get("/v1/decisions", headers=bearer("wrong-key-0123456789"))
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "adaptive_rag.access"]
+    assert {"path": "/v1/query", "status": 200, "key": "alice", "decision_id": decision_id}.items() <= lines[0].items()
+    assert lines[1]["status"] == 401 and lines[1]["key"] is None
+    assert ALICE not in caplog.text and "wrong-key" not in caplog.text

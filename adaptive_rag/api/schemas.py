@@ -77,6 +77,7 @@ class DecisionPage(BaseModel):
     limit: int
     offset: int
     count: int = Field(..., description="Items on this page.")
+    total: int = Field(..., description="Decisions matching the filters, on all pages.")
 
 
 class QueryResponse(BaseModel):

@@ -190,3 +190,18 @@ def test_the_access_log_names_the_key_never_the_key_itself(app_for, caplog, monk
     assert {"path": "/v1/query", "status": 200, "key": "alice", "decision_id": decision_id}.items() <= lines[0].items()
     assert lines[1]["status"] == 401 and lines[1]["key"] is None
     assert ALICE not in caplog.text and "wrong-key" not in caplog.text
+
+
+def test_the_list_filters_by_status_and_time_and_counts_all_pages(app_for):
+    import time as clock
+
+    with TestClient(app_for(api_keys=KEYS)) as client:
+        before = clock.time()
+        ids = [client.post("/v1/query", json=ASK, headers=bearer(ALICE)).json()["id"] for _ in range(3)]
+        client.post("/v1/query", json={**ASK, "policy": "no_such"}, headers=bearer(ALICE))  # 400, not recorded
+        page = client.get("/v1/decisions", params={"limit": 2, "status": "ok", "since": before},
+                          headers=bearer(ALICE)).json()
+        assert page["count"] == 2 and page["total"] == 3 and [d["id"] for d in page["items"]] == ids[::-1][:2]
+        assert client.get("/v1/decisions", params={"status": "timeout"}, headers=bearer(ROOT)).json()["total"] == 0
+        assert client.get("/v1/decisions", params={"until": before}, headers=bearer(ROOT)).json()["total"] == 0
+        assert client.get("/v1/decisions", headers=bearer(BOB)).json()["total"] == 0  # none of bob's

@@ -30,12 +30,17 @@ def list_decisions(
     collection: str | None = None,
     route: str | None = None,
     policy: str | None = None,
+    status: Annotated[str | None, Query(description="ok, error, timeout or cancelled.")] = None,
     since: Annotated[float | None, Query(description="Unix time; only decisions at or after it.")] = None,
+    until: Annotated[float | None, Query(description="Unix time; only decisions before it.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
-    filters: dict[str, Any] = {"collection": collection, "route": route, "policy": policy, "since": since}
+    filters: dict[str, Any] = {"collection": collection, "route": route, "policy": policy, "status": status,
+                               "since": since, "until": until}
     if not caller.is_admin:
         filters["owner"] = caller.name
-    items = engine.log.list(**filters, limit=limit, offset=offset) if engine.log else []
-    return {"items": items, "limit": limit, "offset": offset, "count": len(items)}
+    if engine.log is None:
+        return {"items": [], "limit": limit, "offset": offset, "count": 0, "total": 0}
+    items = engine.log.list(**filters, limit=limit, offset=offset)
+    return {"items": items, "limit": limit, "offset": offset, "count": len(items), "total": engine.log.count(**filters)}

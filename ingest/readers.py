@@ -88,15 +88,17 @@ def _document(doc_id: str, text: str, source: str, title: str = "", metadata: di
     return SourceDocument(doc_id=doc_id, text=text, title=title, source=source, metadata=metadata or {}, chunks=chunks)
 
 
-def read_file(path: Path, doc_id: str) -> ReadResult:
+def read_file(path: Path, doc_id: str, name: str | None = None) -> ReadResult:
+    """`name` replaces the path as the source (an uploaded file is stored under a temporary path)."""
+    source = name or str(path)
     reader = FILE_READERS.get(path.suffix.lower())
     if reader is None:
-        return ReadProblem(str(path), f"unknown format {path.suffix or '(no extension)'!r}; "
-                                      f"readable: {', '.join(sorted(FILE_READERS))}, .jsonl")
+        return ReadProblem(source, f"unknown format {path.suffix or '(no extension)'!r}; "
+                                   f"readable: {', '.join(sorted(FILE_READERS))}, .jsonl")
     text = reader(path)
     if isinstance(text, ReadProblem):
-        return text
-    return _document(doc_id, text, str(path), title=path.stem)
+        return ReadProblem(source, text.message)
+    return _document(doc_id, text, source, title=path.stem)
 
 
 def read_folder(root: Path) -> Iterator[ReadResult]:
@@ -111,16 +113,21 @@ def read_folder(root: Path) -> Iterator[ReadResult]:
             yield read_file(path, path.relative_to(root).as_posix())
 
 
-def read_jsonl(path: Path) -> Iterator[ReadResult]:
-    """One `{"id", "text", "title"?, "metadata"?}` object per line."""
+def read_jsonl(path: Path, name: str | None = None) -> Iterator[ReadResult]:
+    """One `{"id", "text", "title"?, "metadata"?, "source"?, "chunks"?}` object per line.
+
+    `source` (a string) names where the document came from (default: `<file>:<line>`); `chunks`
+    (a list of `{"text", "key"}`) passes the document's chunks as a pre-chunked reader (SQuAD)
+    would, so `arag ingest --server` can send what any reader produced. `name` replaces the file's
+    path in sources and problems (an uploaded body is stored under a temporary name)."""
     text = _decode_text(path)
     if isinstance(text, ReadProblem):
-        yield text
+        yield ReadProblem(name or str(path), text.message)
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{path}:{number}"
+        where = f"{name or path}:{number}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -140,8 +147,24 @@ def read_jsonl(path: Path) -> Iterator[ReadResult]:
         if not isinstance(metadata, dict):
             yield ReadProblem(where, "\"metadata\" must be an object")
             continue
+        source, chunks = obj.get("source", where), obj.get("chunks")
+        if not isinstance(source, str):
+            yield ReadProblem(where, "\"source\" must be a string")
+            continue
+        if chunks is not None:
+            if not isinstance(chunks, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("text"), str) and isinstance(c.get("key"), str)
+                    for c in chunks):
+                yield ReadProblem(where, "\"chunks\" must be a list of {\"text\", \"key\"} strings")
+                continue
+            chunks = tuple(SourceChunk(text=c["text"], key=c["key"]) for c in chunks)
+        try:  # a JSON escape can make a lone surrogate, which no UTF-8 store can hold
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            yield ReadProblem(where, "holds text that is not valid Unicode (a lone surrogate?)")
+            continue
         title = obj.get("title") or ""
-        yield _document(str(doc_id), body, where, title=str(title), metadata=metadata)
+        yield _document(str(doc_id), body, source, title=str(title), metadata=metadata, chunks=chunks)
 
 
 def read_squad(path: Path) -> Iterator[ReadResult]:

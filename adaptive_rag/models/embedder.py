@@ -68,6 +68,7 @@ class FastEmbedEmbedder(DenseEmbedder):
         inner = self._model.model
         self._batch_size = batch_size
         self._lock = threading.Lock()  # one ONNX session; fastembed's tokenizer is not re-entrant
+        self._queries_waiting, self._turn = 0, threading.Condition()
         self.name = model_name
         self.dim = int(inner._embedding_size or len(self.embed_query("probe")))
         if max_tokens is not None:  # attention cost grows with length: a shorter cap trades recall for speed
@@ -81,15 +82,30 @@ class FastEmbedEmbedder(DenseEmbedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
-        with self._lock:
-            vectors = list(self._model.embed([texts[i] for i in order], batch_size=self._batch_size))
+        ordered = [texts[i] for i in order]
+        vectors = []
+        for start in range(0, len(ordered), self._batch_size):
+            # the lock is taken per batch, and a waiting query goes before the next batch (which
+            # waits at most a second for that), so `arag serve` answers queries while it ingests:
+            # a query waits for one batch, not for a whole ingest group
+            with self._turn:
+                self._turn.wait_for(lambda: self._queries_waiting == 0, timeout=1.0)
+            with self._lock:
+                vectors += self._model.embed(ordered[start:start + self._batch_size], batch_size=self._batch_size)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         out[order] = np.asarray(vectors, dtype=np.float32)
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            return np.asarray(next(iter(self._model.query_embed(text))), dtype=np.float32)
+        with self._turn:
+            self._queries_waiting += 1
+        try:
+            with self._lock:
+                return np.asarray(next(iter(self._model.query_embed(text))), dtype=np.float32)
+        finally:
+            with self._turn:
+                self._queries_waiting -= 1
+                self._turn.notify_all()
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)

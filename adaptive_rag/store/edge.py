@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from adaptive_rag.errors import NotFoundError, UserError
+from adaptive_rag.errors import NotFoundError, StoreBusy, UserError
 from adaptive_rag.store.base import (
     DENSE, SPARSE, CollectionMeta, Store, check_collection_name, chunk_payload, rrf_weights, hit_from_payload,
 )
@@ -84,9 +84,10 @@ class EdgeStore(Store):
                     shard = qe.EdgeShard.load(str(root / "shard"))
                 except Exception as exc:
                     if "WouldBlock" in str(exc):
-                        raise UserError(
+                        raise StoreBusy(
                             f"collection {name!r} is open in another process (an ingest or a server); the embedded "
-                            "store serves one process at a time; wait for it, or use a Qdrant server (ARAG_QDRANT_URL)"
+                            "store serves one process at a time; wait for it, send the work to the server that "
+                            "holds it (--server URL), or use a Qdrant server (ARAG_QDRANT_URL)"
                         ) from exc
                     raise UserError(f"cannot open collection {name!r} at {root}: {exc}") from exc
                 self._open[name] = _Collection(root, meta, shard, DocumentsDB(root / "documents.sqlite"))

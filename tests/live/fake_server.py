@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--word-delay", type=float, default=0.0)
     parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument("--embed-delay", type=float, default=0.0, help="seconds per batch of embedded documents")
     args = parser.parse_args()
 
     from adaptive_rag.api.app import create_app
@@ -37,8 +38,18 @@ def main() -> None:
     from ingest.pipeline import Ingestor
     from tests.fakes import FakeEmbedder, FakeLM
 
-    settings = Settings(data_dir=args.data_dir, chunk_size=40, chunk_overlap=5)
+    settings = Settings(data_dir=args.data_dir, chunk_size=40, chunk_overlap=5, ingest_group_chunks=16)
     embedder = FakeEmbedder()
+    if args.embed_delay:
+        import time
+
+        embed_documents = embedder.embed_documents
+
+        def slow_embed(texts):  # a slow ingest, to be interrupted
+            time.sleep(args.embed_delay)
+            return embed_documents(texts)
+
+        embedder.embed_documents = slow_embed
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, embedder).run("kb", [SourceDocument("otters", f"Otters: {ANSWER}.", title="Otters")])
     reader = FakeLM("reader", facts={"otters": ANSWER}, word_delay_s=args.word_delay)

@@ -24,7 +24,8 @@ ASK = {"query": "What do otters do?", "collection": "kb", "policy": "always_rag"
 
 
 class LiveServer:
-    def __init__(self, tmp_path: Path, word_delay: float, grace: float = 30.0, env: dict | None = None):
+    def __init__(self, tmp_path: Path, word_delay: float, grace: float = 30.0, env: dict | None = None,
+                 embed_delay: float = 0.0):
         self.port = free_loopback_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp_path / "data"
@@ -33,7 +34,7 @@ class LiveServer:
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.live.fake_server", "--data-dir", str(self.data_dir), "--port", str(self.port),
-             "--word-delay", str(word_delay), "--grace", str(grace)],
+             "--word-delay", str(word_delay), "--grace", str(grace), "--embed-delay", str(embed_delay)],
             cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "ARAG_DECISIONS_URL": "", **(env or {})})
         deadline = time.monotonic() + 60
@@ -251,3 +252,55 @@ def test_two_replicas_on_one_postgres_decision_log_read_each_others_decisions(li
             assert httpx.get(f"{replica.url}/v1/decisions/{decision_id}", timeout=10).status_code == 200
     listed = {d["id"] for d in httpx.get(f"{replicas[0].url}/v1/decisions?limit=500", timeout=10).json()["items"]}
     assert {decision_id for _, decision_id in returned} <= listed
+
+
+def _docs_jsonl(n: int) -> bytes:
+    """Documents of seeded random words: no two chunks score alike, so rankings have no ties for
+    storage order to break."""
+    import random
+
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(400)]
+    lines = [json.dumps({"id": f"doc-{i:04d}", "title": f"Doc {i}",
+                         "text": " ".join(rng.choice(vocabulary) for _ in range(90))}) for i in range(n)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _collection_state(url: str) -> tuple[dict, list, list]:
+    """Counts, every document (id, chunks, content hash), and dense and BM25 search results. Hybrid
+    results are left out: Qdrant fuses prefetch lists whose ties at the cut it orders by storage
+    order, which an interrupted ingest changes (README, noticed)."""
+    info = {c["name"]: c for c in httpx.get(f"{url}/v1/collections", timeout=10).json()}["big"]
+    page = httpx.get(f"{url}/v1/collections/big/documents", params={"limit": 1000}, timeout=10).json()
+    documents = sorted((d["id"], d["chunks"], d["content_hash"]) for d in page["items"])
+    hits = [[(h["doc_id"], h["chunk_id"], round(h["score"], 6))
+             for h in httpx.post(f"{url}/v1/collections/big/search", json={"query": q, "k": 5, "mode": mode},
+                                 timeout=10).json()["hits"]]
+            for q in ("w3 w17 w250", "w4 w399", "w77 w1 w2 w3 w123") for mode in ("dense", "bm25")]
+    return {k: info[k] for k in ("documents", "chunks")}, documents, hits
+
+
+def test_kill_9_during_an_ingest_through_the_api_then_rerun_gives_the_uninterrupted_collection(live, tmp_path):
+    body = _docs_jsonl(300)
+    headers = {"Content-Type": "application/x-ndjson"}
+    reference = live(word_delay=0.0)
+    done = httpx.post(f"{reference.url}/v1/collections/big/documents", content=body, headers=headers, timeout=120)
+    assert done.status_code == 200, done.text
+    expected = _collection_state(reference.url)
+    reference.stop()
+
+    victim = live(word_delay=0.0, embed_delay=0.05)  # slow enough to be caught mid-ingest
+    threading.Thread(target=lambda: _swallow(lambda: httpx.post(f"{victim.url}/v1/collections/big/documents",
+                                                                content=body, headers=headers, timeout=120)),
+                     daemon=True).start()
+    _wait_for(lambda: any(c["name"] == "big" and c["chunks"] > 0
+                          for c in httpx.get(f"{victim.url}/v1/collections", timeout=10).json()), timeout_s=30)
+    victim.proc.kill()  # SIGKILL mid-ingest
+    victim.proc.wait(10)
+    victim.stop()
+    again = live(word_delay=0.0, data_parent=victim.data_dir.parent)
+    partial = {c["name"]: c for c in httpx.get(f"{again.url}/v1/collections", timeout=10).json()}.get("big")
+    assert partial is None or partial["documents"] < 300  # it was interrupted
+    rerun = httpx.post(f"{again.url}/v1/collections/big/documents", content=body, headers=headers, timeout=120)
+    assert rerun.status_code == 200, rerun.text
+    assert _collection_state(again.url) == expected

@@ -77,13 +77,15 @@ class DecisionStore(ABC):
     @abstractmethod
     def list(self, collection: str | None = None, route: str | None = None, policy: str | None = None,
              status: str | None = None, owner: str | None = None, since: float | None = None,
-             until: float | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        """Matching records, newest first (equal times by id), `offset` skipped, at most `limit`."""
+             until: float | None = None, limit: int = 50, offset: int = 0, text: str | None = None,
+             model: str | None = None) -> list[dict[str, Any]]:
+        """Matching records, newest first (equal times by id), `offset` skipped, at most `limit`.
+        `text`: the question contains it (case-insensitive); `model`: that model generated."""
 
     @abstractmethod
     def count(self, collection: str | None = None, route: str | None = None, policy: str | None = None,
               status: str | None = None, owner: str | None = None, since: float | None = None,
-              until: float | None = None) -> int:
+              until: float | None = None, text: str | None = None, model: str | None = None) -> int:
         """How many records `list` would return without limit and offset."""
 
     @abstractmethod

@@ -14,6 +14,10 @@ nullable or defaulted columns, indexes), so records and rows of older versions k
 2. `owner`, `total_tokens`, `latency_ms` columns (copied out of the record for per-key budgets
    and filters), an (owner, created_at) index; SQLite fills them for existing rows from the record.
    (PostgreSQL stores start at version 2: there are no older rows to fill.)
+3. `query` and `models` columns, for the inspector's search in the question text and its filter by
+   model: `models` lists the models that ran, as "|reader|strong|" (each name between bars); existing
+   rows are filled from their record where it parses as strict JSON (old records holding NaN stay
+   unfilled: they are listed, but not found by text or model).
 """
 
 from __future__ import annotations
@@ -68,6 +72,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS total_tokens INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS latency_ms DOUBLE PRECISION",
         "CREATE INDEX IF NOT EXISTS decisions_owner_time ON decisions (owner, created_at)",
+    )),
+    Migration(3, "query and models", sqlite=(
+        "ALTER TABLE decisions ADD COLUMN query TEXT",
+        "ALTER TABLE decisions ADD COLUMN models TEXT",
+        """UPDATE decisions SET query = json_extract(record, '$.query'),
+            models = COALESCE((SELECT '|' || group_concat(model, '|') || '|' FROM (
+                SELECT DISTINCT json_extract(s.value, '$.model') AS model FROM json_each(record, '$.stages') AS s
+                WHERE json_extract(s.value, '$.model') IS NOT NULL AND json_extract(s.value, '$.usage.input_tokens') > 0)),
+                '|')
+            WHERE json_valid(record)""",
+    ), postgresql=(
+        "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS query TEXT",
+        "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS models TEXT",
+        """UPDATE decisions SET query = record::json->>'query',
+            models = COALESCE((SELECT '|' || string_agg(DISTINCT s->>'model', '|') || '|'
+                FROM json_array_elements(record::json->'stages') AS s
+                WHERE s->>'model' IS NOT NULL AND (s->'usage'->>'input_tokens')::int > 0), '|')
+            WHERE query IS NULL AND position('NaN' in record) = 0 AND position('Infinity' in record) = 0""",
     )),
 )
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from adaptive_rag.decisions import Decision
 
 _COLUMNS = ("id", "created_at", "collection", "policy", "route", "status", "owner", "total_tokens", "latency_ms",
-            "record")
+            "query", "models", "record")
 _UPSERT = (f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
            f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}")
 
@@ -37,8 +37,26 @@ def column_text(value: Any) -> Any:
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
-def _where(collection, route, policy, status, owner, since, until) -> tuple[str, list[Any]]:
+def models_column(decision: "Decision") -> str:
+    """The models that generated for a decision, as "|a|b|" (migration 3)."""
+    names = sorted({s.model for s in decision.stages if s.model and s.usage.input_tokens > 0})
+    return "|" + "".join(f"{n}|" for n in names)
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % _ and \\ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(collection, route, policy, status, owner, since, until, text=None, model=None) -> tuple[str, list[Any]]:
     clauses, args = [], []
+    if text:
+        clauses.append("LOWER(query) LIKE ? ESCAPE '\\'")
+        args.append(column_text(_like(text.lower())))
+    if model:
+        clauses.append("models LIKE ? ESCAPE '\\'")
+        args.append(column_text(_like(f"|{model}|")))
     for column, value in (("collection", collection), ("route", route), ("policy", policy), ("status", status),
                           ("owner", owner)):
         if value is not None:
@@ -67,7 +85,7 @@ class SQLDecisionStore(DecisionStore):
     def write(self, decision: "Decision") -> None:
         row = (decision.id, float(decision.created_at), decision.collection, decision.policy, decision.route,
                decision.status, getattr(decision, "owner", None), int(decision.usage.total_tokens),
-               float(decision.latency_ms), record_json(decision))
+               float(decision.latency_ms), decision.query, models_column(decision), record_json(decision))
         with self._session(write=True) as execute:
             execute(_UPSERT, [column_text(v) for v in row])
 
@@ -77,16 +95,16 @@ class SQLDecisionStore(DecisionStore):
         return load_record(row[0]) if row else None
 
     def list(self, collection=None, route=None, policy=None, status=None, owner=None, since=None, until=None,
-             limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        where, args = _where(collection, route, policy, status, owner, since, until)
+             limit: int = 50, offset: int = 0, text=None, model=None) -> list[dict[str, Any]]:
+        where, args = _where(collection, route, policy, status, owner, since, until, text, model)
         sql = f"SELECT record FROM decisions {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
         with self._session() as execute:
             rows = execute(sql, (*args, _rows("limit", limit), _rows("offset", offset))).fetchall()
         return [load_record(r[0]) for r in rows]
 
     def count(self, collection=None, route=None, policy=None, status=None, owner=None, since=None,
-              until=None) -> int:
-        where, args = _where(collection, route, policy, status, owner, since, until)
+              until=None, text=None, model=None) -> int:
+        where, args = _where(collection, route, policy, status, owner, since, until, text, model)
         with self._session() as execute:
             return int(execute(f"SELECT COUNT(*) FROM decisions {where}", args).fetchone()[0])
 

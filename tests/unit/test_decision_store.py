@@ -231,6 +231,7 @@ def test_an_old_schema_database_is_migrated_and_its_records_still_read(backend):
     assert store.usage("k", 0) == (1, 88) and [r["id"] for r in store.list(owner="k")] == ["d0008"]
     open_()  # opening again applies nothing
     assert _versions(kind, url) == list(range(1, LATEST + 1))
+    assert store.count(text="QUESTION 8") == 1  # a new record's question is searchable
 
 
 def test_a_database_newer_than_the_code_is_refused(backend):
@@ -386,3 +387,22 @@ def test_the_server_prunes_at_start_when_retention_is_set(settings, fake_embedde
     finally:
         store.close()
         log.close()
+
+
+def test_search_in_the_question_text_and_filter_by_model(log):
+    from adaptive_rag.decisions import Stage
+
+    def staged(i, *models, **fields):
+        stages = [Stage(name="retrieve", model="embedder")]  # no tokens: not a generation
+        stages += [Stage(name="rag", model=m, usage=TokenUsage(5, 1)) for m in models]
+        return decision(i, stages=stages, **fields)
+
+    log.write(staged(1, "reader", query="Where is the 100% Harrow_mill?"))
+    log.write(staged(2, "reader", "strong-1.5b", query="Who built the mill in Harrowmere?"))
+    log.write(staged(3, query="What about otters?"))
+    assert [r["id"] for r in log.list(text="harrow")] == ["d0001", "d0002"]  # same time: by id
+    assert [r["id"] for r in log.list(text="100%")] == ["d0001"]  # % and _ are literal
+    assert log.count(text="w_mill") == 1 and log.count(text="harrow%") == 0
+    assert [r["id"] for r in log.list(model="strong-1.5b")] == ["d0002"]
+    assert log.count(model="reader") == 2 and log.count(model="embedder") == 0 and log.count(model="read") == 0
+    assert log.count(text="mill", model="reader", route="rag") == 2

@@ -44,6 +44,15 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # adaptive (the panel router): F1 probability given up to save one call of the priciest action
     "adaptive_cost_weight": 0.1,
 }
+# Which recorded signal each threshold is compared with, and how: ">=" means the rule fires when the
+# signal is at least the threshold (the inspector shows the comparison beside both values).
+THRESHOLD_SIGNALS: dict[str, tuple[str, str]] = {
+    "probe_min_mean_logprob": ("mean_logprob", ">="), "refusal_min_logprob": ("refusal_logprob", ">="),
+    "adaptive_refusal_min_logprob": ("refusal_logprob", ">="), "adaptive_draft_min": ("p_draft_correct", ">="),
+    "adaptive_rag_min": ("p_rag_correct", ">="), "cascade_p_true_min": ("p_true", ">="),
+    "cascade_support_min": ("support", ">="), "knn_weak_min": ("p_weak_suffices", ">="),
+}
+
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
                        "adaptive_rag_min", "adaptive_refusal_min_logprob")
 

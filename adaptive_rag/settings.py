@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_NAME = "adaptive-rag"
+LOCAL_DATA_DIR = ".arag"  # a project-local data directory, used when the current directory has one
 
 
 def _default_shared_data() -> Path:
@@ -23,119 +25,185 @@ def _default_shared_data() -> Path:
     return REPO_ROOT.parent / "shared" / "data"
 
 
+def user_data_dir() -> Path:
+    """The user's data directory for adaptive-rag (platformdirs: ~/.local/share/adaptive-rag on
+    Linux, or $XDG_DATA_HOME/adaptive-rag; ~/Library/Application Support/adaptive-rag on macOS)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def user_model_cache_dir() -> Path:
+    """Model exports and pulled models beside the default data directory: the user's cache
+    directory (~/.cache/adaptive-rag/models on Linux, or $XDG_CACHE_HOME/adaptive-rag/models)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models"
+
+
+def default_data_dir() -> Path:
+    """`./.arag` (absolute) when the current directory has one, as every earlier version used, so
+    an existing project-local data directory keeps working; else the user's data directory, so
+    that `arag` finds the same collections from any directory."""
+    local = Path.cwd() / LOCAL_DATA_DIR
+    return local if local.is_dir() else user_data_dir()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARAG_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path(".arag"), description="Indexes, documents and model caches.")
-    model_cache_dir: Path | None = Field(None, description="Model exports; default <data_dir>/models.")
-    # Decision log (adaptive_rag/decision_store): unset = SQLite at <data_dir>/decisions.sqlite;
-    # postgresql://user:password@host:5432/db = one database shared by API replicas;
-    # sqlite:///path also works. A secret: it may hold a password, never shown.
-    decisions_url: SecretStr | None = Field(None, description="Decision log URL (postgresql://... or sqlite:///...); "
-                                            "unset = SQLite in the data directory.")
-    # `arag serve` deletes decisions (and their feedback) older than this at start, then hourly.
-    decisions_retention_days: float | None = Field(None, gt=0, description="Keep decisions this many days; unset = forever.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Collections, document records, the decision log, trained routers; `--data-dir` overrides it.",
+        json_schema_extra={"doc_default": "`./.arag` when the current directory has one, else the user data "
+                                          "directory (`~/.local/share/adaptive-rag` on Linux)"},
+    )
+    model_cache_dir: Path | None = Field(
+        None, description="Pulled models and the embedder's ONNX export (share one between data directories).",
+        json_schema_extra={"doc_default": "`~/.cache/adaptive-rag/models` (the user cache directory) with the "
+                                          "default data directory; `<data dir>/models` with any other"},
+    )
+    # Decision log (adaptive_rag/decision_store). A secret: it may hold a password, never shown.
+    decisions_url: SecretStr | None = Field(None, description=(
+        "The decision log: unset = SQLite at `<data dir>/decisions.sqlite`; `postgresql://user:password@host:5432/db` "
+        "= one database shared by API replicas; `sqlite:///rel/path` or `sqlite:////abs/path` also work. Bad URLs "
+        "and unreachable servers are one `error:` line, the password masked."))
+    decisions_retention_days: float | None = Field(None, gt=0, description=(
+        "`arag serve` deletes decisions older than this many days, with their feedback, at start and then hourly; "
+        "unset = keep all."))
 
     # Store: embedded Qdrant Edge unless a server URL is given.
-    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = embedded Edge.")
-    qdrant_api_key: SecretStr | None = None
-    qdrant_timeout_s: float = 30.0
+    qdrant_url: str | None = Field(None, description="A Qdrant server or cluster to use instead of the embedded "
+                                   "engine (Qdrant Edge); unset = embedded.")
+    qdrant_api_key: SecretStr | None = Field(None, description="The Qdrant server's API key.")
+    qdrant_timeout_s: float = Field(30.0, description="Seconds a request to the Qdrant server may take.")
 
     # Dense embedder: "minilm-l6" is the bundled all-MiniLM-L6-v2 exported to ONNX once;
     # any other name is handed to fastembed (which downloads it when a network is available).
-    embedder: str = "minilm-l6"
-    embedder_path: Path | None = Field(None, description="Local ONNX model dir for `embedder`.")
+    embedder: str = Field("minilm-l6", description=(
+        "The dense embedder: `minilm-l6` is the bundled all-MiniLM-L6-v2 (exported to ONNX once); any fastembed "
+        "model name (e.g. `BAAI/bge-small-en-v1.5`) downloads it where a network exists."))
+    embedder_path: Path | None = Field(None, description="A local ONNX model directory for the embedder.")
     # int8 by default: on SQuAD dev it embeds ~2x faster than fp32 with the same hybrid recall
     # (R@10 0.977 both; dense alone R@10 0.920 vs 0.933). See README, Performance.
     embedder_quantize: bool = Field(
-        True, description="Use the dynamically int8-quantized MiniLM export (faster, slightly less exact)."
+        True, description="int8 dynamic quantization of the MiniLM export (about 2x faster, cosine ~0.99 to fp32, "
+                          "the same hybrid recall on SQuAD dev)."
     )
     embedder_max_tokens: int | None = Field(
-        None, ge=16, description="Truncate embedder input here (None = the model's own limit, 256 for MiniLM)."
+        None, ge=16, description="Truncate the embedder's input here; unset = the model's own limit (256 for MiniLM)."
     )
-    embed_batch_size: int = Field(32, ge=1, le=1024)
-    embed_threads: int | None = Field(None, description="ONNX Runtime threads; None = all cores.")
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts embedded per batch.")
+    embed_threads: int | None = Field(None, description="ONNX Runtime threads; unset = all cores.")
 
-    # Chunking, in embedder tokens (MiniLM reads at most 256).
-    chunk_size: int = Field(200, ge=16, le=8192)
-    chunk_overlap: int = Field(30, ge=0)
-    # Ingestion writes and commits documents in groups of about this many chunks.
-    ingest_group_chunks: int = Field(512, ge=1)
+    chunk_size: int = Field(200, ge=16, le=8192, description="Chunk size in embedder tokens (MiniLM reads 256); "
+                            "`arag ingest --chunk-size`.")
+    chunk_overlap: int = Field(30, ge=0, description="Overlap of consecutive chunks in embedder tokens; "
+                               "`arag ingest --chunk-overlap`.")
+    ingest_group_chunks: int = Field(512, ge=1, description="Ingestion writes and commits documents in groups of "
+                                     "about this many chunks.")
 
     # BM25 (qdrant_edge.Bm25; identical on the embedded and server stores).
-    bm25_k: float = 1.2
-    bm25_b: float = 0.75
-    bm25_avg_len: float = Field(90.0, gt=0, description="Average chunk length in BM25 tokens.")
+    bm25_k: float = Field(1.2, description="BM25 term-frequency saturation k1 (fixed per collection at creation).")
+    bm25_b: float = Field(0.75, description="BM25 length normalisation b (fixed per collection at creation).")
+    bm25_avg_len: float = Field(90.0, gt=0, description="BM25's average chunk length in tokens (fixed per "
+                                "collection at creation).")
 
     # Hybrid search: each side prefetches this many candidates, fused with weighted RRF(k).
     # k = 2 and BM25 weight 1.25 were chosen on SQuAD dev questions of the tuning split
     # (articles 0-31; recall@10 0.962 -> 0.975 over k = 60 with equal weights): a small k trusts
     # the top ranks of each side, and BM25 is the stronger side with MiniLM on these questions.
-    prefetch_limit: int = Field(50, ge=1)
-    rrf_k: int = Field(2, ge=1)
-    dense_weight: float = Field(1.0, gt=0)
-    bm25_weight: float = Field(1.25, gt=0)
+    prefetch_limit: int = Field(50, ge=1, description="Hybrid search: candidates each side (dense, BM25) "
+                                "prefetches before fusion.")
+    rrf_k: int = Field(2, ge=1, description="Hybrid search: k of the weighted reciprocal-rank fusion (tuned on the "
+                       "SQuAD tuning split).")
+    dense_weight: float = Field(1.0, gt=0, description="Hybrid search: the dense side's weight in the fusion.")
+    bm25_weight: float = Field(1.25, gt=0, description="Hybrid search: the BM25 side's weight in the fusion (tuned "
+                               "on the SQuAD tuning split).")
 
-    shared_data_dir: Path = Field(default_factory=_default_shared_data)
+    shared_data_dir: Path = Field(
+        default_factory=_default_shared_data,
+        description="The evaluation sets (SQuAD v1.1 dev, HotpotQA, BIG-bench) that `arag ingest squad-dev` and "
+                    "`arag eval` read.",
+        json_schema_extra={"doc_default": "`../shared/data` beside the checkout"},
+    )
 
     # Answering (see adaptive_rag/models/catalog.py for the catalog and its defaults).
-    models: dict[str, ModelSpec] = Field(default_factory=dict, description="Added to / overriding the default catalog.")
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description=(
+        "JSON catalog entries added to / replacing the defaults: `backend` (`auto`, `llamacpp`, `transformers`, "
+        "`openai`), `pull` or `path` or `url` (+ `remote_model`, `api_key`), `context_window`, `input_per_m`, "
+        "`output_per_m`, `tags`, `dtype` (transformers), `threads`, `parallel` (llamacpp slots)."))
     # The panel: the role models plus `panel` (extra catalog names, e.g. ARAG_PANEL=a,b).
-    reader_model: str = "qwen2.5-coder-0.5b"
-    long_context_model: str = "qwen2.5-coder-0.5b"
+    reader_model: str = Field("qwen2.5-coder-0.5b", description="Panel role: the model that answers closed-book "
+                              "and with RAG.")
+    long_context_model: str = Field("qwen2.5-coder-0.5b", description="Panel role: the long-context model.")
     strong_model: str | None = Field(None, description="The panel's stronger model (e.g. qwen2.5-coder-1.5b); unset = none.")
     panel: Annotated[list[str], NoDecode] = Field(default_factory=list, description="More catalog models to load "
                                                   "beside the role models (comma-separated or a JSON list).")
-    default_policy: str = "self_route"
-    top_k: int = Field(5, ge=1, le=50)
-    max_new_tokens: int = Field(32, ge=1, le=1024)
+    default_policy: str = Field("self_route", description="The policy of a query that names none.")
+    top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per query (a query may ask for another `top_k`).")
+    max_new_tokens: int = Field(32, ge=1, le=1024, description="Most tokens generated per answer.")
     long_context_budget: int = Field(
         4000, ge=256, description="Context tokens the long-context route may fill (Qwen 0.5B reads ~320 tokens/s here)."
     )
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Policy thresholds (see policies.py).")
-    # The router's trained classifier (`arag gatekeeper train --name`): loaded when it exists;
-    # setting ARAG_GATEKEEPER explicitly makes a missing artifact an error.
-    gatekeeper: str = "default"
-    gatekeeper_version: int | None = None
-    # The weak/strong pre-generation router (`arag gatekeeper knn --name`), loaded when it exists.
-    weak_strong_router: str = "default"
-    # The panel router `adaptive` runs (`arag gatekeeper panel --name`): <data dir>/routers/<name>
-    # when trained there, else (for "default") the one shipped with the package.
-    panel_router: str = "default"
-    # Admission control in `arag serve` (adaptive_rag/api/admission.py): requests generating at
-    # once, requests waiting beyond those (more are refused with 429 at once), and the longest
-    # wait for a slot before a 429.
-    max_concurrent_requests: int = Field(2, ge=1, le=32)
-    max_queued_requests: int = Field(8, ge=0, le=32)
-    queue_wait_s: float = Field(60.0, gt=0, le=3600)
-    # A served request's deadline (a request may ask for less with `timeout_s`): no model call
-    # starts after it, and the request fails with 504 (its decision says status "timeout").
-    request_timeout_s: float = Field(120.0, gt=0, le=3600)
-    # Request bodies larger than this are refused with 413 before they are read whole.
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    # ... except documents sent to POST /v1/collections/{name}/documents (JSONL or files; uploaded
-    # files are spooled to disk, not held in memory); `arag ingest --server` sends 8 MiB batches.
-    max_ingest_bytes: int = Field(64 * 1_048_576, ge=1024)
+    thresholds: dict[str, float] = Field(default_factory=dict, description=(
+        "JSON of policy thresholds (adaptive_rag/policies.py), e.g. the line `arag calibrate` prints."))
+    gatekeeper: str = Field("default", description=(
+        "The router's trained classifier (`arag gatekeeper train --name`) the engine and server load: a missing "
+        "`default` just leaves `adaptive` unavailable; a named one that is missing is an error."))
+    gatekeeper_version: int | None = Field(None, description="The gatekeeper artifact's version; unset = the latest.")
+    weak_strong_router: str = Field("default", description=(
+        "The kNN weak/strong router `knn_router` uses (`arag gatekeeper knn --name`); loaded when it exists."))
+    panel_router: str = Field("default", description=(
+        "The panel router `adaptive` uses (`arag gatekeeper panel --name`): `<data dir>/routers/NAME` when trained "
+        "there, else (for `default`) the one shipped with the package."))
+    # Admission control in `arag serve` (adaptive_rag/api/admission.py).
+    max_concurrent_requests: int = Field(2, ge=1, le=32, description=(
+        "`arag serve`'s admission control: requests generating answers at once (`/healthz` shows the counts)."))
+    max_queued_requests: int = Field(8, ge=0, le=32, description=(
+        "Requests waiting beyond `ARAG_MAX_CONCURRENT_REQUESTS`; a request beyond both gets 429 with `Retry-After` "
+        "at once."))
+    queue_wait_s: float = Field(60.0, gt=0, le=3600, description=(
+        "The longest wait for a slot, in seconds; a request that waits longer gets 429 with `Retry-After`."))
+    request_timeout_s: float = Field(120.0, gt=0, le=3600, description=(
+        "A served request's deadline in seconds, queueing included (a request may ask for less with `timeout_s`): "
+        "no model call starts after it; the answer is 504 and the decision says status `timeout`."))
+    max_body_bytes: int = Field(1_048_576, ge=1024, description=(
+        "Request bodies beyond this get 413 before they are read whole (declared sizes up front, chunked bodies as "
+        "they arrive); chat requests hold at most 256 messages."))
+    max_ingest_bytes: int = Field(64 * 1_048_576, ge=1024, description=(
+        "The body limit of `POST /v1/collections/{name}/documents` (JSONL or files; uploads are spooled to disk); "
+        "`arag ingest --server` sends 8 MiB requests."))
     # The CLI's client side: `arag ingest/search/collections/delete` talk to this server (also
     # found automatically from <data_dir>/server.json while `arag serve` runs), with this key.
-    server_url: str | None = Field(None, description="A running `arag serve` for the CLI to use (--server).")
-    api_key: SecretStr | None = Field(None, description="The key the CLI sends to the server (Authorization: Bearer).")
+    server_url: str | None = Field(None, description=(
+        "A running `arag serve` for `arag ingest/search/collections/delete` to send their work to (`--server`); "
+        "unset = the server announced in `<data dir>/server.json`, if any."))
+    api_key: SecretStr | None = Field(None, description="The key the CLI sends to the server (`Authorization: Bearer`).")
     # API keys (adaptive_rag/api/auth.py): ARAG_API_KEYS holds "name:role:key" entries separated
     # by commas; ARAG_API_KEYS_FILE a JSON file of keys with optional budgets. Roles: query, admin.
     # With no key configured the server is open and answers loopback clients only.
-    api_keys: SecretStr | None = Field(None, description='API keys: "name:role:key,..." (role: query or admin).')
-    api_keys_file: Path | None = Field(None, description="JSON keys file: {\"keys\": [{\"name\", \"role\", "
-                                       "\"key\" or \"key_sha256\", \"max_requests\", \"max_tokens\"}]}.")
-    # a key's max_requests / max_tokens count the decisions it made within this many seconds
-    budget_window_s: float = Field(86400.0, gt=0)
+    api_keys: SecretStr | None = Field(None, description=(
+        "API keys: `name:role:key,...` (role `query` or `admin`; Security, above). With no key configured the "
+        "server is open and answers loopback clients only."))
+    api_keys_file: Path | None = Field(None, description=(
+        'A JSON keys file: `{"keys": [{"name", "role", "key" or "key_sha256", "max_requests", "max_tokens"}]}` '
+        "(optional per-key budgets)."))
+    budget_window_s: float = Field(86400.0, gt=0, description=(
+        "The window, in seconds, in which a key's `max_requests` / `max_tokens` budgets count its decisions."))
     # Bounds on what one request may override: top_k at most this, and only the thresholds named
     # here, each within [low, high] (ARAG_THRESHOLD_BOUNDS='{"self_route_min_score": [0, 1]}').
-    max_request_top_k: int = Field(10, ge=1, le=50)
+    max_request_top_k: int = Field(10, ge=1, le=50, description="The largest `top_k` a `query` key may ask for.")
+    # The inspector's Evaluations page lists the reports under this folder (`arag eval --out`).
+    eval_results_dir: Path = Field(Path("eval/results"), description="Evaluation reports the /ui inspector lists.")
     # `arag serve`: on SIGTERM, requests in flight get this long before they are cancelled.
-    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
-    # one JSON line per request on stderr (adaptive_rag/api/access_log.py)
-    access_log: bool = True
-    threshold_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600, description=(
+        "On SIGTERM, requests in flight get this many seconds before they are cancelled."))
+    # adaptive_rag/api/access_log.py
+    access_log: bool = Field(True, description="One JSON line per request on stderr.")
+    threshold_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict, description=(
+        "The only thresholds a `query` key may override per request, each within `[low, high]`, e.g. "
+        '`{"self_route_min_score": [0, 1]}`.'))
 
     @property
     def catalog(self) -> dict[str, ModelSpec]:
@@ -189,6 +257,16 @@ class Settings(BaseSettings):
     def collections_dir(self) -> Path:
         return self.data_dir / "collections"
 
+    @field_validator("data_dir", "model_cache_dir")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None  # `~` from .env or a quoted variable
+
     @property
     def models_dir(self) -> Path:
-        return self.model_cache_dir or self.data_dir / "models"
+        """ARAG_MODEL_CACHE_DIR; else the user cache directory when the data directory is the user
+        data directory (the default), else <data_dir>/models (a project-local ./.arag, or a data
+        directory named explicitly, keeps its models inside it, as before)."""
+        if self.model_cache_dir is not None:
+            return self.model_cache_dir
+        return user_model_cache_dir() if self.data_dir == user_data_dir() else self.data_dir / "models"

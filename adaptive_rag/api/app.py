@@ -116,8 +116,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy):
-        request.app.state.metrics.refused.inc()
+        request.app.state.metrics.refuse()
         return error_response(429, "rate_limit_error", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+    from adaptive_rag.ui.routes import SignIn
+
+    @app.exception_handler(SignIn)
+    async def sign_in(request: Request, _: SignIn):  # an inspector page without a valid key: no data
+        from urllib.parse import quote
+
+        from fastapi.responses import RedirectResponse
+
+        return RedirectResponse(f"/ui/login?next={quote(request.url.path)}", status_code=303)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(_: Request, exc: Unauthorized):
@@ -171,6 +181,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
 
     for module in (query, decisions, collections, documents, openai_compat, router_admin):
         app.include_router(module.router)
+    from adaptive_rag.ui.routes import router as inspector
+
+    app.include_router(inspector)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request, caller: AdminDep):

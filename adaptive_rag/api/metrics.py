@@ -35,11 +35,21 @@ class ServerMetrics:
         self.router_probability = Histogram("arag_router_probability", "The panel router's P(correct) per action.",
                                             ["action"], buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         self.refused = Counter("arag_admission_refused", "Requests refused with 429.", registry=r)
+        from collections import deque
+
+        self.refusal_times: deque = deque(maxlen=100_000)  # for the inspector's refusals over time
         if admission is not None:
             Gauge("arag_admitted_requests", "Requests generating or waiting for a slot.",
                   registry=r).set_function(lambda: admission.admitted)
             Gauge("arag_queued_requests", "Requests waiting for a generation slot (the queue depth).",
                   registry=r).set_function(lambda: max(admission.admitted - admission.generating, 0))
+
+    def refuse(self) -> None:
+        """Count one 429 (a full queue or a spent budget), with its time."""
+        import time
+
+        self.refused.inc()
+        self.refusal_times.append(time.time())
 
     def observe(self, decision) -> None:
         """Count one finished decision (any status)."""

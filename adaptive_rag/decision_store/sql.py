@@ -137,6 +137,16 @@ class SQLDecisionStore(DecisionStore):
         return {"decision_id": decision_id, "created_at": row[1], "correct": correct, "rating": rating,
                 "comment": comment}
 
+    def feedback_for(self, decision_id: str) -> dict | None:
+        """The feedback given on one decision, or None."""
+        with self._session() as execute:
+            row = execute("SELECT correct, rating, comment, created_at FROM feedback WHERE decision_id = ?",
+                          (column_text(decision_id),)).fetchone()
+        if row is None:
+            return None
+        return {"correct": None if row[0] is None else bool(row[0]), "rating": row[1], "comment": row[2],
+                "created_at": row[3]}
+
     def feedback(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         with self._session() as execute:
             rows = execute("SELECT d.record, f.correct, f.rating, f.comment, f.created_at FROM feedback f "

@@ -19,7 +19,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write the JSON result to this file")
     p.add_argument("--models-dir", type=Path, default=None,
-                   help="where the exported ONNX embedder lives (default: Settings().models_dir, ./.arag/models); "
+                   help="where the exported ONNX embedder lives (default: arag's model cache, Settings().models_dir); "
                         "exported there first if missing")
     p.add_argument("--quantize", action="store_true", help="use the int8-quantized embedder (embedder_quantize=True)")
 
@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     g.add_argument("--out", type=Path, help="write the JSON here after every section; a re-run resumes from it")
     g.add_argument("--fresh", action="store_true", help="ignore what --out holds and start over")
-    g.add_argument("--models-dir", type=Path, default=None, help="pulled models and the embedder (default ./.arag/models)")
+    g.add_argument("--models-dir", type=Path, default=None, help="pulled models and the embedder (default: arag's model cache, Settings().models_dir)")
     g.add_argument("--models", default=",".join(("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")),
                    help="catalog models to measure (comma-separated; pulled first with `arag models pull`)")
     g.add_argument("--engines", default=None, help="llamacpp, transformers-float32, transformers-bfloat16 "
@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
                                      "/healthz under load, RSS, decision ids readable afterwards")
     ld.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     ld.add_argument("--out", type=Path, help="also write the JSON result to this file")
-    ld.add_argument("--data-dir", type=Path, default=None, help="the server's data directory (default: ARAG_DATA_DIR / ./.arag)")
+    ld.add_argument("--data-dir", type=Path, default=None, help="the server's data directory (default: arag's, ARAG_DATA_DIR or ./.arag or the user data directory)")
     ld.add_argument("--collection", default="demo", help="collection to ask (default: demo, made by `arag demo`)")
     ld.add_argument("--clients", type=int, default=64)
     ld.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
@@ -90,6 +90,11 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--work-dir", type=Path, default=None, help="server log (default bench-results/load)")
     ld.add_argument("--fake", action="store_true", help="fake deterministic models (tests/live/fake_server.py)")
     ld.add_argument("--fake-word-delay", type=float, default=0.05, help="with --fake: seconds per generated word")
+    u = sub.add_parser("ui", help="the /ui inspector's server time: 1,000 decisions on one page, against the JSON list")
+    u.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    u.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    u.add_argument("--decisions", type=int, default=1000)
+    u.add_argument("--repeats", type=int, default=10)
     return ap
 
 
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import generation as bench
     elif args.benchmark == "load":
         from eval.bench import load as bench
+    elif args.benchmark == "ui":
+        from eval.bench import ui as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

@@ -167,6 +167,9 @@ def test_multipart_files_are_read_like_arag_ingest_reads_them(client):
      "must be a file; 'note' is not"),
     ("post", "/v1/collections/animals/documents", {"files": [("f", ("../../etc/x.txt", b"a"))]}, 400,
      "unusable file name"),
+    # a name longer than the file system allows was a 500 (OSError: File name too long), found by fuzzing
+    ("post", "/v1/collections/animals/documents", {"files": [("f", ("d/" + "é" * 130 + ".txt", b"a"))]}, 400,
+     "longer than 255 bytes"),
     ("post", "/v1/collections/animals/documents", {"files": [("f", ("a.exe", b"a"))]}, 400, "unknown format '.exe'"),
     ("get", "/v1/collections/nope/documents", {}, 404, "unknown collection 'nope'"),
     ("get", "/v1/collections/kb/documents?offset=9223372036854775808", {}, 422, "offset"),

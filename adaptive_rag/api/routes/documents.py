@@ -46,6 +46,7 @@ MULTIPART = "multipart/form-data"
 MAX_FILES = 1000
 RETRY_AFTER_S = 5
 PROBLEMS_SHOWN = 5
+MAX_NAME_BYTES = 255  # one folder or file name, as file systems allow (NAME_MAX)
 
 
 class IngestOut(BaseModel):
@@ -150,6 +151,9 @@ def _upload_name(filename: str | None) -> str:
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or ".." in parts or "\x00" in name or len(name) > 1000:
         raise UserError(f"unusable file name {filename!r} in the multipart body: give a relative path")
+    if any(len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES for part in parts):  # it is saved under its name
+        raise UserError(f"unusable file name {filename[:60]!r}... in the multipart body: a folder or file name "
+                        f"longer than {MAX_NAME_BYTES} bytes")
     return PurePosixPath(*parts).as_posix()
 
 

@@ -301,18 +301,26 @@ def evaluation_page(request: Request, run: str):
 
 
 def _markdown_tables(text: str) -> list[dict]:
-    """The report's headings and tables, as data the template lays out (the rest is prose)."""
-    blocks, current = [], None
+    """The report's sections: each a title and its parts in order, ("text", line) or ("table",
+    rows), so that a template lays them out without rendering the report's Markdown as HTML."""
+    blocks: list[dict] = []
+    current = None
     for line in text.splitlines():
         if line.startswith("#"):
-            current = {"title": line.lstrip("#").strip(), "rows": [], "text": []}
+            current = {"title": line.lstrip("#").strip(), "parts": []}
             blocks.append(current)
-        elif line.startswith("|") and current is not None:
+            continue
+        if current is None or not line.strip():
+            continue
+        if line.startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                current["rows"].append(cells)
-        elif line.strip() and current is not None:
-            current["text"].append(line.strip())
+            if all(set(c) <= set("-: ") for c in cells):
+                continue  # the header separator
+            if not current["parts"] or current["parts"][-1][0] != "table":
+                current["parts"].append(("table", []))
+            current["parts"][-1][1].append(cells)
+        else:
+            current["parts"].append(("text", line.strip()))
     return blocks
 
 

@@ -1,4 +1,4 @@
-"""`arag`: ingest, delete, search, collections; models pull/list, query, decisions, serve, demo;
+"""`arag`: ingest, delete, search, collections, documents; models pull/list, query, decisions, serve, demo;
 plus the sub-commands higher layers register (`arag eval`).
 
 Exit codes: 0 ok; 1 the run finished but some inputs failed (each named on stderr); 2 the
@@ -8,6 +8,7 @@ command could not run (bad arguments, unknown collection, ...), with one line sa
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,9 +39,19 @@ def settings(**extra) -> Settings:
         raise UserError(f"invalid settings: {problems}") from exc
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from adaptive_rag import __version__
+
+        typer.echo(f"arag (adaptive-rag) {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory (env ARAG_DATA_DIR, default ./.arag).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     _State.overrides = {"data_dir": data_dir} if data_dir else {}
 
@@ -49,6 +60,8 @@ def main_options(
 # embedded store): this one, ARAG_SERVER_URL, or the `arag serve` that holds the data directory.
 ServerOption = Annotated[Optional[str], typer.Option(
     "--server", help="A running `arag serve` URL (env ARAG_SERVER_URL; default: the server that holds the data directory).")]
+CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
 def _components(s: Settings):
@@ -66,26 +79,34 @@ def _components(s: Settings):
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, jsonl:PATH, squad:PATH, hotpotqa:PATH, or squad-dev / hotpotqa-train / hotpotqa-test.")],
-    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
+    collection: CollectionOption,
     chunk_size: Annotated[Optional[int], typer.Option(help="Chunk size in embedder tokens.")] = None,
     chunk_overlap: Annotated[Optional[int], typer.Option(help="Chunk overlap in embedder tokens.")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove the collection's documents whose files are gone "
+                                        "from the folders ingested (without it they are only counted).")] = False,
     server: ServerOption = None,
 ) -> None:
-    """Add or update documents; unchanged documents are skipped, changed ones replaced."""
+    """Add or update documents; unchanged documents are skipped, changed ones replaced. Nothing is
+    created when no document could be read (a missing path, an empty folder)."""
     from tqdm import tqdm
 
     from adaptive_rag.api.client import server_for
     from adaptive_rag.store.base import check_collection_name
     from ingest.pipeline import Ingestor
-    from ingest.sources import read_source
+    from ingest.readers import ReadProblem
+    from ingest.sources import folder_of, read_source
 
     extra = {k: v for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items() if v is not None}
     s = settings(**extra)
+    folders = [f for f in (folder_of(spec, s) for spec in paths) if f is not None]
+    if prune and not folders:
+        raise UserError("--prune removes the documents of a folder whose files are gone; none of the paths is a folder")
     remote = server_for(s, server)
+    store = None
     if remote is None:
         store, embedder = _components(s)
         ingestor = Ingestor(s, store, embedder)
-        ingestor.open_collection(collection)
+        ingestor.check_collection(collection)  # fail early, create nothing yet
     else:
         check_collection_name(collection)
     results = [r for spec in paths for r in read_source(spec, s)]
@@ -100,23 +121,56 @@ def ingest(
 
     if remote is None:
         report = ingestor.run(collection, results, progress=progress, on_problem=on_problem)
-        store.close()
     else:
         report = remote.ingest(collection, results, chunk_size, chunk_overlap, progress=progress, on_problem=on_problem)
     bar.close()
     typer.echo(report.summary())
+    if folders:
+        read_ids = {r.doc_id for r in results if not isinstance(r, ReadProblem)}
+        _gone_from_folders(collection, folders, read_ids, prune, store, remote)
+    if store is not None:
+        store.close()
     if report.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _gone_from_folders(collection: str, folders: list[Path], read_ids: set[str], prune: bool, store, remote) -> None:
+    """Say how many of the collection's documents came from files now gone from `folders`; with
+    `prune`, delete them (locally or through the server)."""
+    from adaptive_rag.present import plural
+    from ingest.catalog import document_page, gone_from_folders
+    from ingest.pipeline import delete_documents
+
+    if remote is None:
+        if collection not in store.list_collections():
+            return  # nothing could be read and nothing was there
+        rows = document_page(store, collection)[1]
+    else:
+        if collection not in {c["name"] for c in remote.collections()}:
+            return
+        rows = remote.documents(collection)[1]
+    gone = gone_from_folders(rows, folders, read_ids)
+    if not gone:
+        return
+    shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+    where = "the folder" if len(folders) == 1 else "the folders"
+    if not prune:
+        typer.echo(f"{collection}: {plural(len(gone), 'document')} no longer in {where} ({shown}); "
+                   f"arag ingest --prune removes {'it' if len(gone) == 1 else 'them'}")
+        return
+    deleted = remote.delete(collection, gone)[0] if remote is not None else delete_documents(store, collection, gone)[0]
+    typer.echo(f"{collection}: removed {plural(len(deleted), 'document')} no longer in {where} ({shown})")
 
 
 @app.command()
 def delete(
     doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")],
-    collection: Annotated[str, typer.Option("--collection", "-c")],
+    collection: CollectionOption,
     server: ServerOption = None,
 ) -> None:
     """Remove documents and their chunks from a collection."""
     from adaptive_rag.api.client import server_for
+    from adaptive_rag.present import plural
     from adaptive_rag.store import open_store
     from ingest.pipeline import delete_documents
 
@@ -131,7 +185,7 @@ def delete(
         store.close()
     for doc_id in unknown:
         typer.echo(f"problem: no document {doc_id!r} in {collection}", err=True)
-    typer.echo(f"{collection}: {len(deleted)} documents deleted")
+    typer.echo(f"{collection}: {plural(len(deleted), 'document')} deleted")
     if unknown:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -139,17 +193,16 @@ def delete(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
-    collection: Annotated[str, typer.Option("--collection", "-c")],
+    collection: CollectionOption,
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
     server: ServerOption = None,
 ) -> None:
-    """Ranked chunks with scores, document ids and chunk ids."""
-    from dataclasses import asdict
-
+    """Ranked chunks with document ids and chunk ids. A hybrid result fuses the dense (cosine
+    similarity) and BM25 rankings by rank (RRF): each hit shows its rank and score on both sides."""
     from adaptive_rag.api.client import server_for
-    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.retrieve import Retriever, explained_hits
 
     s = settings()
     remote = server_for(s, server)
@@ -158,29 +211,51 @@ def search(
         timings, hits = found["timings_ms"], found["hits"]
     else:
         store, embedder = _components(s)
-        result = Retriever(s, store, embedder).search(collection, query, k=k, mode=mode)  # type: ignore[arg-type]
+        result = Retriever(s, store, embedder).search(collection, query, k=k, mode=mode,  # type: ignore[arg-type]
+                                                      components=mode == "hybrid", component_k=s.prefetch_limit)
         store.close()
-        timings, hits = result.timings_ms, [asdict(h) for h in result.hits]
+        timings, hits = result.timings_ms, explained_hits(result)
     if as_json:
         typer.echo(json.dumps({"query": query, "collection": collection, "mode": mode,
                                "timings_ms": timings, "hits": hits}, indent=2))
         return
     if not hits:
         typer.echo("no results")
+    elif mode == "hybrid":
+        typer.echo(f"hybrid: dense (cosine similarity) and BM25 rankings fused by rank; #n = rank on that side, "
+                   f"- = not in its top {s.prefetch_limit}")
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit["text"].split())
         snippet = snippet[:160] + ("..." if len(snippet) > 160 else "")
-        typer.echo(f"{rank:>2}. {hit['score']:.4f}  doc={hit['doc_id']}  chunk={hit['key']} ({hit['chunk_id']})\n    {snippet}")
+        score = (f"{_side(hit, 'dense')}  {_side(hit, 'bm25')}" if mode == "hybrid"
+                 else f"{'cosine' if mode == 'dense' else 'bm25'} {hit['score']:.4f}")
+        typer.echo(f"{rank:>2}. {score}  doc={hit['doc_id']}  chunk={hit['key']} ({hit['chunk_id']})\n    {snippet}")
+
+
+def _side(hit: dict, side: str) -> str:
+    rank, score = hit.get(f"{side}_rank"), hit.get(f"{side}_score")
+    return f"{side} -" if rank is None else f"{side} #{rank} {score:.3f}"
 
 
 @app.command()
-def collections(as_json: Annotated[bool, typer.Option("--json")] = False, server: ServerOption = None) -> None:
-    """Collections with their document and chunk counts."""
+def collections(
+    action: Annotated[Optional[str], typer.Argument(metavar="ACTION", help="`drop`: remove the collection NAME, its "
+                                                    "documents and chunks; omit to list.")] = None,
+    name: Annotated[Optional[str], typer.Argument(metavar="NAME", help="With drop: the collection.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With drop: do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+) -> None:
+    """Collections with their document and chunk counts; `arag collections drop NAME` removes one."""
     from dataclasses import asdict
 
     from adaptive_rag.api.client import server_for
+    from adaptive_rag.present import plural
     from adaptive_rag.store import open_store
 
+    if action is not None:
+        _drop_collection(action, name, yes, as_json, server)
+        return
     s = settings()
     remote = server_for(s, server)
     if remote is not None:
@@ -195,7 +270,75 @@ def collections(as_json: Annotated[bool, typer.Option("--json")] = False, server
     if not infos:
         typer.echo("no collections")
     for i in infos:
-        typer.echo(f"{i['name']}: {i['documents']} documents, {i['chunks']} chunks ({i['embedder']}, {i['dim']}-d)")
+        typer.echo(f"{i['name']}: {plural(i['documents'], 'document')}, {plural(i['chunks'], 'chunk')} "
+                   f"({i['embedder']}, {i['dim']}-d)")
+
+
+def _drop_collection(action: str, name: str | None, yes: bool, as_json: bool, server: str | None) -> None:
+    from adaptive_rag.api.client import server_for
+    from adaptive_rag.present import plural
+    from adaptive_rag.store import open_store
+
+    if action != "drop":
+        raise UserError(f"unknown action {action!r}: the only one is drop (arag collections drop NAME)")
+    if name is None:
+        raise UserError("drop needs the collection's name: arag collections drop NAME")
+    if as_json:
+        raise UserError("--json goes with the list, not with drop")
+    s = settings()
+    remote = server_for(s, server)
+    store = open_store(s) if remote is None else None
+    try:
+        if remote is not None:
+            infos = {c["name"]: c for c in remote.collections()}
+        else:
+            infos = {n: {"documents": store.collection_info(n).documents} for n in store.list_collections()}
+        if name not in infos:
+            raise UserError(f"unknown collection {name!r}" + (f" (known: {', '.join(sorted(infos))})" if infos else ""))
+        documents = plural(infos[name]["documents"], "document")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"drop removes {name} and its {documents}: add --yes to confirm")
+            typer.confirm(f"Drop collection {name} and its {documents}?", abort=True)
+        if remote is not None:
+            remote.drop(name)
+        else:
+            store.drop_collection(name)
+    finally:
+        if store is not None:
+            store.close()
+    typer.echo(f"{name}: dropped ({documents})")
+
+
+documents_app = typer.Typer(no_args_is_help=True, help="A collection's documents: list.")
+app.add_typer(documents_app, name="documents")
+
+
+@documents_app.command("list")
+def documents_list(collection: CollectionOption, as_json: JsonOption = False, server: ServerOption = None) -> None:
+    """The collection's documents in id order: id, chunks, characters, when ingested, source."""
+    from adaptive_rag.api.client import server_for
+    from adaptive_rag.present import local_time, plural
+    from adaptive_rag.store import open_store
+    from ingest.catalog import document_page
+
+    s = settings()
+    remote = server_for(s, server)
+    if remote is not None:
+        total, rows = remote.documents(collection)
+    else:
+        store = open_store(s)
+        try:
+            total, rows = document_page(store, collection)
+        finally:
+            store.close()
+    if as_json:
+        typer.echo(json.dumps({"collection": collection, "total": total, "items": rows}, indent=2))
+        return
+    typer.echo(f"{collection}: {plural(total, 'document')}")
+    for row in rows:
+        typer.echo(f"{row['id']}  {plural(row['chunks'], 'chunk')}, {row['characters']} chars  "
+                   f"{local_time(row['ingested_at'])}  {row['source']}")
 
 
 models_app = typer.Typer(no_args_is_help=True, help="The model panel: pull, list.")
@@ -245,21 +388,53 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
                    f"(native bf16: {'yes' if cpu['native_bf16'] else 'no'})")
 
 
+def _policy_help() -> str:
+    from adaptive_rag.policies import POLICIES
+
+    return f"Routing policy: {', '.join(POLICIES)} (default: ARAG_DEFAULT_POLICY, self_route)."
+
+
+def _thresholds(text: str | None) -> dict[str, float] | None:
+    """--thresholds: a JSON object of threshold name -> finite number (names checked by the engine)."""
+    if text is None:
+        return None
+
+    def refuse(constant: str):
+        raise UserError(f"--thresholds: {constant} is not a finite number")
+
+    try:
+        value = json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--thresholds is not valid JSON ({exc.msg} at column {exc.colno}); "
+                        "e.g. '{\"refusal_min_logprob\": -3.5}'") from None
+    if not isinstance(value, dict):
+        raise UserError("--thresholds must be a JSON object, e.g. '{\"refusal_min_logprob\": -3.5}'")
+    bad = sorted(k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+                 or not math.isfinite(v))
+    if bad:
+        raise UserError(f"--thresholds: values must be finite numbers: {', '.join(bad)}")
+    return {k: float(v) for k, v in value.items()}
+
+
 @app.command()
 def query(
     question: Annotated[str, typer.Argument(help="The question.")],
-    collection: Annotated[str, typer.Option("--collection", "-c")],
-    policy: Annotated[Optional[str], typer.Option(help="closed_book, always_rag, always_lc, self_route, probe.")] = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    collection: CollectionOption,
+    policy: Annotated[Optional[str], typer.Option(help=_policy_help())] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Chunks retrieved (default: ARAG_TOP_K).")] = None,
+    thresholds: Annotated[Optional[str], typer.Option(
+        "--thresholds", metavar="JSON", help="Override policy thresholds for this question, a JSON object, e.g. "
+        "'{\"refusal_min_logprob\": -3.5}' (names: adaptive_rag/policies.py).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Answer a question in process and print the decision trace."""
     from adaptive_rag.engine_factory import build_engine
     from adaptive_rag.models.lm import BackendError
 
+    overrides = _thresholds(thresholds)
     engine = build_engine(settings())
     try:
-        decision = engine.answer(collection, question, policy=policy, top_k=top_k)
+        decision = engine.answer(collection, question, policy=policy, top_k=top_k, thresholds=overrides)
     except BackendError as exc:
         raise UserError(f"model backend failed: {exc}") from exc
     if as_json:
@@ -272,36 +447,62 @@ def query(
 
 @app.command()
 def decisions(
-    action: Annotated[Optional[str], typer.Argument(metavar="ACTION", help="`prune`: delete decisions (and their "
-                                                    "feedback) older than --older-than; omit to list.")] = None,
+    action: Annotated[Optional[str], typer.Argument(metavar="ID|prune", help="A decision id: show that decision; "
+                                                    "`prune`: delete decisions (and their feedback) older than "
+                                                    "--older-than; omit to list.")] = None,
     route: Annotated[Optional[str], typer.Option(help="Only this route.")] = None,
-    collection: Annotated[Optional[str], typer.Option("--collection", "-c")] = None,
-    policy: Annotated[Optional[str], typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    policy: Annotated[Optional[str], typer.Option(help="Only this policy.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 20,
+    as_json: JsonOption = False,
     older_than: Annotated[Optional[str], typer.Option("--older-than", help="With prune: an age, e.g. 90m, 12h, "
                                                       "30d, or seconds.")] = None,
 ) -> None:
-    """Stored decisions, newest first; `arag decisions prune --older-than 30d` deletes old ones."""
+    """Stored decisions, newest first (time, route, tokens, latency, question); `arag decisions ID`
+    shows one; `arag decisions prune --older-than 30d` deletes old ones."""
     from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.present import duration, local_time
 
-    if action is not None or older_than is not None:
+    if action == "prune" or older_than is not None:
         _prune_decisions(action, older_than, route, collection, policy, as_json)
         return
-    records = decision_log(settings()).list(collection=collection, route=route, policy=policy, limit=limit)
+    if action is not None:
+        _show_decision(action, as_json, route, collection, policy)
+        return
+    with decision_log(settings()) as log:
+        records = log.list(collection=collection, route=route, policy=policy, limit=limit)
     if as_json:
         typer.echo(json.dumps(records, indent=2))
         return
     if not records:
         typer.echo("no decisions")
     for d in records:
-        typer.echo(f"{d['id']}  {d['collection']}  {d['policy']:>11} -> {d['route'] or d['status']:<12} "
-                   f"{d['usage']['total_tokens']:>6} tokens  {d['query'][:60]!r} -> {str(d['answer'])[:40]!r}")
+        typer.echo(f"{local_time(d['created_at'])}  {d['id']}  {d['collection']}  {d['policy']:>11} -> "
+                   f"{d['route'] or d['status']:<12} {d['usage']['total_tokens']:>6} tokens  "
+                   f"{duration(d.get('latency_ms')):>8}  {d['query'][:60]!r} -> "
+                   f"{repr(d['answer'][:40]) if d.get('answer') is not None else '-'}")
+
+
+def _show_decision(decision_id: str, as_json: bool, *filters) -> None:
+    from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.present import format_decision
+
+    if any(f is not None for f in filters):
+        raise UserError("a decision id takes no filters (--route, --collection, --policy)")
+    with decision_log(settings()) as log:
+        record = log.get(decision_id)
+    if record is None:
+        raise UserError(f"no decision {decision_id!r} (arag decisions lists them; the only action is prune)")
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(format_decision(record, header=True))
 
 
 def _prune_decisions(action: str | None, older_than: str | None, *filters) -> None:
     from adaptive_rag.decision_store.retention import parse_age
     from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.present import plural
 
     if action != "prune":
         raise UserError(f"unknown action {action!r}: the only one is prune (arag decisions prune --older-than 30d)"
@@ -313,7 +514,7 @@ def _prune_decisions(action: str | None, older_than: str | None, *filters) -> No
     age_s = parse_age(older_than)
     with decision_log(settings()) as log:
         deleted = log.prune(age_s)
-    typer.echo(f"{deleted} decision{'' if deleted == 1 else 's'} deleted")
+    typer.echo(f"{plural(deleted, 'decision')} deleted")
 
 
 @app.command()

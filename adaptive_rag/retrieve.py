@@ -44,7 +44,9 @@ class Retriever:
         return self._bm25[collection]
 
     def search(self, collection: str, query: str, k: int = 5, mode: SearchMode = "hybrid",
-               components: bool = False) -> Retrieval:
+               components: bool = False, component_k: int = COMPONENT_K) -> Retrieval:
+        """The top `k` chunks. With `components`, also the dense-only and BM25-only rankings,
+        `component_k` deep (a hybrid search fused the top `prefetch_limit` of each)."""
         if mode not in SEARCH_MODES:
             raise UserError(f"unknown search mode {mode!r}; valid: {', '.join(SEARCH_MODES)}")
         if not query or not query.strip():
@@ -72,9 +74,33 @@ class Retriever:
         timings = {"embed_ms": (t1 - t0) * 1e3, "bm25_ms": (t2 - t1) * 1e3, "search_ms": (t3 - t2) * 1e3}
         if not components:
             return Retrieval(hits, mode_used, timings)
-        dense_hits = (self.store.search(collection, "dense", COMPONENT_K, dense, None, s.prefetch_limit, s.rrf_k)
+        dense_hits = (self.store.search(collection, "dense", component_k, dense, None, s.prefetch_limit, s.rrf_k)
                       if dense is not None else [])
-        bm25_hits = (self.store.search(collection, "bm25", COMPONENT_K, None, sparse, s.prefetch_limit, s.rrf_k)
+        bm25_hits = (self.store.search(collection, "bm25", component_k, None, sparse, s.prefetch_limit, s.rrf_k)
                      if sparse is not None and sparse.indices else [])
         timings["components_ms"] = (time.perf_counter() - t3) * 1e3
         return Retrieval(hits, mode_used, timings, dense.tolist() if dense is not None else None, dense_hits, bm25_hits)
+
+
+def explained_hits(result: Retrieval) -> list[dict]:
+    """The hits as dicts (SearchHit's fields) plus where each stood on each side of the search:
+    `dense_rank`, `dense_score` (cosine similarity) and `bm25_rank`, `bm25_score` (BM25), ranks
+    from 1. A hybrid hit's `score` is the fusion of the two ranks (RRF), meaningful only as an
+    order; these say why it ranked where it did. A side that did not rank the hit within its
+    component list (run `search(..., components=True)` for hybrid), or that the mode did not
+    run, is None."""
+    from dataclasses import asdict
+
+    sides = {"dense": result.dense_hits, "bm25": result.bm25_hits}
+    if result.mode != "hybrid":  # one side only: the hit's rank and score are that side's
+        sides = {side: (result.hits if side == result.mode else None) for side in sides}
+    ranks = {side: {h.chunk_id: (rank, h.score) for rank, h in enumerate(hits or [], start=1)}
+             for side, hits in sides.items()}
+    out = []
+    for hit in result.hits:
+        row = asdict(hit)
+        for side, ranked_ids in ranks.items():
+            rank, score = ranked_ids.get(hit.chunk_id, (None, None))
+            row[f"{side}_rank"], row[f"{side}_score"] = rank, score
+        out.append(row)
+    return out

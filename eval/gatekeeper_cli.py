@@ -128,7 +128,7 @@ def report(
 
 
 @app.command("list")
-def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False) -> None:
     """Every saved artifact version."""
     from gatekeeper.artifact import list_gatekeepers
 

@@ -42,13 +42,17 @@ class IngestReport:
         return self.chunks_written / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        if self.new == self.changed == 0:
-            head = f"{self.collection}: nothing to write, {self.unchanged} documents unchanged"
+        from adaptive_rag.present import plural
+
+        if self.new == self.changed == self.unchanged == 0:
+            head = f"{self.collection}: no document read, nothing written"
+        elif self.new == self.changed == 0:
+            head = f"{self.collection}: nothing to write, {plural(self.unchanged, 'document')} unchanged"
         else:
             head = (f"{self.collection}: documents {self.new} new, {self.changed} changed, {self.unchanged} unchanged; "
-                    f"{self.chunks_written} chunks written")
+                    f"{plural(self.chunks_written, 'chunk')} written")
         tail = f" in {self.seconds:.1f} s ({self.chunks_per_second:.0f} chunks/s)" if self.chunks_written else ""
-        failed = f"; {self.failed} problems" if self.failed else ""
+        failed = f"; {plural(self.failed, 'problem')}" if self.failed else ""
         return head + tail + failed
 
 
@@ -62,6 +66,13 @@ class Ingestor:
         self.embedder = embedder
         self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap, embedder.token_splitter())
 
+    def check_collection(self, name: str) -> None:
+        """Fail early, creating nothing: a valid name, and an existing collection must have been
+        embedded by this embedder."""
+        check_collection_name(name)
+        if name in self.store.list_collections():
+            self.store.get_meta(name).check_compatible(self.embedder.name, self.embedder.dim)
+
     def open_collection(self, name: str) -> CollectionMeta:
         check_collection_name(name)
         s = self.settings
@@ -74,10 +85,12 @@ class Ingestor:
 
     def run(self, collection: str, results: Iterable[ReadResult], progress: ProgressFn | None = None,
             on_problem: Callable[[ReadProblem], None] | None = None) -> IngestReport:
+        """Index `results`; a run in which no document could be read creates no collection (a
+        missing path must not leave an empty collection behind)."""
         started = time.perf_counter()
-        meta = self.open_collection(collection)
-        bm25 = Bm25Encoder(Bm25Params(meta.bm25_k, meta.bm25_b, meta.bm25_avg_len))
-        committed = self.store.document_hashes(collection)
+        self.check_collection(collection)
+        bm25: Bm25Encoder | None = None
+        committed: dict[str, str] = {}
         report = IngestReport(collection)
         seen: set[str] = set()
         group: list[tuple[SourceDocument, list[Chunk]]] = []
@@ -95,6 +108,10 @@ class Ingestor:
                 problem(result)
                 continue
             doc = result
+            if bm25 is None:  # the first document: now the collection is needed
+                meta = self.open_collection(collection)
+                bm25 = Bm25Encoder(Bm25Params(meta.bm25_k, meta.bm25_b, meta.bm25_avg_len))
+                committed = self.store.document_hashes(collection)
             if doc.doc_id in seen:
                 problem(ReadProblem(doc.source, f"duplicate document id {doc.doc_id!r} in this run, skipped"))
                 continue
@@ -120,6 +137,7 @@ class Ingestor:
                 if progress:
                     progress(done, report.chunks_written)
         if group:
+            assert bm25 is not None  # a group holds documents, so the collection was opened
             done += self._write_group(collection, group, bm25, report)
         if progress:
             progress(done, report.chunks_written)

@@ -61,14 +61,27 @@ def _read_html(path: Path) -> str | ReadProblem:
 
 
 def _read_with_llamaindex(reader_name: str) -> Callable[[Path], str | ReadProblem]:
+    """A PDF or DOCX through llama-index's reader, tried once. A file its parser cannot read is one
+    ReadProblem naming the parser's reason: PDFReader retries a failing file three times (tenacity)
+    and then raises RetryError around the real error, and pypdf logs a warning per attempt; both
+    are unwrapped or silenced here so a broken file reads as one line."""
     def read(path: Path) -> str | ReadProblem:
+        import logging
+
         from llama_index.readers import file as readers
 
+        logging.getLogger("pypdf").setLevel(logging.ERROR)  # "EOF marker not found" x attempts
         reader = readers.PDFReader(return_full_document=True) if reader_name == "pdf" else readers.DocxReader()
+        load = type(reader).load_data
+        if hasattr(load, "retry_with"):  # tenacity-wrapped: one attempt, its own exception
+            from tenacity import stop_after_attempt
+
+            load = load.retry_with(stop=stop_after_attempt(1), reraise=True)
         try:
-            docs = reader.load_data(path)
+            docs = load(reader, path)
         except Exception as exc:  # corrupt files raise whatever their parser raises
-            return ReadProblem(str(path), f"cannot parse as {reader_name}: {type(exc).__name__}: {exc}".rstrip(": "))
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return ReadProblem(str(path), f"cannot read as {reader_name.upper()} ({reason}), skipped")
         return "\n\n".join(d.text for d in docs)
 
     return read

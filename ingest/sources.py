@@ -39,6 +39,18 @@ def resolve_named(name: str, settings: Settings) -> tuple[str, Path] | None:
     return fmt, (full if full.exists() or sample is None else sample)
 
 
+def folder_of(spec: str, settings: Settings) -> Path | None:
+    """The folder `spec` names (a plain path to an existing folder), else None: a file, a named set,
+    a prefixed source or a missing path."""
+    if resolve_named(spec, settings) is not None:
+        return None
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in PREFIXED and rest:
+        return None
+    path = Path(spec).expanduser()
+    return path if path.is_dir() else None
+
+
 def read_source(spec: str, settings: Settings) -> Iterator[ReadResult]:
     named = resolve_named(spec, settings)
     if named is not None:

@@ -1,4 +1,4 @@
-"""The CLI's client of a running `arag serve`, for `arag ingest/search/collections/delete`.
+"""The CLI's client of a running `arag serve`, for `arag ingest/search/collections/delete/documents`.
 
 Which server: `--server URL`, else `ARAG_SERVER_URL`, else the live server that announced itself in
 `<data_dir>/server.json` (adaptive_rag/api/server_file.py); none means the CLI works on the store
@@ -68,6 +68,19 @@ class ServerClient:
     def search(self, collection: str, query: str, k: int, mode: str) -> dict:
         return self._call("POST", f"/v1/collections/{_seg(collection)}/search",
                           json={"query": query, "k": k, "mode": mode}).json()
+
+    def documents(self, collection: str, page: int = 1000) -> tuple[int, list[dict]]:
+        """(total, rows) of every document of the collection, as ingest.catalog.document_page gives them."""
+        rows: list[dict] = []
+        while True:
+            got = self._call("GET", f"/v1/collections/{_seg(collection)}/documents",
+                             params={"offset": len(rows), "limit": page}).json()
+            rows += got["items"]
+            if not got["items"] or len(rows) >= got["total"]:
+                return got["total"], rows
+
+    def drop(self, collection: str) -> None:
+        self._call("DELETE", f"/v1/collections/{_seg(collection)}")
 
     def delete(self, collection: str, doc_ids: Sequence[str]) -> tuple[list[str], list[str]]:
         """(deleted, unknown), as ingest.pipeline.delete_documents returns them."""

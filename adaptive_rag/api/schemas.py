@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from adaptive_rag.retrieve import MAX_QUERY_CHARS
+from adaptive_rag.times import iso_time
 
 
 class QueryRequest(BaseModel):
@@ -70,6 +71,11 @@ class DecisionRecord(BaseModel):
     latency_ms: float | None = 0.0
     owner: str | None = Field(None, description="The name of the API key that asked (null: open server, CLI).")
     schema_version: int = 0
+
+    @computed_field(description="created_at as ISO 8601 in UTC, e.g. 2025-06-01T14:03:22.120Z.")  # type: ignore[prop-decorator]
+    @property
+    def created(self) -> str | None:
+        return iso_time(self.created_at)
 
 
 class DecisionPage(BaseModel):

@@ -45,7 +45,7 @@ def test_mixed_folder_ingest_update_search_delete(real_settings, tmp_path):
     assert hits[0]["doc_id"] == "leave.md" and "30 days of paid annual leave" in hits[0]["text"]
 
     gone = _arag(real_settings, "delete", "leave.md", "-c", "handbook")
-    assert gone.returncode == 0 and "1 documents deleted" in gone.stdout
+    assert gone.returncode == 0 and "1 document deleted" in gone.stdout
     listing = _arag(real_settings, "collections", "--json")
     assert json.loads(listing.stdout) == [{"name": "handbook", "documents": 2, "chunks": 2,
                                            "embedder": "local/minilm-l6-int8", "dim": 384}]

@@ -51,14 +51,14 @@ def test_ingest_search_collections_and_delete(arag, folder):
     assert code == 0 and "animals: 2 documents, 2 chunks" in out
 
     code, out, err = arag("delete", "otters.txt", "nope.txt", "-c", "animals")
-    assert code == 1 and "1 documents deleted" in out and "no document 'nope.txt'" in err
+    assert code == 1 and "1 document deleted" in out and "no document 'nope.txt'" in err
 
 
 def test_partial_failure_exits_1_and_names_the_file(arag, folder):
     (folder / "blob.txt").write_bytes(b"\x00\x00binary")
     code, out, err = arag("ingest", str(folder), "-c", "animals")
     assert code == 1
-    assert "2 new" in out and "1 problems" in out
+    assert "2 new" in out and "; 1 problem" in out and "problems" not in out
     assert "blob.txt: looks binary" in err
 
 

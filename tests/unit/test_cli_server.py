@@ -76,7 +76,7 @@ def test_the_cli_works_through_a_server_with_the_output_of_a_local_run(arag, fol
     assert remote[0][0] == 0 and "3 new" in remote[0][1] and "nothing to write, 3 documents unchanged" in remote[1][1]
     assert "doc=sub/beavers.md" in remote[2][1] and json.loads(remote[3][1])["hits"][0]["doc_id"] == "otters.txt"
     assert "animals: 3 documents" in remote[4][1] and "animals: 2 documents" in remote[7][1]
-    assert remote[6][0] == 1 and "1 documents deleted" in remote[6][1] and "no document 'nope.txt'" in remote[6][2]
+    assert remote[6][0] == 1 and "1 document deleted" in remote[6][1] and "no document 'nope.txt'" in remote[6][2]
 
 
 def test_the_cli_finds_the_server_that_holds_the_data_directory(arag, folder, server, tmp_path, monkeypatch):
@@ -89,7 +89,7 @@ def test_the_cli_finds_the_server_that_holds_the_data_directory(arag, folder, se
     server_file.write(data, server)
     code, out, _ = arag("collections")
     assert code == 0 and "animals: 3 documents" in out
-    assert arag("delete", "owls", "-c", "animals")[1] == "animals: 1 documents deleted\n"
+    assert arag("delete", "owls", "-c", "animals")[1] == "animals: 1 document deleted\n"
     code, out, _ = arag("search", "beavers dams", "-c", "animals", "-k", "1")
     assert code == 0 and "doc=sub/beavers.md" in out
     code, _, err = arag("search", "anything", "-c", "missing")

@@ -156,3 +156,19 @@ def test_the_shared_hotpotqa_files_parse_completely():
         pytest.skip("needs ../shared/data")
     docs, problems = _split(list(read_hotpotqa(path)))
     assert not problems and len(docs) > 4000
+
+
+def test_a_broken_pdf_is_one_problem_line_without_retries_or_parser_warnings(tmp_path: Path, caplog, capfd):
+    import logging
+
+    from ingest.readers import read_file
+
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        problems = [read_file(tmp_path / name, name) for name in ("broken.pdf", "empty.pdf")]
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'broken.pdf'}: cannot read as PDF (Stream has ended unexpectedly), skipped",
+        f"{tmp_path / 'empty.pdf'}: cannot read as PDF (Cannot read an empty file), skipped"]
+    out, err = capfd.readouterr()
+    assert not caplog.records and "EOF marker" not in out + err and "RetryError" not in out + err

@@ -11,6 +11,7 @@ from adaptive_rag.api.auth import CallerDep
 from adaptive_rag.api.deps import EngineDep
 from adaptive_rag.api.schemas import DecisionPage, DecisionRecord
 from adaptive_rag.errors import NotFoundError
+from adaptive_rag.times import parse_time
 
 router = APIRouter(tags=["decisions"])
 
@@ -31,13 +32,14 @@ def list_decisions(
     route: str | None = None,
     policy: str | None = None,
     status: Annotated[str | None, Query(description="ok, error, timeout or cancelled.")] = None,
-    since: Annotated[float | None, Query(description="Unix time; only decisions at or after it.")] = None,
-    until: Annotated[float | None, Query(description="Unix time; only decisions before it.")] = None,
+    since: Annotated[str | None, Query(max_length=64, description=(
+        "Unix seconds or ISO 8601 (UTC without an offset), e.g. 2025-06-01T14:00:00Z; decisions at or after it."))] = None,
+    until: Annotated[str | None, Query(max_length=64, description="Unix seconds or ISO 8601; decisions before it.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     filters: dict[str, Any] = {"collection": collection, "route": route, "policy": policy, "status": status,
-                               "since": since, "until": until}
+                               "since": parse_time("since", since), "until": parse_time("until", until)}
     if not caller.is_admin:
         filters["owner"] = caller.name
     if engine.log is None:

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from adaptive_rag.api.auth import AdminDep, CallerDep
@@ -73,6 +73,7 @@ class DocumentOut(BaseModel):
     characters: int
     content_hash: str
     ingested_at: float
+    ingested: str | None = Field(None, description="ingested_at as ISO 8601 in UTC.")
 
 
 class DocumentPage(BaseModel):
@@ -97,6 +98,10 @@ class SearchRequest(BaseModel):
 
 
 class HitOut(BaseModel):
+    """A ranked chunk. In hybrid mode `score` is the rank fusion (RRF) of the dense and BM25
+    rankings, an order only; `dense_rank`/`dense_score` (cosine) and `bm25_rank`/`bm25_score` say
+    where the chunk stood on each side (null: not in that side's top `prefetch_limit`)."""
+
     chunk_id: str
     doc_id: str
     key: str
@@ -104,6 +109,10 @@ class HitOut(BaseModel):
     text: str
     title: str
     position: int
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
 
 
 class SearchOut(BaseModel):
@@ -239,13 +248,11 @@ async def add_documents(name: str, request: Request, engine: EngineDep, caller: 
 def list_documents(name: str, engine: EngineDep, caller: AdminDep, offset: int = Query(0, ge=0, le=2**31),
                    limit: int = Query(100, ge=1, le=1000)) -> DocumentPage:
     """A page of the collection's documents in id order; `total` counts them all."""
-    store = engine.retriever.store
-    store.get_meta(name)  # 404 for an unknown collection
-    ids = sorted(store.document_hashes(name))
-    docs = store.get_documents(name, ids[offset:offset + limit])
-    return DocumentPage(collection=name, total=len(ids), offset=offset, limit=limit, items=[
-        DocumentOut(id=d.doc_id, title=d.title, source=d.source, chunks=len(d.chunk_ids), characters=len(d.text),
-                    content_hash=d.content_hash, ingested_at=d.ingested_at) for d in docs])
+    from ingest.catalog import document_page
+
+    total, rows = document_page(engine.retriever.store, name, offset, limit)  # 404 for an unknown collection
+    return DocumentPage(collection=name, total=total, offset=offset, limit=limit,
+                        items=[DocumentOut(**row) for row in rows])
 
 
 @router.delete("/v1/collections/{name}/documents/{doc_id:path}", response_model=DeletedOut)
@@ -279,6 +286,10 @@ def search(name: str, body: SearchRequest, engine: EngineDep, caller: CallerDep)
         body.query.encode("utf-8")
     except UnicodeEncodeError:
         raise UserError("the query holds text that is not valid Unicode (a lone surrogate?)") from None
-    result = engine.retriever.search(name, body.query, k=body.k, mode=body.mode)  # type: ignore[arg-type]
+    from adaptive_rag.retrieve import explained_hits
+
+    retriever = engine.retriever
+    result = retriever.search(name, body.query, k=body.k, mode=body.mode,  # type: ignore[arg-type]
+                              components=body.mode == "hybrid", component_k=retriever.settings.prefetch_limit)
     return SearchOut(query=body.query, collection=name, mode=body.mode, timings_ms=result.timings_ms,
-                     hits=[HitOut(**asdict(h)) for h in result.hits])
+                     hits=[HitOut(**h) for h in explained_hits(result)])

@@ -49,7 +49,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory (env ARAG_DATA_DIR, default ./.arag).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory (env ARAG_DATA_DIR; default ./.arag when the current directory has one, else the user data directory, ~/.local/share/adaptive-rag on Linux).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
@@ -562,8 +562,23 @@ def _add_plugin_commands() -> None:
     for entry in entry_points(group="adaptive_rag.commands"):
         try:
             app.add_typer(entry.load(), name=entry.name)
-        except ImportError:  # a layer that is not installed: its command is simply absent
-            continue
+        except ImportError as exc:
+            if isinstance(exc, ModuleNotFoundError) and exc.name == entry.module.partition(".")[0]:
+                continue  # a layer that is not installed: its command is simply absent
+            # a layer whose own dependencies are missing (eval without the `eval` extra) says so
+            app.add_typer(_unavailable(entry.name, str(exc)), name=entry.name)
+
+
+def _unavailable(name: str, reason: str) -> typer.Typer:
+    """A stand-in for the plugin command `name` that cannot load: whatever its arguments (even
+    --help), it prints `error: arag NAME is unavailable: REASON` and exits 2."""
+    from typer.core import TyperGroup
+
+    class Unavailable(TyperGroup):
+        def parse_args(self, ctx, args):
+            raise UserError(f"arag {name} is unavailable: {reason}")
+
+    return typer.Typer(cls=Unavailable, help=f"Unavailable: {reason}")
 
 
 _add_plugin_commands()

@@ -82,6 +82,14 @@ def machine_info() -> dict[str, Any]:
 
 
 # -- settings ----------------------------------------------------------------------------------
+def models_dir_or_default(models_dir: Path | None) -> Path:
+    """`--models-dir`, else where `arag` keeps models (Settings().models_dir: ./.arag/models when the
+    current directory has a ./.arag, else the user's model cache)."""
+    from adaptive_rag.settings import Settings
+
+    return Path(models_dir).resolve() if models_dir else Settings().models_dir.resolve()
+
+
 def bench_settings(data_dir: Path, models_dir: Path | None, quantize: bool) -> tuple[Any, float]:
     """Settings for a temp `data_dir` whose embedder is loaded from `models_dir` (exported there
     first when missing). Returns (settings, seconds spent exporting; 0 when it was already there).

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.bench.common import (
-    bench_settings, load_questions, log, machine_info, percentiles, squad_path,
+    bench_settings, load_questions, log, machine_info, models_dir_or_default, percentiles, squad_path,
 )
 
 MODELS = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
@@ -212,7 +212,7 @@ def run(args) -> dict[str, Any]:
         _save(result, out)
     result.setdefault("runs", {})
     peak = result["machine"]["sgemm_peak_gflops"]
-    models_dir = Path(args.models_dir or "./.arag/models").resolve()
+    models_dir = models_dir_or_default(args.models_dir)
     engines = args.engines.split(",") if args.engines else default_engines(cpu["native_bf16"])
     tmp = Path(tempfile.mkdtemp(prefix="arag-bench-gen-"))
     try:
@@ -283,7 +283,7 @@ def _child(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="arag-bench-gen-child-"))
     try:
         settings, _ = bench_settings(tmp / "data", args.models_dir, True)
-        models_dir = Path(args.models_dir or "./.arag/models").resolve()
+        models_dir = models_dir_or_default(args.models_dir)
         quality = gold_questions(settings, args.quality, args.seed)
         peak = sgemm_peak_gflops()
         run = measure(args.models.split(",")[0], args.engines.split(",")[0], settings, models_dir,

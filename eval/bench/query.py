@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eval.bench.common import (
-    bench_settings, ingest_squad, load_questions, log, machine_info, percentiles, settings_summary, squad_path,
+    bench_settings, ingest_squad, load_questions, log, machine_info, models_dir_or_default, percentiles, settings_summary,
+    squad_path,
 )
 
 OVERHEAD_TARGET_MS = 15.0
@@ -145,7 +146,7 @@ def run(args) -> dict[str, Any]:
         settings, _ = bench_settings(tmp, args.models_dir, args.quantize)
         if args.reader:
             settings = settings.model_copy(update={"reader_model": args.reader})
-        settings = settings.model_copy(update={"model_cache_dir": Path(args.models_dir or "./.arag/models").resolve()})
+        settings = settings.model_copy(update={"model_cache_dir": models_dir_or_default(args.models_dir)})
         embedder = load_embedder(settings)
         store = open_store(settings)
         log("ingesting squad-dev")

@@ -4,7 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_rag.settings import Settings
+from adaptive_rag.settings import Settings, user_model_cache_dir
+from tests.conftest import REPO
+
+
+def model_cache() -> Path:
+    """Where the integration tests keep real models across runs: the checkout's ./.arag/models
+    when it has one (an existing cache), else the user's model cache (~/.cache/adaptive-rag/models,
+    the one `arag models pull` fills by default); never a new ./.arag, which would become the
+    default data directory of every command run in the checkout."""
+    local = REPO / ".arag" / "models"
+    return local if local.is_dir() else user_model_cache_dir()
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ from adaptive_rag.pipeline import Engine, Models
 from adaptive_rag.prompts import with_context
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.signals import REFUSAL
-from tests.conftest import REPO
+from tests.integration.conftest import model_cache
 
 pytestmark = pytest.mark.integration
-CACHE = REPO / ".arag" / "models"
+CACHE = model_cache()
 QUESTION = [Message("user", "What is the capital of France? Answer with one word.")]
 
 

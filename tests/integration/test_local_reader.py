@@ -14,10 +14,10 @@ from adaptive_rag.retrieve import Retriever
 from adaptive_rag.store import open_store
 from ingest.pipeline import Ingestor
 from ingest.sources import read_source
-from tests.conftest import REPO
+from tests.integration.conftest import model_cache
 
 pytestmark = pytest.mark.integration
-CACHE = REPO / ".arag" / "models"
+CACHE = model_cache()
 
 
 @pytest.fixture(scope="module")

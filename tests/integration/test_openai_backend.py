@@ -10,7 +10,7 @@ import pytest
 from adaptive_rag.models.lm import BackendError, Message
 from adaptive_rag.models.openai_lm import OpenAICompatibleLM
 from adaptive_rag.models.pull import pull
-from tests.conftest import REPO
+from tests.integration.conftest import model_cache
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def llama_server():
     xllamacpp = pytest.importorskip("xllamacpp", reason="test extra: pip install -e '.[test]'")
-    gguf = pull(REPO / ".arag" / "models", "smollm2-135m", say=lambda _: None)  # cached across runs
+    gguf = pull(model_cache(), "smollm2-135m", say=lambda _: None)  # cached across runs
     port = _free_port()
     params = xllamacpp.CommonParams()
     params.model.path = str(gguf)

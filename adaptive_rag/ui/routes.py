@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -90,21 +89,11 @@ def form_token(request: Request, caller: Caller) -> str:
 
 
 def _time_param(value: str | None, name: str) -> float | None:
-    """Epoch seconds, or an ISO 8601 date/time (a datetime-local field's value is UTC here)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"{name} must be a date and time (ISO 8601, e.g. 2026-11-30T14:00) or Unix seconds") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+    """An empty field is no filter; otherwise unix seconds or ISO 8601 (a datetime-local field's
+    value has no offset: UTC, as the page says)."""
+    from adaptive_rag.times import parse_time
+
+    return parse_time(name, value) if value and value.strip() else None
 
 
 def _log(request: Request):

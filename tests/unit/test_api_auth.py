@@ -205,3 +205,14 @@ def test_the_list_filters_by_status_and_time_and_counts_all_pages(app_for):
         assert client.get("/v1/decisions", params={"status": "timeout"}, headers=bearer(ROOT)).json()["total"] == 0
         assert client.get("/v1/decisions", params={"until": before}, headers=bearer(ROOT)).json()["total"] == 0
         assert client.get("/v1/decisions", headers=bearer(BOB)).json()["total"] == 0  # none of bob's
+
+
+def test_the_list_searches_the_question_and_filters_by_model(app_for):
+    with TestClient(app_for(api_keys=KEYS)) as client:
+        client.post("/v1/query", json=ASK, headers=bearer(ALICE))
+        client.post("/v1/query", json={**ASK, "query": "Where do beavers live?"}, headers=bearer(ALICE))
+        found = client.get("/v1/decisions", params={"q": "BEAVERS"}, headers=bearer(ALICE)).json()
+        assert [d["query"] for d in found["items"]] == ["Where do beavers live?"] and found["total"] == 1
+        assert client.get("/v1/decisions", params={"model": "reader"}, headers=bearer(ALICE)).json()["total"] == 2
+        assert client.get("/v1/decisions", params={"model": "nobody"}, headers=bearer(ALICE)).json()["total"] == 0
+        assert client.get("/v1/decisions", params={"q": "beavers"}, headers=bearer(BOB)).json()["total"] == 0

@@ -35,11 +35,14 @@ def list_decisions(
     since: Annotated[str | None, Query(max_length=64, description=(
         "Unix seconds or ISO 8601 (UTC without an offset), e.g. 2025-06-01T14:00:00Z; decisions at or after it."))] = None,
     until: Annotated[str | None, Query(max_length=64, description="Unix seconds or ISO 8601; decisions before it.")] = None,
+    q: Annotated[str | None, Query(max_length=500, description="Only questions containing this (case-insensitive).")] = None,
+    model: Annotated[str | None, Query(max_length=200, description="Only decisions where this model generated.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     filters: dict[str, Any] = {"collection": collection, "route": route, "policy": policy, "status": status,
-                               "since": parse_time("since", since), "until": parse_time("until", until)}
+                               "since": parse_time("since", since), "until": parse_time("until", until),
+                               "text": q or None, "model": model or None}
     if not caller.is_admin:
         filters["owner"] = caller.name
     if engine.log is None:

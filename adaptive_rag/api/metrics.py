@@ -2,13 +2,14 @@
 
 One registry per app (not the global one), fed by the engine's decision observers, so every
 decision counts, the failed ones included:
-- arag_requests_total{policy, route, status}
+- arag_requests_total{policy, route, status, model} (model: the one whose answer was final)
 - arag_tokens_total{model, direction} (input / output) and arag_cost_dollars_total{model}
 - arag_stage_latency_seconds{stage} (queue wait, retrieval, each generation, the router steps)
   and arag_request_latency_seconds
-- arag_router_probability{action}: the panel router's P(correct) of each action it scored
-- arag_admitted_requests (generating or queued, read at scrape time) and
-  arag_admission_refused_total (429s)
+- arag_router_probability{action}: the panel router's P(correct) of each action it scored, and the
+  gatekeeper's probability of each label (closed_book, rag, long_context, none)
+- arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
+  at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class ServerMetrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.request_latency = Histogram("arag_request_latency_seconds", "Latency of a whole decision.",
                                          buckets=LATENCY_BUCKETS, registry=r)
-        self.router_probability = Histogram("arag_router_probability", "The panel router's P(correct) per action.",
+        self.router_probability = Histogram("arag_router_probability",
+                                            "The panel router's P(correct) per action; the gatekeeper's per label.",
                                             ["action"], buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         self.refused = Counter("arag_admission_refused", "Requests refused with 429.", registry=r)
         from collections import deque
@@ -64,7 +66,7 @@ class ServerMetrics:
                 self.tokens.labels(stage.model, "output").inc(stage.usage.output_tokens)
                 if stage.model in self.prices:
                     self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))
-            if stage.name == "panel_router":
+            if stage.name in ("panel_router", "gatekeeper"):  # the routers' probabilities per action/label
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
 

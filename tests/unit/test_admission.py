@@ -184,3 +184,21 @@ def test_models_load_after_the_server_listens(settings, store, fake_embedder):
         health = client.get("/healthz").json()
         assert health["status"] == "error" and "weights corrupt" in health["error"]
         assert client.post("/v1/query", json={"query": "otters?", "collection": "kb"}).status_code == 503
+
+
+def test_metrics_histogram_the_gatekeepers_probabilities_too():
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client import generate_latest
+
+    from adaptive_rag.api.metrics import ServerMetrics
+    from adaptive_rag.decisions import Decision, Stage
+
+    metrics = ServerMetrics()
+    decision = Decision(collection="kb", policy="gatekeeper", query="q", route="rag", stages=[
+        Stage(name="gatekeeper", signals={"probabilities": {"closed_book": 0.2, "rag": 0.7, "long_context": 0.1}})])
+    metrics.observe(decision)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(generate_latest(metrics.registry).decode()) for s in f.samples}
+    assert samples[("arag_router_probability_count", (("action", "rag"),))] == 1
+    assert samples[("arag_requests_total", (("model", "none"), ("policy", "gatekeeper"), ("route", "rag"),
+                                            ("status", "ok")))] == 1

@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from adaptive_rag.api.auth import OPEN_CALLER, Caller, Forbidden, Unauthorized
+from adaptive_rag.api.auth import Caller, Forbidden, Unauthorized
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.ui import views
 

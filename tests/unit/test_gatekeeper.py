@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from adaptive_rag.errors import ConfigError, NotFoundError, UserError
+from adaptive_rag.errors import ConfigError, NotFoundError
 from adaptive_rag.retrieve import Retrieval
 from adaptive_rag.types import SearchHit
 from gatekeeper import calibration

@@ -100,6 +100,9 @@ class AnswerJob:
         finally:
             self.admission.release()
             self._inflight.discard(self.cancel)
+            after = getattr(self.request.app.state, "after_answer", None)
+            if after is not None:  # `arag serve` returns the answer's freed memory to the system
+                after()
 
     def items(self) -> AsyncIterator[tuple[str, Any]]:
         """The job's progress until "done" or "failed"; meanwhile ("idle", None) every

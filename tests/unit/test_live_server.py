@@ -304,3 +304,10 @@ def test_kill_9_during_an_ingest_through_the_api_then_rerun_gives_the_uninterrup
     rerun = httpx.post(f"{again.url}/v1/collections/big/documents", content=body, headers=headers, timeout=120)
     assert rerun.status_code == 200, rerun.text
     assert _collection_state(again.url) == expected
+
+def test_the_servers_memory_helpers_run_on_this_libc():
+    from adaptive_rag.api.serving import limit_malloc_arenas, release_free_memory
+
+    assert limit_malloc_arenas() in (True, False)  # False off glibc; never raises
+    release_free_memory()
+    release_free_memory()  # the second call reuses the looked-up function

@@ -90,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--work-dir", type=Path, default=None, help="server log (default bench-results/load)")
     ld.add_argument("--fake", action="store_true", help="fake deterministic models (tests/live/fake_server.py)")
     ld.add_argument("--fake-word-delay", type=float, default=0.05, help="with --fake: seconds per generated word")
+    ld.add_argument("--replicas", type=int, default=1, help="servers sharing one PostgreSQL decision log (query phase only)")
+    ld.add_argument("--decisions-url", default=None, help="with --replicas: the shared PostgreSQL decision log "
+                                                          "(default: a private server from Debian's postgresql)")
     u = sub.add_parser("ui", help="the /ui inspector's server time: 1,000 decisions on one page, against the JSON list")
     u.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     u.add_argument("--out", type=Path, help="also write the JSON result to this file")

@@ -63,14 +63,15 @@ def _free_port() -> int:
 class Server:
     """`arag serve` (or the fake-model server) in a child process on 127.0.0.1."""
 
-    def __init__(self, args, key: str, log_path: Path):
+    def __init__(self, args, key: str, log_path: Path, data_dir: Path | None = None, env_extra: dict | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "ARAG_API_KEYS": f"bench:admin:{key}", "ARAG_ACCESS_LOG": "false"}
-        if args.data_dir:
-            env["ARAG_DATA_DIR"] = str(args.data_dir)
+        env = {**os.environ, "ARAG_API_KEYS": f"bench:admin:{key}", "ARAG_ACCESS_LOG": "false", **(env_extra or {})}
+        data_dir = data_dir or args.data_dir
+        if data_dir:
+            env["ARAG_DATA_DIR"] = str(data_dir)
         if args.fake:
-            cmd = [sys.executable, "-m", "tests.live.fake_server", "--data-dir", str(args.data_dir or log_path.parent / "data"),
+            cmd = [sys.executable, "-m", "tests.live.fake_server", "--data-dir", str(data_dir or log_path.parent / "data"),
                    "--port", str(self.port), "--word-delay", str(args.fake_word_delay)]
         else:
             cmd = [sys.executable, "-m", "adaptive_rag.cli", "serve", "--port", str(self.port)]
@@ -174,7 +175,11 @@ async def _client(i, client, url, collection, questions, policies, deadline, str
             await asyncio.sleep(min(float(retry_after or 1), 2.0))
 
 
-async def _phase(url, key, collection, questions, policies, clients, duration_s, stream, timeout_s) -> dict[str, Any]:
+async def _phase(urls, key, collection, questions, policies, clients, duration_s, stream, timeout_s) -> dict[str, Any]:
+    """`clients` clients for `duration_s`, client i asking replica i % len(urls); a decision id
+    counts as readable when every replica serves it."""
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    url = urls[0]
     import httpx
 
     limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
@@ -183,8 +188,8 @@ async def _phase(url, key, collection, questions, policies, clients, duration_s,
         prober = asyncio.create_task(_probe_health(client, url, stop, health, health_errors))
         deadline = time.monotonic() + duration_s
         started = time.perf_counter()
-        await asyncio.gather(*(_client(i, client, url, collection, questions, policies, deadline, stream, timeout_s,
-                                       results)
+        await asyncio.gather(*(_client(i, client, urls[i % len(urls)], collection, questions, policies, deadline,
+                                       stream, timeout_s, results)
                                for i in range(clients)))
         wall_s = time.perf_counter() - started
         stop.set()
@@ -192,8 +197,11 @@ async def _phase(url, key, collection, questions, policies, clients, duration_s,
         ids = [r["decision_id"] for r in results if r["decision_id"]]
         readable = 0
         for decision_id in ids:
-            r = await client.get(f"{url}/v1/decisions/{decision_id}", timeout=30)
-            readable += r.status_code == 200 and r.json()["id"] == decision_id
+            served = 0
+            for replica in urls:
+                r = await client.get(f"{replica}/v1/decisions/{decision_id}", timeout=30)
+                served += r.status_code == 200 and r.json()["id"] == decision_id
+            readable += served == len(urls)
     outcomes: dict[str, int] = {}
     for r in results:
         outcomes[str(r["status"])] = outcomes.get(str(r["status"]), 0) + 1
@@ -246,6 +254,8 @@ def _warm_up(url: str, key: str, collection: str, question: str, policies) -> di
 
 
 def run(args) -> dict[str, Any]:
+    if args.replicas > 1:
+        return run_replicas(args)
     from adaptive_rag.models.cpu import cpu_info
 
     out_dir = Path(args.work_dir or (REPO / "bench-results" / "load"))
@@ -283,16 +293,78 @@ def run(args) -> dict[str, Any]:
     return result
 
 
+def run_replicas(args) -> dict[str, Any]:
+    """`--replicas N`: N servers on one PostgreSQL decision log (`--decisions-url`, or a private
+    server from Debian's postgresql package started for the run), each with its own copy of the
+    collection (the embedded store serves one process) and the same models; the clients spread
+    over them, and every returned decision id must be readable from every replica."""
+    import shutil
+
+    from adaptive_rag.models.cpu import cpu_info
+    from adaptive_rag.settings import Settings
+
+    out_dir = Path(args.work_dir or (REPO / "bench-results" / "load-replicas"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key, pg = secrets.token_hex(16), None
+    url = args.decisions_url
+    if url is None:
+        sys.path.insert(0, str(REPO))
+        from tests.postgres import start_private_server
+
+        log("starting a private PostgreSQL server for the decision log")
+        pg = start_private_server()
+        url = pg.url
+    source = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    env = {"ARAG_DECISIONS_URL": url, "ARAG_MODEL_CACHE_DIR": str(source.models_dir)}
+    servers = []
+    result: dict[str, Any] = {"benchmark": "load", "machine": {**machine_info(), "cpu": cpu_info().summary()},
+                              "server": f"{args.replicas} replicas of {'fake models' if args.fake else 'arag serve'} "
+                                        "on one PostgreSQL decision log", "collection": args.collection,
+                              "clients": args.clients, "duration_s": args.duration, "client_timeout_s": args.timeout,
+                              "policies": list(FAKE_POLICIES if args.fake else POLICIES), "replicas": args.replicas}
+    try:
+        for i in range(args.replicas):
+            data_dir = out_dir / f"replica{i}" / "data"
+            shutil.rmtree(data_dir, ignore_errors=True)
+            if not args.fake:  # a copy of the collection and the trained routers per replica
+                for part in (Path("collections") / args.collection, Path("routers")):
+                    if (source.data_dir / part).exists():
+                        shutil.copytree(source.data_dir / part, data_dir / part)
+            servers.append(Server(args, key, out_dir / f"replica{i}.log", data_dir=data_dir, env_extra=env))
+        for server in servers:
+            server.wait_ready(args.ready_timeout)
+        questions = _questions(args.fake)
+        collection = result["collection"] = "kb" if args.fake else args.collection
+        for server in servers:
+            _warm_up(server.url, key, collection, questions[0], result["policies"])
+        result["healthz_idle"] = asyncio.run(_idle_health(servers[0].url))
+        log(f"{args.clients} clients over {args.replicas} replicas for {args.duration:g} s")
+        phase = asyncio.run(_phase([s.url for s in servers], key, collection, questions, result["policies"],
+                                   args.clients, args.duration, False, args.timeout))
+        idle_p99 = result["healthz_idle"].get("p99_ms")
+        phase["healthz_p99_vs_idle"] = phase["healthz"].get("p99_ms", float("nan")) / idle_p99 if idle_p99 else None
+        phase["rss_mb_after"] = _rss_mb(servers[0].proc.pid)
+        result["phases"] = [phase]
+        result["rss_mb_cold"] = result["rss_mb_before"] = None
+        result["warmup"] = {}
+        result["rss_mb_after"] = phase["rss_mb_after"]
+    finally:
+        result["server_exit_code"] = [s.stop() for s in servers]
+        if pg is not None:
+            pg.stop()
+    return result
+
+
 def format_result(result: dict[str, Any]) -> str:
     cpu = result["machine"]["cpu"]
     lines = [f"== machine: {cpu['model']}, {cpu['physical_cores']} physical cores, flags {' '.join(cpu['flags'])}",
              f"== server: {result['server']} on loopback, collection {result['collection']}, "
              f"{result['clients']} clients x {result['duration_s']:g} s per phase, client timeout "
              f"{result['client_timeout_s']:g} s, policies {', '.join(result['policies'])}",
-             f"idle /healthz: p50 {result['healthz_idle']['p50_ms']:.1f} ms, p99 {result['healthz_idle']['p99_ms']:.1f} ms; "
-             f"server RSS {result['rss_mb_cold']:.0f} MB cold, {result['rss_mb_before']:.0f} MB after one answer per "
-             f"policy (warm-up {result['warmup']}), {result['rss_mb_after']:.0f} MB after the load "
-             f"({result['rss_mb_after'] / result['rss_mb_before']:.2f}x warm)"]
+             f"idle /healthz: p50 {result['healthz_idle']['p50_ms']:.1f} ms, p99 {result['healthz_idle']['p99_ms']:.1f} ms"
+             + (f"; server RSS {result['rss_mb_cold']:.0f} MB cold, {result['rss_mb_before']:.0f} MB after one answer "
+                f"per policy (warm-up {result['warmup']}), {result['rss_mb_after']:.0f} MB after the load "
+                f"({result['rss_mb_after'] / result['rss_mb_before']:.2f}x warm)" if result.get("rss_mb_before") else "")]
     for p in result.get("phases", []):
         lines += [f"-- {p['mode']}: {p['requests']} requests in {p['duration_s']:g} s; outcomes {p['outcomes']}; "
                   f"other errors {p['other_errors']}, client timeouts {p['client_timeouts']}",
@@ -302,7 +374,8 @@ def format_result(result: dict[str, Any]) -> str:
                   f"   /healthz under load: p50 {p['healthz']['p50_ms']:.1f} ms, p99 {p['healthz']['p99_ms']:.1f} ms "
                   f"({p['healthz_p99_vs_idle']:.1f}x idle p99), errors {p['healthz_errors']}; "
                   f"RSS after {p['rss_mb_after']:.0f} MB",
-                  f"   decision ids returned {p['decision_ids']}, readable afterwards {p['decision_ids_readable']}"]
+                  f"   decision ids returned {p['decision_ids']}, readable afterwards"
+                  f"{' from every replica' if result.get('replicas', 1) > 1 else ''} {p['decision_ids_readable']}"]
         if p.get("first_chunk"):
             lines.append(f"   first streamed chunk p50 {p['first_chunk']['p50_ms']:.0f} ms, p95 {p['first_chunk']['p95_ms']:.0f} ms")
     return "\n".join(lines)

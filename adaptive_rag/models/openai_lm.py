@@ -6,16 +6,24 @@ Failures become BackendError with a message that names the server: connection er
 that returns no log-probs still answers; the generation then has `has_logprobs == False`, and
 log-prob signals are reported as unavailable rather than invented. The refusal word's first-token
 log-prob is known only when the server listed that token among its top alternatives; otherwise it
-is None (below the top-k, value unknown), never a guessed number."""
+is None (below the top-k, value unknown), never a guessed number.
+
+Under a request's control (adaptive_rag/models/control.py) the completion is streamed: each piece of
+text goes to `on_text` while the request's final answer is generated, and a cancelled or late
+request closes the stream between tokens (the server then stops generating). A remote server is
+streamed only for the final answer (`on_text`); the local llama.cpp server, whose streamed
+log-probs equal its plain ones, always (`streams_for_control`)."""
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from adaptive_rag.errors import ConfigError
+from adaptive_rag.models.control import current as current_control
 from adaptive_rag.models.lm import BackendError, Generation, LanguageModel, Message, TokenLogprob
 from adaptive_rag.usage import TokenUsage
 
@@ -33,6 +41,7 @@ def cached_tokens(usage) -> int:
 class OpenAICompatibleLM(LanguageModel):
     engine = "openai"
     spec_fields = frozenset({"url", "remote_model", "api_key"})
+    streams_for_control = False  # stream every call under a request's control (see the module docstring)
 
     def __init__(self, name: str, base_url: str, model: str, context_window: int, api_key: str | None = None,
                  timeout_s: float = 60.0, max_retries: int = 2, tokenizer_model=None):
@@ -78,17 +87,12 @@ class OpenAICompatibleLM(LanguageModel):
             return self._tokenizer_model.count_tokens(text)
         return max(1, math.ceil(len(text) / 4))  # the usual ~4 characters/token estimate for English
 
-    def _create(self, messages: Sequence[Message], max_new_tokens: int, **extra: Any):
-        """One chat completion (greedy, with log-probs); failures become BackendError. `extra`
-        holds further request parameters (`logit_bias`, `extra_body`)."""
-        client = self._ready()
+    @contextmanager
+    def _backend_errors(self):
+        """The SDK's failures as BackendError naming the server."""
         openai = self._openai
-        extra.setdefault("temperature", 0.0)
         try:
-            reply = client.chat.completions.create(
-                model=self.model, messages=[{"role": m.role, "content": m.content} for m in messages],
-                max_tokens=max_new_tokens, logprobs=True, top_logprobs=TOP_LOGPROBS, **extra,
-            )
+            yield
         except openai.APITimeoutError as exc:
             raise BackendError(f"{self.name}: {self.base_url} timed out", retryable=True) from exc
         except openai.APIConnectionError as exc:
@@ -97,9 +101,53 @@ class OpenAICompatibleLM(LanguageModel):
             detail = str(getattr(exc, "message", exc))[:200]
             raise BackendError(f"{self.name}: {self.base_url} answered HTTP {exc.status_code}: {detail}",
                                retryable=exc.status_code >= 500 or exc.status_code == 429) from exc
-        if not reply.choices:
+
+    def _create(self, messages: Sequence[Message], max_new_tokens: int, **extra: Any):
+        """One chat completion (greedy, with log-probs); failures become BackendError. `extra`
+        holds further request parameters (`logit_bias`, `extra_body`, `stream`)."""
+        client = self._ready()
+        extra.setdefault("temperature", 0.0)
+        with self._backend_errors():
+            reply = client.chat.completions.create(
+                model=self.model, messages=[{"role": m.role, "content": m.content} for m in messages],
+                max_tokens=max_new_tokens, logprobs=True, top_logprobs=TOP_LOGPROBS, **extra,
+            )
+        if not extra.get("stream") and not reply.choices:
             raise BackendError(f"{self.name}: {self.base_url} returned no choices")
         return reply
+
+    def _completion(self, messages: Sequence[Message], max_new_tokens: int, **extra: Any):
+        """(text, log-prob items, finish reason, usage) of one completion: plain, or streamed under
+        a request's control (text pieces to `on_text`, the stream closed when the request stops)."""
+        control = current_control()
+        if control is None or (control.on_text is None and not self.streams_for_control):
+            reply = self._create(messages, max_new_tokens, **extra)
+            choice = reply.choices[0]
+            content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+            return choice.message.content or "", list(content or []), choice.finish_reason, reply.usage
+        control.raise_if_stopped("before its next model call")
+        stream = self._create(messages, max_new_tokens, stream=True, stream_options={"include_usage": True}, **extra)
+        text, items, finish, usage = [], [], None, None
+        try:
+            with self._backend_errors():
+                for chunk in stream:
+                    usage = chunk.usage or usage
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    finish = choice.finish_reason or finish
+                    items += list(getattr(choice.logprobs, "content", None) or []) if choice.logprobs else []
+                    piece = choice.delta.content if choice.delta else None
+                    if piece:
+                        text.append(piece)
+                        if control.on_text is not None:
+                            control.on_text(piece if len(text) > 1 else piece.lstrip())
+                    if control.should_stop():
+                        break
+        finally:
+            stream.close()  # a stream left early: the server stops generating for it
+        control.raise_if_stopped("while generating")
+        return "".join(text), items, finish, usage
 
     @staticmethod
     def _first_token_logprobs(first: TokenLogprob | None, words: Sequence[str]) -> dict[str, float | None]:
@@ -116,10 +164,8 @@ class OpenAICompatibleLM(LanguageModel):
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = (), **extra: Any) -> Generation:
         started = time.perf_counter()
-        reply = self._create(messages, max_new_tokens, **extra)
-        choice = reply.choices[0]
-        text = (choice.message.content or "").strip()
-        content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+        raw, content, finish_reason, usage = self._completion(messages, max_new_tokens, **extra)
+        text = raw.strip()
         tokens = [TokenLogprob(token=item.token, logprob=float(item.logprob),
                                top=tuple((alt.token, float(alt.logprob)) for alt in (item.top_logprobs or [])))
                   for item in content or []]
@@ -128,10 +174,9 @@ class OpenAICompatibleLM(LanguageModel):
             extra["first_token_logprobs"] = self._first_token_logprobs(tokens[0] if tokens else None,
                                                                        first_token_candidates)
         latency_ms = (time.perf_counter() - started) * 1e3
-        usage = reply.usage
         token_usage = TokenUsage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(
             sum(self.count_tokens(m.content) for m in messages), len(tokens))
         if cached_tokens(usage):
             extra["cached_prompt_tokens"] = cached_tokens(usage)
         return Generation(text=text, tokens=tuple(tokens), usage=token_usage, model=self.name, latency_ms=latency_ms,
-                          finish_reason=choice.finish_reason or "stop", extra=extra)
+                          finish_reason=finish_reason or "stop", extra=extra)

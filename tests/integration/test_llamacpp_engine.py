@@ -122,3 +122,27 @@ def test_sampling_is_reproducible_per_seed_and_p_true_is_a_probability(smollm2):
     value, gen = verify.p_true(smollm2, QUESTION, "Paris")
     assert value is not None and 0.0 < value < 1.0
     assert gen.extra["refusal_probe_new_tokens"] <= 4  # the answer prompt was in the cache
+
+
+def test_under_a_request_the_answer_streams_identically_and_a_cancel_stops_it(smollm2):
+    import time
+
+    from adaptive_rag.errors import RequestCancelled
+    from adaptive_rag.models.control import GenerationControl, controlling
+
+    plain = smollm2.generate(QUESTION, 8, first_token_candidates=(REFUSAL,))
+    pieces = []
+    with controlling(GenerationControl(on_text=pieces.append)):
+        streamed = smollm2.generate(QUESTION, 8, first_token_candidates=(REFUSAL,))
+    assert streamed.text == plain.text and "".join(pieces).strip() == plain.text and len(pieces) > 1
+    assert streamed.tokens == plain.tokens and streamed.usage == plain.usage
+    assert streamed.extra["first_token_logprobs"] == plain.extra["first_token_logprobs"]
+    control = GenerationControl()
+    threading.Timer(0.3, control.cancel.set).start()
+    started = time.perf_counter()
+    with controlling(control), pytest.raises(RequestCancelled):
+        smollm2.generate([Message("user", "Write a long essay about the rivers of Europe.")], 400)
+    cancelled_s = time.perf_counter() - started
+    started = time.perf_counter()
+    full = smollm2.generate([Message("user", "Write a long essay about the rivers of Europe.")], 400)
+    assert len(full.tokens) > 100 and cancelled_s < (time.perf_counter() - started) / 2

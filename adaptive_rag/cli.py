@@ -426,23 +426,32 @@ def query(
         "--thresholds", metavar="JSON", help="Override policy thresholds for this question, a JSON object, e.g. "
         "'{\"refusal_min_logprob\": -3.5}' (names: adaptive_rag/policies.py).")] = None,
     as_json: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
-    """Answer a question in process and print the decision trace."""
-    from adaptive_rag.engine_factory import build_engine
-    from adaptive_rag.models.lm import BackendError
+    """Answer a question and print the decision trace: in process, or through the running server
+    that holds the data directory (or --server), whose decision log then records it."""
+    from adaptive_rag.api.client import server_for
 
     overrides = _thresholds(thresholds)
-    engine = build_engine(settings())
-    try:
-        decision = engine.answer(collection, question, policy=policy, top_k=top_k, thresholds=overrides)
-    except BackendError as exc:
-        raise UserError(f"model backend failed: {exc}") from exc
+    s = settings()
+    remote = server_for(s, server)
+    if remote is not None:
+        record = remote.answer(collection, question, policy, top_k, overrides)
+    else:
+        from adaptive_rag.engine_factory import build_engine
+        from adaptive_rag.models.lm import BackendError
+
+        engine = build_engine(s)
+        try:
+            record = engine.answer(collection, question, policy=policy, top_k=top_k, thresholds=overrides).to_dict()
+        except BackendError as exc:
+            raise UserError(f"model backend failed: {exc}") from exc
     if as_json:
-        typer.echo(json.dumps(decision.to_dict(), indent=2, default=str))
+        typer.echo(json.dumps(record, indent=2, default=str))
         return
     from adaptive_rag.present import format_decision
 
-    typer.echo(format_decision(decision.to_dict()))
+    typer.echo(format_decision(record))
 
 
 @app.command()

@@ -62,6 +62,13 @@ class ServerClient:
             raise UserError(f"the server at {self.url} answered {response.status_code}: {_message(response)}")
         return response
 
+    def answer(self, collection: str, question: str, policy: str | None, top_k: int | None,
+               thresholds: dict | None) -> dict:
+        """POST /v1/query: the decision record of the server's answer."""
+        body = {"query": question, "collection": collection, "policy": policy, "top_k": top_k, "thresholds": thresholds}
+        return self._call("POST", "/v1/query", json={k: v for k, v in body.items() if v is not None},
+                          timeout=None).json()["decision"]
+
     def collections(self) -> list[dict]:
         return self._call("GET", "/v1/collections").json()
 

@@ -1,4 +1,4 @@
-"""`arag ingest/search/collections/delete` while a server holds the data directory: through
+"""`arag ingest/search/collections/delete/query` while a server holds the data directory: through
 `--server URL`, and by themselves when the server announced itself in <data_dir>/server.json.
 The output is the same as a local run's."""
 
@@ -146,3 +146,23 @@ def test_a_large_ingest_goes_in_batches_with_one_report(arag, folder, server, tm
     assert code == local[0] == 1 and out.split(" in ")[0] == local[1].split(" in ")[0]
     assert "documents 5 new" in out and "; 2 problems" in out and sorted(err.splitlines()) == sorted(local[2].splitlines())
     assert "duplicate document id 'a'" in err and "absent: no such file or folder" in err
+
+
+def test_arag_query_goes_through_the_server_that_holds_the_data_directory(arag, folder, server, tmp_path):
+    from adaptive_rag.api import server_file
+
+    assert arag("ingest", str(folder), "-c", "animals", "--server", server)[0] == 0
+    server_file.write(tmp_path / "data", server)
+    code, out, err = arag("query", "What do otters do while sleeping?", "-c", "animals", "--policy", "always_rag")
+    assert code == 0, err
+    assert "hold hands" in out and "rag" in out
+    code, out, _ = arag("query", "What do otters do?", "-c", "animals", "--policy", "closed_book", "--json")
+    record = json.loads(out)
+    assert code == 0 and record["route"] == "closed_book" and record["id"]
+    import httpx
+
+    assert httpx.get(f"{server}/v1/decisions/{record['id']}").json()["route"] == "closed_book"  # in the server's log
+    code, _, err = arag("query", "otters?", "-c", "missing")
+    assert code == 2 and "unknown collection 'missing'" in err and err.count("\n") == 1
+    code, _, err = arag("query", "otters?", "-c", "animals", "--thresholds", '{"nope": 1}')
+    assert code == 2 and "unknown thresholds" in err and err.count("\n") == 1

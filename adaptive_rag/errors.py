@@ -22,6 +22,15 @@ class RequestCancelled(UserError):
     """The client went away or the server is shutting down (the decision records "cancelled")."""
 
 
-class StoreBusy(UserError):
+class Unavailable(UserError):
+    """Something the request needs is down or held elsewhere, for now: the API answers 503 with
+    Retry-After; the CLI exits 2 with this one line."""
+
+
+class DecisionLogUnavailable(Unavailable):
+    """The decision log's database cannot be reached (a PostgreSQL server down or out of connections)."""
+
+
+class StoreBusy(Unavailable):
     """The embedded store's collection is held by another process (an ingest, a server): the API
     answers 503 with Retry-After; the CLI exits 2 with this one line."""

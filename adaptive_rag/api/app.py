@@ -22,7 +22,7 @@ from adaptive_rag.api.admission import Admission, Busy
 from adaptive_rag.api.readiness import NotReady, Readiness
 from adaptive_rag.api.answering import InFlight
 from adaptive_rag.api.auth import AdminDep, Forbidden, KeyRing, Unauthorized
-from adaptive_rag.errors import DeadlineExceeded, NotFoundError, RequestCancelled, StoreBusy, UserError
+from adaptive_rag.errors import DeadlineExceeded, NotFoundError, RequestCancelled, Unavailable, UserError
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.pipeline import Engine
 from adaptive_rag.settings import Settings
@@ -149,9 +149,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
     async def timed_out(_: Request, exc: DeadlineExceeded):
         return error_response(504, "timeout_error", str(exc), getattr(exc, "decision_id", None))
 
-    @app.exception_handler(StoreBusy)
-    async def store_busy(_: Request, exc: StoreBusy):  # the embedded store is held by another process
-        return error_response(503, "unavailable_error", str(exc), headers={"Retry-After": "5"})
+    @app.exception_handler(Unavailable)
+    async def unavailable(_: Request, exc: Unavailable):  # a store held elsewhere, a decision log down
+        return error_response(503, "unavailable_error", str(exc), getattr(exc, "decision_id", None),
+                              headers={"Retry-After": "5"})
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError):

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from adaptive_rag.decision_store.migrations import Execute, migrate
 from adaptive_rag.decision_store.sql import SQLDecisionStore
-from adaptive_rag.errors import ConfigError
+from adaptive_rag.errors import ConfigError, DecisionLogUnavailable
 
 MIGRATION_LOCK = 0x6172_6167_6465_6373  # pg_advisory_xact_lock key: "aragdecs"
 
@@ -89,12 +89,21 @@ class PostgresDecisionLog(SQLDecisionStore):
 
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Execute]:
-        with self._pool.connection() as conn:
-            if write:
-                with conn.transaction():
+        """A pooled connection; a server that is down, or no free connection within the pool's
+        timeout, is DecisionLogUnavailable (HTTP 503), not a stack trace."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn:
+                if write:
+                    with conn.transaction():
+                        yield _execute(conn)
+                else:
                     yield _execute(conn)
-            else:
-                yield _execute(conn)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DecisionLogUnavailable(f"the decision log {self.where} is unavailable: "
+                                         f"{_one_line(exc, self.url)}") from None
 
     def close(self) -> None:
         self._pool.close()

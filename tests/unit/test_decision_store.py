@@ -406,3 +406,45 @@ def test_search_in_the_question_text_and_filter_by_model(log):
     assert [r["id"] for r in log.list(model="strong-1.5b")] == ["d0002"]
     assert log.count(model="reader") == 2 and log.count(model="embedder") == 0 and log.count(model="read") == 0
     assert log.count(text="mill", model="reader", route="rag") == 2
+
+
+def test_a_postgres_log_that_goes_away_is_a_503_not_a_stack_trace(postgres_schema_url, settings, fake_embedder):
+    from urllib.parse import quote
+
+    import psycopg
+    from fastapi.testclient import TestClient
+
+    from tests.postgres import PASSWORD
+
+    from adaptive_rag.api.app import create_app
+    from adaptive_rag.decision_store.postgres import PostgresDecisionLog
+    from adaptive_rag.errors import DecisionLogUnavailable
+    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.store.edge import EdgeStore
+    from adaptive_rag.types import SourceDocument
+    from adaptive_rag.usage import Prices
+    from ingest.pipeline import Ingestor
+    from tests.fakes import FakeLM
+
+    log = PostgresDecisionLog(postgres_schema_url)
+
+    class Down:
+        def connection(self):
+            raise psycopg.OperationalError("connection refused (server down)")
+
+    log._pool, pool = Down(), log._pool
+    with pytest.raises(DecisionLogUnavailable, match="unavailable: connection refused"):
+        log.get("x")
+    store = EdgeStore(settings.collections_dir)
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+    reader = FakeLM("reader")
+    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), log)
+    with TestClient(create_app(engine=engine)) as client:
+        for call in (lambda: client.get("/v1/decisions"), lambda: client.get("/v1/decisions/x"),
+                     lambda: client.post("/v1/query", json={"query": "otters?", "collection": "kb"})):
+            r = call()
+            assert r.status_code == 503 and r.json()["error"]["type"] == "unavailable_error", r.text
+            assert r.headers["Retry-After"] == "5" and PASSWORD not in r.text and quote(PASSWORD, safe="") not in r.text
+    store.close()
+    pool.close()

@@ -116,11 +116,13 @@ async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool
 
 def _stream_error(exc: BaseException, decision_id: str) -> dict:
     """The error event that ends a stream, in OpenAI's error shape (the SDK raises APIError)."""
-    from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, UserError
+    from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, Unavailable, UserError
     from adaptive_rag.models.lm import BackendError
 
     if isinstance(exc, DeadlineExceeded):
         kind, code = "timeout_error", 504
+    elif isinstance(exc, Unavailable):
+        kind, code = "unavailable_error", 503
     elif isinstance(exc, RequestCancelled):
         kind, code = "cancelled_error", 499
     elif isinstance(exc, BackendError):

@@ -94,3 +94,28 @@ def test_sampling_on_transformers_is_reproducible_per_seed(smollm2):
     assert smollm2.sample(prompt, 6, temperature=1.0, seed=3).text == first.text
     assert first.tokens and all(t.logprob <= 0 for t in first.tokens)
     assert len({smollm2.sample(prompt, 6, temperature=1.5, seed=s).text for s in range(6)}) > 1
+
+
+def test_under_a_request_the_answer_streams_and_a_cancel_stops_between_tokens(smollm2):
+    import threading
+    import time
+
+    from adaptive_rag.errors import RequestCancelled
+    from adaptive_rag.models.control import GenerationControl, controlling
+
+    question = [Message("user", "What is the capital of France? Answer with one word.")]
+    plain = smollm2.generate(question, 8)
+    pieces = []
+    with controlling(GenerationControl(on_text=pieces.append)):
+        streamed = smollm2.generate(question, 8)
+    assert streamed.text == plain.text and "".join(pieces).strip() == plain.text and streamed.tokens == plain.tokens
+    essay = [Message("user", "Write a long essay about the rivers of Europe.")]
+    control = GenerationControl()
+    threading.Timer(0.5, control.cancel.set).start()
+    started = time.perf_counter()
+    with controlling(control), pytest.raises(RequestCancelled, match="while generating"):
+        smollm2.generate(essay, 200)
+    cancelled_s = time.perf_counter() - started
+    started = time.perf_counter()
+    assert len(smollm2.generate(essay, 200).tokens) > 100
+    assert cancelled_s < (time.perf_counter() - started) / 2

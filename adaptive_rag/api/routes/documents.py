@@ -222,7 +222,18 @@ def _ingest(engine: Engine, collection: str, jsonl: Path | None, files: list[tup
     return IngestOut(**asdict(report), summary=report.summary())
 
 
-@router.post("/v1/collections/{name}/documents", response_model=IngestOut)
+_INGEST_BODY = {"requestBody": {"required": True, "content": {
+    "application/x-ndjson": {"schema": {"type": "string", "description": (
+        'One JSON object per line: {"id": "...", "text": "...", "title"?: "...", "source"?: "...", "metadata"?: {...}}, '
+        "as `arag ingest file.jsonl` reads.")},
+        "example": '{"id": "leave", "text": "Employees get 25 days of paid leave.", "title": "Leave"}\n'},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
+        "type": "array", "items": {"type": "string", "format": "binary"},
+        "description": "Files read as `arag ingest` reads them (txt, md, html, pdf, docx, ...); the file name is the document id."}}}},
+}}}
+
+
+@router.post("/v1/collections/{name}/documents", response_model=IngestOut, openapi_extra=_INGEST_BODY)
 async def add_documents(name: str, request: Request, engine: EngineDep, caller: AdminDep,
                         chunk_size: int | None = Query(None, ge=16, le=8192),
                         chunk_overlap: int | None = Query(None, ge=0)) -> IngestOut:

@@ -28,6 +28,22 @@ class _Collection:
         self.root, self.meta, self.shard, self.docs = root, meta, shard, docs
 
 
+def _shard_config(dim: int):
+    """The shard's configuration. Its optimizer vacuums every deleted point when `optimize` runs
+    (after each ingest): Qdrant's BM25 IDF counts deleted points until their segment is vacuumed,
+    and its default thresholds (20% deleted, 1,000 points) left a re-ingest after a crash scoring
+    BM25 a little differently from a clean ingest of the same documents (found by the kill -9
+    ingest test; vacuuming that shard made its results identical). The price: re-ingesting 10
+    changed documents of a 40,000-chunk collection took 0.89 s instead of 0.10 s."""
+    import qdrant_edge as qe
+
+    return qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        optimizers=qe.EdgeOptimizersConfig(deleted_threshold=0.0, vacuum_min_vector_number=1),
+    )
+
+
 class EdgeStore(Store):
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -49,11 +65,7 @@ class EdgeStore(Store):
             shard_dir = path / "shard"
             if shard_dir.exists():  # a crash between creating the shard and writing collection.json
                 shutil.rmtree(shard_dir)
-            config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=meta.dim, distance=qe.Distance.Cosine)},
-                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            )
-            shard = qe.EdgeShard.create(str(shard_dir), config)
+            shard = qe.EdgeShard.create(str(shard_dir), _shard_config(meta.dim))
             shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
             shard.flush()
             shard.close()
@@ -81,7 +93,8 @@ class EdgeStore(Store):
                 meta = self.get_meta(name)
                 root = self._dir(name)
                 try:
-                    shard = qe.EdgeShard.load(str(root / "shard"))
+                    # with our optimizer settings (older collections were created without them)
+                    shard = qe.EdgeShard.load(str(root / "shard"), _shard_config(meta.dim))
                 except Exception as exc:
                     if "WouldBlock" in str(exc):
                         raise StoreBusy(

@@ -202,3 +202,26 @@ def test_metrics_histogram_the_gatekeepers_probabilities_too():
     assert samples[("arag_router_probability_count", (("action", "rag"),))] == 1
     assert samples[("arag_requests_total", (("model", "none"), ("policy", "gatekeeper"), ("route", "rag"),
                                             ("status", "ok")))] == 1
+
+
+def test_a_draining_server_is_not_ready_and_refuses_new_answers_with_503(settings, store, fake_embedder):
+    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.types import SourceDocument
+    from adaptive_rag.usage import Prices
+    from ingest.pipeline import Ingestor
+    from tests.fakes import FakeLM
+
+    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+    reader = FakeLM("reader", facts={"otters": "hold hands"})
+    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), None)
+    with TestClient(create_app(engine=engine)) as client:
+        assert client.get("/readyz").status_code == 200
+        client.app.state.inflight.draining = True  # what SIGTERM sets (adaptive_rag/api/serving.py)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "shutting down"
+        for r in (client.post("/v1/query", json={"query": "otters?", "collection": "kb"}),
+                  client.post("/v1/chat/completions", json={"model": "adaptive-rag:kb",
+                                                            "messages": [{"role": "user", "content": "otters?"}]})):
+            assert r.status_code == 503 and "shutting down" in r.json()["error"]["message"] and r.headers["Retry-After"]
+        assert client.get("/healthz").status_code == 200  # still alive

@@ -3,23 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_rag import cli
-from adaptive_rag.models import embedder as embedder_module
-from tests.fakes import FakeEmbedder
-
-
-@pytest.fixture
-def arag(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(embedder_module.EMBEDDERS, "fake", lambda settings: FakeEmbedder())
-    monkeypatch.setenv("ARAG_EMBEDDER", "fake")
-    monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "data"))
-
-    def run(*args):
-        code = cli.run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -9,27 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_rag import cli
-from adaptive_rag.models import embedder as embedder_module
 from adaptive_rag.settings import Settings
 from tests.fakes import FakeEmbedder
 from tests.unit.test_api_documents import live, make_engine
-
-
-@pytest.fixture
-def arag(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(embedder_module.EMBEDDERS, "fake", lambda settings: FakeEmbedder())
-    monkeypatch.setenv("ARAG_EMBEDDER", "fake")
-    monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "data"))
-    for name in ("ARAG_SERVER_URL", "ARAG_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args):
-        code = cli.run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

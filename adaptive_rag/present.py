@@ -21,11 +21,12 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     return f"{count} {noun if count == 1 else many or noun + 's'}"
 
 
-def duration(ms: float | None) -> str:
-    """A latency for people: `850 ms` under a second, `1.3 s` from one second on, `-` when unknown."""
+def duration(ms: float | None, digits: int = 1) -> str:
+    """A latency for people: `850 ms` under a second, `1.3 s` from one second on (`digits` after
+    the point), `-` when unknown."""
     if ms is None:
         return "-"
-    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
+    return f"{ms / 1000:.{digits}f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
 def local_time(epoch_s: float | None) -> str:

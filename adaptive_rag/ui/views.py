@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
+from adaptive_rag import present
 from adaptive_rag.policies import THRESHOLD_SIGNALS
+from adaptive_rag.usage import TokenUsage
 
 GENERATION_STAGES = ("closed_book", "rag", "long_context", "verify", "self_consistency")
 
@@ -24,9 +26,8 @@ def iso(epoch_s: float | None) -> str:
 
 
 def duration(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
+    """As the CLI shows latencies (adaptive_rag/present.py), with one more digit."""
+    return present.duration(ms, digits=2)
 
 
 def money(dollars: float | None) -> str:
@@ -146,7 +147,7 @@ def timeline(record: Mapping, prices: Mapping[str, Any] | None = None) -> list[S
         price = (prices or {}).get(stage.get("model") or "")
         cost = None
         if price is not None:
-            cost = (usage.get("input_tokens", 0) * price.input_per_m + usage.get("output_tokens", 0) * price.output_per_m) / 1e6
+            cost = TokenUsage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)).cost(price)
         probabilities = stage.get("signals", {}).get("probabilities") or {}
         views.append(StageView(
             index=i + 1, name=stage.get("name", "?"), model=stage.get("model"), engine=stage.get("engine"),

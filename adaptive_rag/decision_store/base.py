@@ -105,6 +105,10 @@ class DecisionStore(ABC):
         Returns {"decision_id", "created_at", "correct", "rating", "comment"}."""
 
     @abstractmethod
+    def feedback_for(self, decision_id: str) -> dict[str, Any] | None:
+        """The feedback on one decision ({"correct", "rating", "comment", "created_at"}), or None."""
+
+    @abstractmethod
     def feedback(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(decision record, {"correct", "rating", "comment", "created_at"}) pairs, oldest feedback
         first: training material for the gatekeeper."""

@@ -138,7 +138,6 @@ class SQLDecisionStore(DecisionStore):
                 "comment": comment}
 
     def feedback_for(self, decision_id: str) -> dict | None:
-        """The feedback given on one decision, or None."""
         with self._session() as execute:
             row = execute("SELECT correct, rating, comment, created_at FROM feedback WHERE decision_id = ?",
                           (column_text(decision_id),)).fetchone()

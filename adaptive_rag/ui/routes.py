@@ -187,21 +187,10 @@ def decision_page(request: Request, decision_id: str, sent: int = 0):
     caller = ui_caller(request)
     record = _visible(request, caller, decision_id)
     prices = request.app.state.engine.models.prices
-    feedback = _feedback(request, decision_id) if caller.is_admin else None
+    feedback = _log(request).feedback_for(decision_id) if caller.is_admin else None
     return render(request, "decision.html", d=record, stages=views.timeline(record, prices),
                   models=views.models_of(record), feedback=feedback, sent=bool(sent),
                   token=form_token(request, caller))
-
-
-def _feedback(request: Request, decision_id: str) -> dict | None:
-    log = _log(request)
-    getter = getattr(log, "feedback_for", None)
-    if getter is not None:
-        return getter(decision_id)
-    for record, verdict in log.feedback():  # older stores: scan (feedback is small)
-        if record.get("id") == decision_id:
-            return verdict
-    return None
 
 
 @router.post("/decisions/{decision_id}/feedback")
@@ -280,12 +269,12 @@ def _run_file(request: Request, run: str, name: str) -> Path:
 @router.get("/evaluations/{run}", response_class=HTMLResponse)
 def evaluation_page(request: Request, run: str):
     ui_caller(request)
-    report_md = _run_file(request, run, "report.md").read_text(encoding="utf-8") \
-        if (_eval_root(request) / run / "report.md").is_file() else ""
-    entry = next(r for r in _runs(_eval_root(request)) if r["name"] == run) if run in {
-        r["name"] for r in _runs(_eval_root(request))} else None
+    root = _eval_root(request)
+    entry = next((r for r in _runs(root) if r["name"] == run), None)  # a listed run: no path games
     if entry is None:
         raise NotFoundError(f"no evaluation {run!r}")
+    report = root / run / "report.md"
+    report_md = report.read_text(encoding="utf-8") if report.is_file() else ""
     return render(request, "evaluation.html", run=entry, tables=_markdown_tables(report_md))
 
 

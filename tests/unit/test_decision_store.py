@@ -124,6 +124,7 @@ def test_feedback_replaces_refuses_unknown_ids_and_lists_oldest_first(log):
     assert [(r["id"], f["correct"], f["rating"], f["comment"]) for r, f in pairs] == [
         ("d0001", None, None, "nul\ufffd in comment"), ("d0002", False, 1.0, "on second thought")]
     assert pairs[0][0] == log.get("d0001")
+    assert log.feedback_for("d0002") == pairs[1][1] and log.feedback_for("missing") is None
     with pytest.raises(UserError):
         log.add_feedback("d0001", True, float("nan"), None)
 

@@ -253,24 +253,39 @@ def _warm_up(url: str, key: str, collection: str, question: str, policies) -> di
     return statuses
 
 
+def _header(args, server: str) -> dict[str, Any]:
+    """What every load result starts with: the machine (CPU flags included) and the setup."""
+    from adaptive_rag.models.cpu import cpu_info
+
+    return {"benchmark": "load", "machine": {**machine_info(), "cpu": cpu_info().summary()}, "server": server,
+            "collection": "kb" if args.fake else args.collection, "clients": args.clients,
+            "duration_s": args.duration, "client_timeout_s": args.timeout,
+            "policies": list(FAKE_POLICIES if args.fake else POLICIES)}
+
+
+def _measured_phase(result, urls, key, questions, args, stream: bool, rss_pid: int) -> dict[str, Any]:
+    """One phase against `urls`, with the server's RSS after it and /healthz p99 against idle."""
+    phase = asyncio.run(_phase(urls, key, result["collection"], questions, result["policies"], args.clients,
+                               args.duration, stream, args.timeout))
+    phase["rss_mb_after"] = _rss_mb(rss_pid)
+    idle_p99 = result["healthz_idle"].get("p99_ms")
+    phase["healthz_p99_vs_idle"] = phase["healthz"].get("p99_ms", float("nan")) / idle_p99 if idle_p99 else None
+    return phase
+
+
 def run(args) -> dict[str, Any]:
     if args.replicas > 1:
         return run_replicas(args)
-    from adaptive_rag.models.cpu import cpu_info
 
     out_dir = Path(args.work_dir or (REPO / "bench-results" / "load"))
     out_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(16)
     server = Server(args, key, out_dir / "server.log")
-    result: dict[str, Any] = {"benchmark": "load", "machine": {**machine_info(), "cpu": cpu_info().summary()},
-                              "server": "fake models" if args.fake else "arag serve", "collection": args.collection,
-                              "clients": args.clients, "duration_s": args.duration, "client_timeout_s": args.timeout,
-                              "policies": list(FAKE_POLICIES if args.fake else POLICIES)}
+    result = _header(args, "fake models" if args.fake else "arag serve")
     try:
         log(f"starting the server on {server.url} (log: {server.log_path})")
         server.wait_ready(args.ready_timeout)
-        questions = _questions(args.fake)
-        collection = result["collection"] = "kb" if args.fake else args.collection
+        questions, collection = _questions(args.fake), result["collection"]
         # one answer per policy first: weights are paged in and the allocator's pools grow on the
         # first generations, so "before" is measured warm and a growth after it means a leak
         result["rss_mb_cold"] = _rss_mb(server.proc.pid)
@@ -280,12 +295,7 @@ def run(args) -> dict[str, Any]:
         phases = []
         for stream in ([False, True] if args.stream else [False]):
             log(f"{args.clients} {'streaming ' if stream else ''}clients for {args.duration:g} s")
-            phases.append(asyncio.run(_phase(server.url, key, collection, questions, result["policies"], args.clients,
-                                             args.duration, stream, args.timeout)))
-            phases[-1]["rss_mb_after"] = _rss_mb(server.proc.pid)
-            idle_p99 = result["healthz_idle"].get("p99_ms")
-            phases[-1]["healthz_p99_vs_idle"] = (phases[-1]["healthz"].get("p99_ms", float("nan")) / idle_p99
-                                                 if idle_p99 else None)
+            phases.append(_measured_phase(result, server.url, key, questions, args, stream, server.proc.pid))
         result["phases"] = phases
         result["rss_mb_after"] = _rss_mb(server.proc.pid)
     finally:
@@ -300,7 +310,6 @@ def run_replicas(args) -> dict[str, Any]:
     over them, and every returned decision id must be readable from every replica."""
     import shutil
 
-    from adaptive_rag.models.cpu import cpu_info
     from adaptive_rag.settings import Settings
 
     out_dir = Path(args.work_dir or (REPO / "bench-results" / "load-replicas"))
@@ -317,11 +326,8 @@ def run_replicas(args) -> dict[str, Any]:
     source = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     env = {"ARAG_DECISIONS_URL": url, "ARAG_MODEL_CACHE_DIR": str(source.models_dir)}
     servers = []
-    result: dict[str, Any] = {"benchmark": "load", "machine": {**machine_info(), "cpu": cpu_info().summary()},
-                              "server": f"{args.replicas} replicas of {'fake models' if args.fake else 'arag serve'} "
-                                        "on one PostgreSQL decision log", "collection": args.collection,
-                              "clients": args.clients, "duration_s": args.duration, "client_timeout_s": args.timeout,
-                              "policies": list(FAKE_POLICIES if args.fake else POLICIES), "replicas": args.replicas}
+    result = {**_header(args, f"{args.replicas} replicas of {'fake models' if args.fake else 'arag serve'} "
+                                 "on one PostgreSQL decision log"), "replicas": args.replicas}
     try:
         for i in range(args.replicas):
             data_dir = out_dir / f"replica{i}" / "data"
@@ -333,17 +339,12 @@ def run_replicas(args) -> dict[str, Any]:
             servers.append(Server(args, key, out_dir / f"replica{i}.log", data_dir=data_dir, env_extra=env))
         for server in servers:
             server.wait_ready(args.ready_timeout)
-        questions = _questions(args.fake)
-        collection = result["collection"] = "kb" if args.fake else args.collection
+        questions, collection = _questions(args.fake), result["collection"]
         for server in servers:
             _warm_up(server.url, key, collection, questions[0], result["policies"])
         result["healthz_idle"] = asyncio.run(_idle_health(servers[0].url))
         log(f"{args.clients} clients over {args.replicas} replicas for {args.duration:g} s")
-        phase = asyncio.run(_phase([s.url for s in servers], key, collection, questions, result["policies"],
-                                   args.clients, args.duration, False, args.timeout))
-        idle_p99 = result["healthz_idle"].get("p99_ms")
-        phase["healthz_p99_vs_idle"] = phase["healthz"].get("p99_ms", float("nan")) / idle_p99 if idle_p99 else None
-        phase["rss_mb_after"] = _rss_mb(servers[0].proc.pid)
+        phase = _measured_phase(result, [s.url for s in servers], key, questions, args, False, servers[0].proc.pid)
         result["phases"] = [phase]
         result["rss_mb_cold"] = result["rss_mb_before"] = None
         result["warmup"] = {}

@@ -389,7 +389,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
 
 
 def _policy_help() -> str:
-    from adaptive_rag.policies import POLICIES
+    from adaptive_rag.query.policies import POLICIES
 
     return f"Routing policy: {', '.join(POLICIES)} (default: ARAG_DEFAULT_POLICY, self_route)."
 
@@ -424,7 +424,7 @@ def query(
     top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Chunks retrieved (default: ARAG_TOP_K).")] = None,
     thresholds: Annotated[Optional[str], typer.Option(
         "--thresholds", metavar="JSON", help="Override policy thresholds for this question, a JSON object, e.g. "
-        "'{\"refusal_min_logprob\": -3.5}' (names: adaptive_rag/policies.py).")] = None,
+        "'{\"refusal_min_logprob\": -3.5}' (names: adaptive_rag/query/policies.py).")] = None,
     as_json: JsonOption = False,
     server: ServerOption = None,
 ) -> None:
@@ -438,7 +438,7 @@ def query(
     if remote is not None:
         record = remote.answer(collection, question, policy, top_k, overrides)
     else:
-        from adaptive_rag.engine_factory import build_engine
+        from adaptive_rag.query.builder import build_engine
         from adaptive_rag.models.lm import BackendError
 
         engine = build_engine(s)
@@ -469,7 +469,7 @@ def decisions(
 ) -> None:
     """Stored decisions, newest first (time, route, tokens, latency, question); `arag decisions ID`
     shows one; `arag decisions prune --older-than 30d` deletes old ones."""
-    from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.decision_store import decision_store_from_settings
     from adaptive_rag.present import duration, local_time
 
     if action == "prune" or older_than is not None:
@@ -478,7 +478,7 @@ def decisions(
     if action is not None:
         _show_decision(action, as_json, route, collection, policy)
         return
-    with decision_log(settings()) as log:
+    with decision_store_from_settings(settings()) as log:
         records = log.list(collection=collection, route=route, policy=policy, limit=limit)
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -493,12 +493,12 @@ def decisions(
 
 
 def _show_decision(decision_id: str, as_json: bool, *filters) -> None:
-    from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.decision_store import decision_store_from_settings
     from adaptive_rag.present import format_decision
 
     if any(f is not None for f in filters):
         raise UserError("a decision id takes no filters (--route, --collection, --policy)")
-    with decision_log(settings()) as log:
+    with decision_store_from_settings(settings()) as log:
         record = log.get(decision_id)
     if record is None:
         raise UserError(f"no decision {decision_id!r} (arag decisions lists them; the only action is prune)")
@@ -510,7 +510,7 @@ def _show_decision(decision_id: str, as_json: bool, *filters) -> None:
 
 def _prune_decisions(action: str | None, older_than: str | None, *filters) -> None:
     from adaptive_rag.decision_store.retention import parse_age
-    from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.decision_store import decision_store_from_settings
     from adaptive_rag.present import plural
 
     if action != "prune":
@@ -521,7 +521,7 @@ def _prune_decisions(action: str | None, older_than: str | None, *filters) -> No
     if any(f not in (None, False) for f in filters):
         raise UserError("prune takes only --older-than (it deletes every decision older than that)")
     age_s = parse_age(older_than)
-    with decision_log(settings()) as log:
+    with decision_store_from_settings(settings()) as log:
         deleted = log.prune(age_s)
     typer.echo(f"{plural(deleted, 'decision')} deleted")
 
@@ -535,7 +535,7 @@ def serve(
     """Run the REST server (FastAPI + uvicorn); OpenAPI docs at /docs. Without API keys it binds
     loopback only; SIGTERM drains it (ARAG_SHUTDOWN_GRACE_S)."""
     from adaptive_rag.api.app import create_app
-    from adaptive_rag.engine_factory import build_panel
+    from adaptive_rag.query.builder import build_panel
 
     from adaptive_rag.api.auth import KeyRing, check_bind
     from adaptive_rag.api.serving import run_server

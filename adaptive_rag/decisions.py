@@ -3,8 +3,8 @@
 A record lists every stage in order (name, model, signals, thresholds, outcome, tokens, latency),
 the final route, answer, citations, total usage and cost. The schema is versioned and additive:
 new fields get defaults, readers ignore fields they do not know. Records are stored by a decision
-log (adaptive_rag/decision_store: SQLite by default, PostgreSQL for replicas); `DecisionLog` is the
-SQLite one, kept under this name for its importers.
+store (adaptive_rag/decision_store: SQLite by default, PostgreSQL for replicas). `DecisionLog` is
+an alias of SQLiteDecisionStore for code written before the rename.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from adaptive_rag.decision_store import DecisionStore
-from adaptive_rag.decision_store.sqlite import SQLiteDecisionLog as DecisionLog
+from adaptive_rag.decision_store.sqlite import SQLiteDecisionStore
 from adaptive_rag.usage import TokenUsage
 
-__all__ = ["SCHEMA_VERSION", "Citation", "Decision", "DecisionLog", "DecisionStore", "Stage"]
+__all__ = ["SCHEMA_VERSION", "Citation", "Decision", "DecisionStore", "SQLiteDecisionStore", "Stage"]
+
+DecisionLog = SQLiteDecisionStore  # the name before the rename
 
 SCHEMA_VERSION = 2
 

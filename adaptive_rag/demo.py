@@ -25,7 +25,7 @@ def _questions() -> list[tuple[str, str, str]]:
 
 
 def answer_demo(settings: Settings) -> None:
-    from adaptive_rag.engine_factory import build_engine
+    from adaptive_rag.query.builder import build_engine
     from adaptive_rag.models.catalog import resolve
     from adaptive_rag.models.pull import is_pulled, pull
     from adaptive_rag.present import format_decision

@@ -27,10 +27,16 @@ class Unavailable(UserError):
     Retry-After; the CLI exits 2 with this one line."""
 
 
-class DecisionLogUnavailable(Unavailable):
+class DecisionStoreUnavailable(Unavailable):
     """The decision log's database cannot be reached (a PostgreSQL server down or out of connections)."""
 
 
 class StoreBusy(Unavailable):
     """The embedded store's collection is held by another process (an ingest, a server): the API
     answers 503 with Retry-After; the CLI exits 2 with this one line."""
+
+
+class UnknownNameError(ConfigError, ValueError):
+    """A registry (policies, engines, stores, decision stores, readers, classifiers, routers) was
+    asked for a name it does not hold; the message lists the registered names. A ValueError too,
+    so settings validators report it as a bad value."""

@@ -6,14 +6,13 @@ import time
 from dataclasses import dataclass, field
 
 from adaptive_rag.errors import UserError
+from adaptive_rag.limits import MAX_SEARCH_K, check_query_text, check_range
 from adaptive_rag.models.embedder import DenseEmbedder
 from adaptive_rag.models.sparse import Bm25Encoder, Bm25Params
 from adaptive_rag.settings import Settings
 from adaptive_rag.store.base import Store
 from adaptive_rag.types import SEARCH_MODES, SearchHit, SearchMode
 
-MAX_QUERY_CHARS = 4000
-MAX_K = 1000
 COMPONENT_K = 10  # depth of the dense-only and BM25-only lists kept as router signals
 
 
@@ -49,12 +48,8 @@ class Retriever:
         `component_k` deep (a hybrid search fused the top `prefetch_limit` of each)."""
         if mode not in SEARCH_MODES:
             raise UserError(f"unknown search mode {mode!r}; valid: {', '.join(SEARCH_MODES)}")
-        if not query or not query.strip():
-            raise UserError("empty query")
-        if len(query) > MAX_QUERY_CHARS:
-            raise UserError(f"query too long: {len(query)} characters (at most {MAX_QUERY_CHARS})")
-        if not 1 <= k <= MAX_K:
-            raise UserError(f"k must be between 1 and {MAX_K}, got {k}")
+        check_query_text(query)
+        check_range("k", k, MAX_SEARCH_K)
         encoder = self._encoder(collection)
         t0 = time.perf_counter()
         dense = self.embedder.embed_query(query) if mode != "bm25" else None

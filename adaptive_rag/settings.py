@@ -13,6 +13,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from adaptive_rag.limits import (
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INGEST_BYTES, DEFAULT_MAX_REQUEST_TOP_K, MAX_TIMEOUT_S, MAX_TOP_K, MIN_BODY_BYTES,
+)
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -141,13 +144,13 @@ class Settings(BaseSettings):
     panel: Annotated[list[str], NoDecode] = Field(default_factory=list, description="More catalog models to load "
                                                   "beside the role models (comma-separated or a JSON list).")
     default_policy: str = Field("self_route", description="The policy of a query that names none.")
-    top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per query (a query may ask for another `top_k`).")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Chunks retrieved per query (a query may ask for another `top_k`).")
     max_new_tokens: int = Field(32, ge=1, le=1024, description="Most tokens generated per answer.")
     long_context_budget: int = Field(
         4000, ge=256, description="Context tokens the long-context route may fill (Qwen 0.5B reads ~320 tokens/s here)."
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description=(
-        "JSON of policy thresholds (adaptive_rag/policies.py), e.g. the line `arag calibrate` prints."))
+        "JSON of policy thresholds (adaptive_rag/query/policies.py), e.g. the line `arag calibrate` prints."))
     gatekeeper: str = Field("default", description=(
         "The router's trained classifier (`arag gatekeeper train --name`) the engine and server load: a missing "
         "`default` just leaves `adaptive` unavailable; a named one that is missing is an error."))
@@ -157,6 +160,11 @@ class Settings(BaseSettings):
     panel_router: str = Field("default", description=(
         "The panel router `adaptive` uses (`arag gatekeeper panel --name`): `<data dir>/routers/NAME` when trained "
         "there, else (for `default`) the one shipped with the package."))
+    routers: dict[str, str] = Field(default_factory=dict, description=(
+        "JSON: which router serves each slot, as `KIND` or `KIND:NAME` (gatekeeper/registry.py), e.g. "
+        "`{\"panel\": \"prior\"}`. Slots: `panel` (`adaptive`), `gatekeeper` (`gatekeeper`, `gatekeeper_adaptive`), "
+        "`weak_strong` (`knn_router`). Unset slots follow ARAG_PANEL_ROUTER, ARAG_GATEKEEPER and "
+        "ARAG_WEAK_STRONG_ROUTER; a router named here must load or the engine does not start."))
     # Admission control in `arag serve` (adaptive_rag/api/admission.py).
     max_concurrent_requests: int = Field(2, ge=1, le=32, description=(
         "`arag serve`'s admission control: requests generating answers at once (`/healthz` shows the counts)."))
@@ -165,13 +173,13 @@ class Settings(BaseSettings):
         "at once."))
     queue_wait_s: float = Field(60.0, gt=0, le=3600, description=(
         "The longest wait for a slot, in seconds; a request that waits longer gets 429 with `Retry-After`."))
-    request_timeout_s: float = Field(120.0, gt=0, le=3600, description=(
+    request_timeout_s: float = Field(120.0, gt=0, le=MAX_TIMEOUT_S, description=(
         "A served request's deadline in seconds, queueing included (a request may ask for less with `timeout_s`): "
         "no model call starts after it; the answer is 504 and the decision says status `timeout`."))
-    max_body_bytes: int = Field(1_048_576, ge=1024, description=(
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=MIN_BODY_BYTES, description=(
         "Request bodies beyond this get 413 before they are read whole (declared sizes up front, chunked bodies as "
         "they arrive); chat requests hold at most 256 messages."))
-    max_ingest_bytes: int = Field(64 * 1_048_576, ge=1024, description=(
+    max_ingest_bytes: int = Field(DEFAULT_MAX_INGEST_BYTES, ge=MIN_BODY_BYTES, description=(
         "The body limit of `POST /v1/collections/{name}/documents` (JSONL or files; uploads are spooled to disk); "
         "`arag ingest --server` sends 8 MiB requests."))
     # The CLI's client side: `arag ingest/search/collections/delete` talk to this server (also
@@ -193,7 +201,7 @@ class Settings(BaseSettings):
         "The window, in seconds, in which a key's `max_requests` / `max_tokens` budgets count its decisions."))
     # Bounds on what one request may override: top_k at most this, and only the thresholds named
     # here, each within [low, high] (ARAG_THRESHOLD_BOUNDS='{"self_route_min_score": [0, 1]}').
-    max_request_top_k: int = Field(10, ge=1, le=50, description="The largest `top_k` a `query` key may ask for.")
+    max_request_top_k: int = Field(DEFAULT_MAX_REQUEST_TOP_K, ge=1, le=MAX_TOP_K, description="The largest `top_k` a `query` key may ask for.")
     # The inspector's Evaluations page lists the reports under this folder (`arag eval --out`).
     eval_results_dir: Path = Field(Path("eval/results"), description="Evaluation reports the /ui inspector lists.")
     # `arag serve`: on SIGTERM, requests in flight get this long before they are cancelled.
@@ -261,6 +269,18 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None  # `~` from .env or a quoted variable
+
+    def router_specs(self) -> dict[str, str]:
+        """Slot -> router spec (`KIND:NAME`): `routers` over the per-router settings."""
+        version = f"@v{self.gatekeeper_version}" if self.gatekeeper_version is not None else ""
+        return {"panel": f"panel:{self.panel_router}", "gatekeeper": f"gatekeeper:{self.gatekeeper}{version}",
+                "weak_strong": f"knn:{self.weak_strong_router}", **self.routers}
+
+    def explicit_router_slots(self) -> set[str]:
+        """The slots whose router was asked for by name (it must load): those in `routers`, and
+        the gatekeeper's when ARAG_GATEKEEPER or its version is set."""
+        named = "gatekeeper" in self.model_fields_set or self.gatekeeper_version is not None
+        return set(self.routers) | ({"gatekeeper"} if named else set())
 
     @property
     def models_dir(self) -> Path:

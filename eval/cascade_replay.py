@@ -13,7 +13,7 @@ escalated. Questions missing any of the three records are left out and counted.
 
 from __future__ import annotations
 
-from adaptive_rag.signals import says_unanswerable
+from adaptive_rag.query.signals import says_unanswerable
 
 THRESHOLDS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01)
 

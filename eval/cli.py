@@ -38,7 +38,7 @@ def evaluate(
     from tqdm import tqdm
 
     from adaptive_rag.cli import settings as cli_settings
-    from adaptive_rag.policies import get_policy
+    from adaptive_rag.query.policies import get_policy
     from eval import datasets, runner
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -99,7 +99,7 @@ def rebuild_report(run_dir: Path) -> None:
 def cached_engine(s, sources: dict[str, str]):
     """The query engine with its models behind the generation cache, the data set's collections
     ingested first. Returns (engine, cache)."""
-    from adaptive_rag.engine_factory import build_engine
+    from adaptive_rag.query.builder import build_engine
     from eval.cache import CachedLM, GenerationCache
 
     _ensure_collections(s, sources)

@@ -51,12 +51,12 @@ def feedback_rows(log, retriever, top_k: int) -> list[dict]:
 
 
 def feedback_rows_from_settings(settings: Settings) -> list[dict]:
-    from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.decision_store import decision_store_from_settings
     from adaptive_rag.models.embedder import load_embedder
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.store import open_store
 
-    log = decision_log(settings)
+    log = decision_store_from_settings(settings)
     if not log.feedback():
         return []
     store = open_store(settings)

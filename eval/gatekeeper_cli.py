@@ -69,11 +69,11 @@ def train(
     """Fit, calibrate (temperature, probe calibrators) and save a new artifact version."""
     from adaptive_rag.models.embedder import load_embedder
     from eval.labels import load_labels
+    from adaptive_rag.registry import lookup
     from gatekeeper.classifiers import CLASSIFIERS
     from gatekeeper.train import train as fit
 
-    if model not in CLASSIFIERS:
-        raise UserError(f"unknown gatekeeper model {model!r}; valid: {', '.join(CLASSIFIERS)}")
+    lookup(CLASSIFIERS, model, "gatekeeper model")
     s = _settings()
     rows = load_labels(labels)
     if any(r.get("split") == "test" for r in rows):

@@ -14,7 +14,7 @@ import copy
 from pathlib import Path
 from typing import Callable, Iterable
 
-from adaptive_rag.pipeline import Engine
+from adaptive_rag.query.engine import QueryEngine
 from eval.datasets import EvalSample
 from eval.metrics import exact_match, f1_score
 from eval.runner import RecordWriter, load_records
@@ -41,7 +41,7 @@ def cheapest_correct(outcomes: dict) -> str:
     return "none"
 
 
-def label_sample(engine: Engine, sample: EvalSample, all_routes: bool = False, split: str | None = None) -> dict:
+def label_sample(engine: QueryEngine, sample: EvalSample, all_routes: bool = False, split: str | None = None) -> dict:
     outcomes: dict[str, dict | None] = {}
     for route, policy in ROUTE_POLICIES:
         if route == "long_context" and not all_routes and cheapest_correct(outcomes) != "none":
@@ -55,7 +55,7 @@ def label_sample(engine: Engine, sample: EvalSample, all_routes: bool = False, s
             "split": split, "inputs": inputs, "outcomes": outcomes, "label": cheapest_correct(outcomes)}
 
 
-def label(engine: Engine, samples: Iterable[EvalSample], out_dir: Path, all_routes: bool = False,
+def label(engine: QueryEngine, samples: Iterable[EvalSample], out_dir: Path, all_routes: bool = False,
           progress: Callable[[int], None] | None = None, split: str | None = None) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "labels.jsonl"

@@ -162,6 +162,6 @@ def load_mixed(settings, split: str | None, limit: int | None, seed: int):
 
 
 def abstained(route: str | None, answer: str) -> bool:
-    from adaptive_rag.signals import says_unanswerable
+    from adaptive_rag.query.signals import says_unanswerable
 
     return route == "abstain" or says_unanswerable(answer or "")

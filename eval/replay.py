@@ -4,7 +4,7 @@ answered at other thresholds, without running a model or even the engine.
 A policy's answer is always one route's answer, and every route's answer to a question is in the
 records of the fixed policies (closed_book, always_rag, always_lc share prompts, and therefore
 generations, with the adaptive policies). The decision rules are the policies' own functions
-(adaptive_rag.policies), so a replay takes the path the live policy would take.
+(adaptive_rag.query.policies), so a replay takes the path the live policy would take.
 
 `QuestionOutcomes` per question: each route's F1, tokens, cost and signals, plus (adaptive) the
 gatekeeper's probabilities and the calibrated P(correct) of the draft and of the RAG answer.
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 
-from adaptive_rag.policies import (ADAPTIVE_REFUSAL, DEFAULT_THRESHOLDS, after_draft, escalates, gate_plan, keeps_adaptive_draft,
+from adaptive_rag.query.policies import (ADAPTIVE_REFUSAL, DEFAULT_THRESHOLDS, after_draft, escalates, gate_plan, keeps_adaptive_draft,
                                    keeps_draft)
-from adaptive_rag.signals import says_unanswerable
+from adaptive_rag.query.signals import says_unanswerable
 
 ROUTE_OF_POLICY = {"closed_book": "closed_book", "always_rag": "rag", "always_lc": "long_context"}
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from adaptive_rag.pipeline import Engine
+from adaptive_rag.query.engine import QueryEngine
 from eval.datasets import EvalSample
 from eval.metrics import exact_match, f1_score
 from eval.mixed import ABSTAIN, abstained
@@ -116,7 +116,7 @@ def load_records(path: Path) -> list[dict]:
     return records
 
 
-def run(engine: Engine, samples: Iterable[EvalSample], policies: Sequence[str], out_dir: Path,
+def run(engine: QueryEngine, samples: Iterable[EvalSample], policies: Sequence[str], out_dir: Path,
         progress: Callable[[int], None] | None = None, fresh: bool = False, judge=None,
         score_cache=None) -> list[dict]:
     """`fresh` re-scores every pair (cheap with the generation cache) instead of resuming.

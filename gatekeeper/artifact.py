@@ -20,13 +20,14 @@ from typing import Mapping
 import numpy as np
 
 from adaptive_rag.errors import ConfigError, NotFoundError
+from adaptive_rag.limits import check_artifact_name
 from gatekeeper.calibration import ProbeCalibrator, softmax
 from gatekeeper.classifiers import Classifier
-from gatekeeper.features import feature_names, vectorize
+from gatekeeper.features import answer_signals, feature_names, router_inputs, vectorize
+from gatekeeper.router import Router, RouterRun, RouterVerdict, displayed
 
 LABELS = ("closed_book", "rag", "long_context", "none")
 FORMAT = 1
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def gatekeepers_dir(data_dir: Path) -> Path:
@@ -34,9 +35,7 @@ def gatekeepers_dir(data_dir: Path) -> Path:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ConfigError(f"gatekeeper name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
-    return name
+    return check_artifact_name(name, "gatekeeper")
 
 
 def versions(data_dir: Path, name: str) -> list[int]:
@@ -56,7 +55,13 @@ def list_gatekeepers(data_dir: Path) -> list[dict]:
 
 
 @dataclass
-class Gatekeeper:
+class Gatekeeper(Router):
+    """The gatekeeper router (slot `gatekeeper`): P(label) for closed_book, rag, long_context and
+    none from the router inputs (and from the closed-book draft's log-probs when trained on them),
+    plus two calibrators of answer correctness. Loaded as `gatekeeper:NAME` or `gatekeeper:NAME@vN`."""
+
+    kind = "gatekeeper"
+    stage = "gatekeeper"
     meta: dict
     classifier: Classifier
     draft_calibrator: ProbeCalibrator  # closed-book draft signals -> P(draft correct)
@@ -75,6 +80,27 @@ class Gatekeeper:
         logits = self.classifier.logits(x, [inputs["query"]])
         p = softmax(logits, self.meta["temperature"])[0]
         return {label: float(v) for label, v in zip(self.meta["labels"], p)}
+
+    @classmethod
+    def load(cls, name: str, data_dir: Path, embedder) -> "Gatekeeper":
+        base, _, version = name.partition("@")
+        if version and not re.fullmatch(r"v?\d+", version):
+            raise ConfigError(f"gatekeeper {name!r}: write NAME or NAME@vN")
+        gk = load_gatekeeper(Path(data_dir), base, int(version.lstrip("v")) if version else None)
+        gk.check_compatible(embedder.name, embedder.dim)
+        return gk
+
+    def verdict(self, run: RouterRun) -> RouterVerdict:
+        retrieval = run.retrieval()
+        # an artifact trained on the draft's log-probs needs the draft before it can decide
+        probe = run.closed_book().signals if "probe" in self.meta["feature_groups"] else None
+        inputs = router_inputs(run.query, retrieval, probe)
+        probs = self.probabilities(inputs)
+        return RouterVerdict(probs, max(probs, key=probs.get), displayed(inputs))
+
+    def p_answer_correct(self, which: str, signals: Mapping, unanswerable: bool) -> float:
+        calibrator = self.draft_calibrator if which == "draft" else self.rag_calibrator
+        return calibrator(answer_signals(signals, unanswerable))
 
     def check_compatible(self, embedder_name: str, embedding_dim: int) -> None:
         if self.meta["embedder"] != embedder_name:

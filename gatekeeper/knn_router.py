@@ -18,7 +18,6 @@ counts), checked against the serving embedder when loaded.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,10 +25,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from adaptive_rag.errors import ConfigError, NotFoundError
+from adaptive_rag.limits import check_artifact_name
+from gatekeeper.router import Router, RouterRun, RouterVerdict
 
 TEMPERATURE = 0.05
 CORRECT_F1 = 0.5
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def routers_dir(data_dir: Path) -> Path:
@@ -37,7 +37,11 @@ def routers_dir(data_dir: Path) -> Path:
 
 
 @dataclass
-class KnnRouter:
+class KnnRouter(Router):
+    """The kNN weak/strong router (slot `weak_strong`): P(weak_suffices). Loaded as `knn:NAME`."""
+
+    kind = "knn"
+    stage = "knn_router"
     vectors: np.ndarray  # (n, dim), rows L2-normalised
     labels: np.ndarray  # (n,) 1.0 = the weak model suffices
     k: int
@@ -50,6 +54,20 @@ class KnnRouter:
         top = np.argsort(-sims, kind="stable")[: self.k]
         w = np.exp((sims[top] - sims[top].max()) / TEMPERATURE)
         return float((w * self.labels[top]).sum() / w.sum())
+
+    @classmethod
+    def load(cls, name: str, data_dir: Path, embedder) -> "KnnRouter":
+        router = load(data_dir, name)
+        router.check_compatible(embedder.name, embedder.dim)
+        return router
+
+    @property
+    def label(self) -> str:
+        return f"knn k={self.k} ({len(self.labels)} questions)"
+
+    def verdict(self, run: RouterRun) -> RouterVerdict:
+        p = self.p_weak_suffices(run.retrieval().query_vector)
+        return RouterVerdict({"weak_suffices": p}, None, signals={"p_weak_suffices": p})
 
     def check_compatible(self, embedder: str, dim: int) -> None:
         if embedder != self.embedder or dim != self.vectors.shape[1]:
@@ -69,9 +87,7 @@ class KnnRouter:
 
 
 def checked_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ConfigError(f"router name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
-    return name
+    return check_artifact_name(name, "router")
 
 
 def exists(data_dir: Path, name: str) -> bool:

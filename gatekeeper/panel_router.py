@@ -1,6 +1,6 @@
 """The panel router: before any answer is generated, choose (route, model) for a question from
 what retrieval and the question's form say, weighing the chance each choice is right against
-its price. `adaptive` runs it (adaptive_rag/policies.py).
+its price. `adaptive` runs it (adaptive_rag/query/policies.py).
 
 Actions (ACTIONS): abstain ("the collection does not answer this", no model call), closed-book on
 the reader or on the strong model, RAG on the reader or on the strong model. Actions whose model
@@ -39,8 +39,10 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from adaptive_rag.errors import ConfigError
+from adaptive_rag.errors import ConfigError, NotFoundError
+from gatekeeper.features import router_inputs
 from gatekeeper.knn_router import checked_name, routers_dir  # one routers/ folder and one name rule for both routers
+from gatekeeper.router import Router, RouterRun, RouterVerdict, displayed
 
 # action -> (route, panel role or None, the fixed policy whose records give its outcome)
 ACTIONS: dict[str, tuple[str, str | None, str]] = {
@@ -73,7 +75,13 @@ class ActionModel:
 
 
 @dataclass
-class PanelRouter:
+class PanelRouter(Router):
+    """The panel router (slot `panel`): P(correct) of every action and the action with the best
+    utility. Loaded as `panel:NAME` (`default`: the one trained into the data directory, else the
+    one shipped with the package)."""
+
+    kind = "panel"
+    stage = "panel_router"
     actions: dict[str, ActionModel]
     feature_names: list[str]
     embedder: str
@@ -82,6 +90,20 @@ class PanelRouter:
     @property
     def label(self) -> str:
         return f"panel router {self.meta.get('name', '?')} ({self.meta.get('questions', '?')} questions)"
+
+    @classmethod
+    def load(cls, name: str, data_dir: Path, embedder) -> "PanelRouter":
+        path = find(data_dir, name)
+        if path is None:
+            raise NotFoundError(f"no panel router {name!r}: none is shipped or trained (arag gatekeeper panel --labels DIR)")
+        router = load(path)
+        router.check_compatible(embedder.name, embedder.dim)
+        return router
+
+    def verdict(self, run: RouterRun) -> RouterVerdict:
+        inputs = router_inputs(run.query, run.retrieval())
+        probs = self.probabilities(inputs)
+        return choice_verdict(probs, {a: m.cost for a, m in self.actions.items()}, run, displayed(inputs))
 
     def probabilities(self, inputs: Mapping) -> dict[str, float]:
         """P(correct) of every action for one query's router inputs."""
@@ -166,6 +188,16 @@ def choose(probs: Mapping[str, float], costs: Mapping[str, float], available: It
 
 def available_actions(has_strong: bool) -> list[str]:
     return [a for a, (_, role, _) in ACTIONS.items() if role != "strong" or has_strong]
+
+
+def choice_verdict(probs: Mapping[str, float], costs: Mapping[str, float], run: RouterRun,
+                   inputs: Mapping) -> RouterVerdict:
+    """The verdict of a router that scores ACTIONS: the `choose` rule at the request's
+    `adaptive_cost_weight`, over the actions the serving panel can run."""
+    weight = run.threshold("adaptive_cost_weight")
+    action, utility = choose(probs, costs, available_actions(run.has_model("strong")), weight)
+    return RouterVerdict(probs, action, inputs, thresholds={"adaptive_cost_weight": weight},
+                         signals={"probabilities": dict(probs), "utility": utility, "costs": dict(costs), **inputs})
 
 
 # ---- labels --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from adaptive_rag.registry import lookup
 from gatekeeper.artifact import LABELS, Gatekeeper, label_index, training_hash
 from gatekeeper.calibration import (ProbeCalibrator, auroc, fit_temperature, nll, reliability, softmax,
                                     top_label_reliability)
@@ -103,8 +104,7 @@ def evaluate(proba: np.ndarray, y: np.ndarray, rows: Sequence[Mapping], draft_p=
 
 def train(rows: list[dict], model: str = "logreg", groups: Sequence[str] = DEFAULT_GROUPS, seed: int = 0,
           name: str = "default", embedder: str = "", folds: int = 5) -> Gatekeeper:
-    if model not in CLASSIFIERS:
-        raise ValueError(f"unknown gatekeeper model {model!r}; valid: {', '.join(CLASSIFIERS)}")
+    lookup(CLASSIFIERS, model, "gatekeeper model")
     if len(rows) < 10:
         raise ValueError(f"{len(rows)} labelled questions are too few to train on (at least 10)")
     started = time.perf_counter()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from adaptive_rag.errors import UnknownNameError
+from adaptive_rag.registry import lookup
 from adaptive_rag.types import SourceChunk, SourceDocument, content_hash
 
 
@@ -104,10 +106,10 @@ def _document(doc_id: str, text: str, source: str, title: str = "", metadata: di
 def read_file(path: Path, doc_id: str, name: str | None = None) -> ReadResult:
     """`name` replaces the path as the source (an uploaded file is stored under a temporary path)."""
     source = name or str(path)
-    reader = FILE_READERS.get(path.suffix.lower())
-    if reader is None:
-        return ReadProblem(source, f"unknown format {path.suffix or '(no extension)'!r}; "
-                                   f"readable: {', '.join(sorted(FILE_READERS))}, .jsonl")
+    try:
+        reader = lookup(FILE_READERS, path.suffix.lower() or "(no extension)", "format", also_valid=(".jsonl",))
+    except UnknownNameError as exc:  # one problem line for this file; the others are still read
+        return ReadProblem(source, str(exc))
     text = reader(path)
     if isinstance(text, ReadProblem):
         return ReadProblem(source, text.message)

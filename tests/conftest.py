@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a model hub
 
 from adaptive_rag.settings import Settings  # noqa: E402
-from tests.fakes import FakeEmbedder  # noqa: E402
+from adaptive_rag.testing import FakeEmbedder  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "corpora" / "squad_sample.json"

@@ -2,7 +2,7 @@
 client goes away or the server shuts down, its progress handed to the event loop for streaming.
 
 The answering routes are async: they reserve an admission place on the event loop (a full server
-refuses at once, without a thread), then run `Engine.answer` in AnyIO's worker threads (it is
+refuses at once, without a thread), then run `QueryEngine.answer` in AnyIO's worker threads (it is
 CPU-bound). While it runs, the route watches the connection; when the client disconnects, or the
 task is cancelled (uvicorn's graceful-shutdown timeout), the request's cancel event is set and the
 generation stops at its next token (engines that allow it) or before its next model call; the

@@ -24,7 +24,7 @@ from adaptive_rag.api.answering import InFlight
 from adaptive_rag.api.auth import AdminDep, Forbidden, KeyRing, Unauthorized
 from adaptive_rag.errors import DeadlineExceeded, NotFoundError, RequestCancelled, Unavailable, UserError
 from adaptive_rag.models.lm import BackendError
-from adaptive_rag.pipeline import Engine
+from adaptive_rag.query.engine import QueryEngine
 from adaptive_rag.settings import Settings
 
 
@@ -59,7 +59,7 @@ def _offline_docs(app: FastAPI) -> None:
                                    swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png")
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None, preload: bool | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: QueryEngine | None = None, preload: bool | None = None) -> FastAPI:
     """`preload`: load the panel's models in a background thread after the server starts
     listening (default: when the app builds its own engine; tests pass a ready engine)."""
     s = settings or Settings()
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
         if engine is not None:
             app.state.engine = engine
         else:
-            from adaptive_rag.engine_factory import build_engine
+            from adaptive_rag.query.builder import build_engine
 
             app.state.engine = build_engine(s)
         app.state.readiness = Readiness()
@@ -88,10 +88,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, p
         app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices)
         app.state.engine.observers.append(app.state.metrics.observe)
         retention = None
-        if s.decisions_retention_days and app.state.engine.log is not None:  # prune now, then hourly
+        if s.decisions_retention_days and app.state.engine.decision_store is not None:  # prune now, then hourly
             from adaptive_rag.decision_store.retention import start_retention
 
-            retention = start_retention(app.state.engine.log, s.decisions_retention_days)
+            retention = start_retention(app.state.engine.decision_store, s.decisions_retention_days)
         yield
         if retention is not None:
             retention.stop()

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from adaptive_rag.api.admission import Admission
-from adaptive_rag.pipeline import Engine
+from adaptive_rag.query.engine import QueryEngine
 
 
-def get_engine(request: Request) -> Engine:
+def get_engine(request: Request) -> QueryEngine:
     return request.app.state.engine
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+EngineDep = Annotated[QueryEngine, Depends(get_engine)]
 
 
 def get_admission(request: Request):
@@ -46,4 +46,4 @@ def checked_request(request: Request, caller, top_k: int | None = None, threshol
 
     settings = request.app.state.settings
     check_overrides(caller, settings, top_k, thresholds)
-    check_budget(caller, request.app.state.engine.log, settings.budget_window_s)
+    check_budget(caller, request.app.state.engine.decision_store, settings.budget_window_s)

@@ -6,8 +6,9 @@ decision counts, the failed ones included:
 - arag_tokens_total{model, direction} (input / output) and arag_cost_dollars_total{model}
 - arag_stage_latency_seconds{stage} (queue wait, retrieval, each generation, the router steps)
   and arag_request_latency_seconds
-- arag_router_probability{action}: the panel router's P(correct) of each action it scored, and the
-  gatekeeper's probability of each label (closed_book, rag, long_context, none)
+- arag_router_probability{action}: every router's probability per action or label it scored (the panel
+  router's P(correct) of each action, the gatekeeper's probability of each label: closed_book, rag,
+  long_context, none)
 - arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
   at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
@@ -22,7 +23,10 @@ LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60
 class ServerMetrics:
     def __init__(self, admission=None, prices=None):
         """`prices`: model name -> Prices (the panel's), to price each stage's tokens."""
+        from gatekeeper.registry import ROUTERS
+
         self.prices = prices or {}
+        self.router_stages = {cls.stage for cls in ROUTERS.values()}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("arag_requests", "Decisions by policy, route, status and the model that answered.",
@@ -66,7 +70,7 @@ class ServerMetrics:
                 self.tokens.labels(stage.model, "output").inc(stage.usage.output_tokens)
                 if stage.model in self.prices:
                     self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))
-            if stage.name in ("panel_router", "gatekeeper"):  # the routers' probabilities per action/label
+            if stage.name in self.router_stages:  # the routers' probabilities per action/label
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
 

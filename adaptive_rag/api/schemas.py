@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from adaptive_rag.retrieve import MAX_QUERY_CHARS
+from adaptive_rag.limits import MAX_CHAT_MESSAGES, MAX_QUERY_CHARS, MAX_TIMEOUT_S, MAX_TOP_K
 from adaptive_rag.times import iso_time
 
 
@@ -16,9 +16,9 @@ class QueryRequest(BaseModel):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     collection: str = Field(..., min_length=1, max_length=63)
     policy: str | None = None
-    top_k: int | None = Field(None, ge=1, le=50)
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
     thresholds: dict[str, float] | None = None
-    timeout_s: float | None = Field(None, gt=0, le=3600, description="Deadline in seconds (at most the server's).")
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="Deadline in seconds (at most the server's).")
 
 
 class Usage(BaseModel):
@@ -118,7 +118,6 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart] | None = None
 
 
-MAX_CHAT_MESSAGES = 256
 
 
 class ChatCompletionRequest(BaseModel):

@@ -1,4 +1,4 @@
-"""Decision logs: `sqlite` (one file in the data directory, the default) and `postgresql` (one
+"""Decision stores: `sqlite` (one file in the data directory, the default) and `postgresql` (one
 database shared by API replicas), chosen by `ARAG_DECISIONS_URL`:
 
 - unset: SQLite at `<data dir>/decisions.sqlite`;
@@ -15,19 +15,19 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from adaptive_rag.decision_store.base import DecisionStore
-from adaptive_rag.errors import ConfigError
+from adaptive_rag.errors import ConfigError, UnknownNameError
 
 
 def _sqlite(url: str | None, data_dir: Path) -> DecisionStore:
-    from adaptive_rag.decision_store.sqlite import SQLiteDecisionLog
+    from adaptive_rag.decision_store.sqlite import SQLiteDecisionStore
 
-    return SQLiteDecisionLog(sqlite_path(url, data_dir))
+    return SQLiteDecisionStore(sqlite_path(url, data_dir))
 
 
 def _postgresql(url: str | None, data_dir: Path) -> DecisionStore:
-    from adaptive_rag.decision_store.postgres import PostgresDecisionLog
+    from adaptive_rag.decision_store.postgres import PostgresDecisionStore
 
-    return PostgresDecisionLog(url)
+    return PostgresDecisionStore(url)
 
 
 DECISION_STORES: dict[str, Callable[[str | None, Path], DecisionStore]] = {
@@ -43,8 +43,8 @@ def decision_store_kind(url: str | None) -> str:
         return "postgresql"
     if scheme == "sqlite":
         return "sqlite"
-    raise ConfigError(f"ARAG_DECISIONS_URL must start with postgresql:// or sqlite:/// (got {scheme or 'no'} scheme); "
-                      f"valid decision logs: {', '.join(DECISION_STORES)}")
+    raise UnknownNameError(f"ARAG_DECISIONS_URL must start with postgresql:// or sqlite:/// (got {scheme or 'no'} scheme); "
+                           f"valid decision stores: {', '.join(DECISION_STORES)}")
 
 
 def sqlite_path(url: str | None, data_dir: Path) -> Path:
@@ -63,4 +63,12 @@ def open_decision_store(url: str | None, data_dir: Path) -> DecisionStore:
     return DECISION_STORES[decision_store_kind(url)](url, data_dir)
 
 
-__all__ = ["DECISION_STORES", "DecisionStore", "decision_store_kind", "open_decision_store", "sqlite_path"]
+def decision_store_from_settings(settings) -> DecisionStore:
+    """The configured decision store (`ARAG_DECISIONS_URL`; unset = SQLite in the data directory).
+    A bad URL or an unreachable database is a ConfigError of one line, its password masked."""
+    url = settings.decisions_url.get_secret_value() if settings.decisions_url else None
+    return open_decision_store(url, settings.data_dir)
+
+
+__all__ = ["DECISION_STORES", "DecisionStore", "decision_store_from_settings", "decision_store_kind",
+           "open_decision_store", "sqlite_path"]

@@ -1,4 +1,4 @@
-"""`PostgresDecisionLog`: one decision log shared by every API replica (`ARAG_DECISIONS_URL=
+"""`PostgresDecisionStore`: one decision log shared by every API replica (`ARAG_DECISIONS_URL=
 postgresql://user:password@host:5432/db`), so `GET /v1/decisions/{id}` finds a record whichever
 replica wrote it.
 
@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from adaptive_rag.decision_store.migrations import Execute, migrate
 from adaptive_rag.decision_store.sql import SQLDecisionStore
-from adaptive_rag.errors import ConfigError, DecisionLogUnavailable
+from adaptive_rag.errors import ConfigError, DecisionStoreUnavailable
 
 MIGRATION_LOCK = 0x6172_6167_6465_6373  # pg_advisory_xact_lock key: "aragdecs"
 
@@ -64,7 +64,7 @@ def _check_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql"))
 
 
-class PostgresDecisionLog(SQLDecisionStore):
+class PostgresDecisionStore(SQLDecisionStore):
     kind = "postgresql"
 
     def __init__(self, url: str, max_connections: int = 10, connect_timeout_s: float = 10.0):
@@ -90,7 +90,7 @@ class PostgresDecisionLog(SQLDecisionStore):
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Execute]:
         """A pooled connection; a server that is down, or no free connection within the pool's
-        timeout, is DecisionLogUnavailable (HTTP 503), not a stack trace."""
+        timeout, is DecisionStoreUnavailable (HTTP 503), not a stack trace."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -102,7 +102,7 @@ class PostgresDecisionLog(SQLDecisionStore):
                 else:
                     yield _execute(conn)
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DecisionLogUnavailable(f"the decision log {self.where} is unavailable: "
+            raise DecisionStoreUnavailable(f"the decision log {self.where} is unavailable: "
                                          f"{_one_line(exc, self.url)}") from None
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""`SQLiteDecisionLog`: the embedded decision log, one SQLite file (`<data dir>/decisions.sqlite`).
+"""`SQLiteDecisionStore`: the embedded decision log, one SQLite file (`<data dir>/decisions.sqlite`).
 
 WAL mode lets readers run beside the one writer; each thread has its own connection (the server
 writes from many worker threads), and every write is its own `BEGIN IMMEDIATE` transaction,
@@ -22,7 +22,7 @@ from adaptive_rag.decision_store.sql import SQLDecisionStore
 from adaptive_rag.errors import ConfigError
 
 
-class SQLiteDecisionLog(SQLDecisionStore):
+class SQLiteDecisionStore(SQLDecisionStore):
     kind = "sqlite"
 
     def __init__(self, path: Path | str, timeout_s: float = 30.0):

@@ -61,9 +61,10 @@ class ModelSpec(BaseModel):
     @classmethod
     def _known_engine(cls, value: str) -> str:
         from adaptive_rag.models.engines import ENGINES
+        from adaptive_rag.registry import lookup
 
-        if value != "auto" and value not in ENGINES:
-            raise ValueError(f"unknown engine {value!r}; valid: auto, {', '.join(ENGINES)}")
+        if value != "auto":
+            lookup(ENGINES, value, "engine", also_valid=("auto",))
         return value
 
     @field_validator("dtype")

@@ -6,7 +6,7 @@ The control travels in a context variable set around the request's work (`contro
 `LanguageModel.generate` signature stays the same for every engine. An engine that can stop between
 tokens (transformers) checks `should_stop` after each token and then raises through
 `raise_if_stopped`; the others finish the call in progress, and the request stops before its next
-model call (adaptive_rag/pipeline.py).
+model call (adaptive_rag/query/engine.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from adaptive_rag.errors import ConfigError
 from adaptive_rag.models.llamacpp_lm import LlamaCppLM
 from adaptive_rag.models.lm import LanguageModel
-from adaptive_rag.models.local_lm import TransformersLM
+from adaptive_rag.models.transformers_lm import TransformersLM
 from adaptive_rag.models.openai_lm import OpenAICompatibleLM
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,9 +28,9 @@ COMMON_FIELDS = frozenset({"backend", "context_window", "input_per_m", "output_p
 
 
 def engine_class(name: str) -> type[LanguageModel]:
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}; valid: {', '.join(ENGINES)}")
-    return ENGINES[name]
+    from adaptive_rag.registry import lookup
+
+    return lookup(ENGINES, name, "engine")
 
 
 def check(name: str, spec: "ModelSpec") -> type[LanguageModel]:

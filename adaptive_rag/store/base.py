@@ -18,11 +18,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from adaptive_rag.errors import UserError
+from adaptive_rag.limits import COLLECTION_NAME
 from adaptive_rag.types import Chunk, CollectionInfo, SearchHit, SearchMode, SparseVec, StoredDocument
 
 DENSE = "dense"
 SPARSE = "bm25"
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SCHEMA_VERSION = 1
 
 

@@ -97,7 +97,7 @@ def _time_param(value: str | None, name: str) -> float | None:
 
 
 def _log(request: Request):
-    log = request.app.state.engine.log
+    log = request.app.state.engine.decision_store
     if log is None:
         raise NotFoundError("this server keeps no decision log")
     return log
@@ -156,7 +156,7 @@ def decisions_page(request: Request, collection: str | None = None, policy: str 
     records = log.list(**filters, limit=limit, offset=offset)
     total = log.count(**filters)
     rows = [views.row(r) for r in records]
-    from adaptive_rag.policies import POLICIES
+    from adaptive_rag.query.policies import POLICIES
 
     query = {k: v for k, v in {"collection": collection, "policy": policy, "route": route, "status": status,
                                "model": model, "q": q, "since": since, "until": until, "limit": limit}.items() if v}

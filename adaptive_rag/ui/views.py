@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from adaptive_rag import present
-from adaptive_rag.policies import THRESHOLD_SIGNALS
+from adaptive_rag.query.policies import THRESHOLD_SIGNALS
 from adaptive_rag.usage import TokenUsage
 
 GENERATION_STAGES = ("closed_book", "rag", "long_context", "verify", "self_consistency")

@@ -123,7 +123,7 @@ def gold_questions(settings, n: int, seed: int) -> list[dict]:
 def make_lm(model: str, engine: str, models_dir: Path, conversions: Path):
     from adaptive_rag.models.catalog import DEFAULT_CATALOG
     from adaptive_rag.models.llamacpp_lm import LlamaCppLM
-    from adaptive_rag.models.local_lm import TransformersLM
+    from adaptive_rag.models.transformers_lm import TransformersLM
     from adaptive_rag.models.pull import local_model_path
 
     spec = DEFAULT_CATALOG[model]
@@ -136,9 +136,9 @@ def make_lm(model: str, engine: str, models_dir: Path, conversions: Path):
 
 def measure(model: str, engine: str, settings, models_dir: Path, conversions: Path, n_prompts: int,
             quality: list[dict], peak_gflops: float) -> dict[str, Any]:
-    from adaptive_rag import prompts
+    from adaptive_rag.query import prompts
     from adaptive_rag.models.lm import Message
-    from adaptive_rag.signals import REFUSAL
+    from adaptive_rag.query.signals import REFUSAL
     from eval.metrics import f1_score
 
     lm = make_lm(model, engine, models_dir, conversions)

@@ -72,8 +72,9 @@ def _bench_gatekeeper(settings, store, embedder, questions):
 
 
 def _overhead(settings, store, embedder, questions) -> dict[str, Any]:
-    from adaptive_rag.decisions import DecisionLog
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.decisions import SQLiteDecisionStore
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
 
     out = {}
@@ -81,7 +82,7 @@ def _overhead(settings, store, embedder, questions) -> dict[str, Any]:
     gatekeeper = _bench_gatekeeper(settings, store, embedder, questions)
     for policy, refuse in (("always_rag", False), ("self_route", True), ("gatekeeper_adaptive", False)):
         lm = _instant_lm("an answer", refuse)
-        engine = Engine(Retriever(settings, store, embedder), Models(lm, lm, {}), DecisionLog(log_path),
+        engine = make_engine(settings, store, embedder, Models(lm, lm, {}), SQLiteDecisionStore(log_path),
                         gatekeeper=gatekeeper)
         for q in questions[:10]:
             engine.answer("squad-dev", q.text, policy=policy)
@@ -104,10 +105,11 @@ def _overhead(settings, store, embedder, questions) -> dict[str, Any]:
 
 
 def _reader_speed(settings, store, embedder, question) -> dict[str, Any]:
-    from adaptive_rag.decisions import DecisionLog
+    from adaptive_rag.decisions import SQLiteDecisionStore
     from adaptive_rag.models.catalog import load_lm, resolve
     from adaptive_rag.models.lm import Message
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
 
     name = settings.reader_model
@@ -118,7 +120,7 @@ def _reader_speed(settings, store, embedder, question) -> dict[str, Any]:
     lm.generate(long_prompt[:1], 1)  # warm-up
     prefill = lm.generate(long_prompt, 1)
     decode = lm.generate([Message("user", "Count from one to fifty in words, separated by commas.")], 32)
-    engine = Engine(Retriever(settings, store, embedder), Models(lm, lm, {}), DecisionLog(Path(settings.data_dir) / "r.sqlite"),
+    engine = make_engine(settings, store, embedder, Models(lm, lm, {}), SQLiteDecisionStore(Path(settings.data_dir) / "r.sqlite"),
                     long_context_budget=4000)
     answers = {}
     for policy in ("closed_book", "always_rag", "always_lc"):

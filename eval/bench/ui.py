@@ -31,20 +31,21 @@ def _timed(client, path: str, repeats: int) -> dict[str, float]:
 def run(args) -> dict[str, Any]:
     import sys
 
-    sys.path.insert(0, str(REPO))  # tests.fakes: the deterministic models
+    sys.path.insert(0, str(REPO))  # adaptive_rag.testing: the deterministic models
     from fastapi.testclient import TestClient
 
     from adaptive_rag.api.app import create_app
-    from adaptive_rag.decisions import DecisionLog
+    from adaptive_rag.decisions import SQLiteDecisionStore
     from adaptive_rag.models.cpu import cpu_info
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
     from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeEmbedder, FakeLM
+    from adaptive_rag.testing import FakeEmbedder, FakeLM
 
     tmp = Path(tempfile.mkdtemp(prefix="arag-bench-ui-"))
     settings = Settings(data_dir=tmp / "data", chunk_size=40, chunk_overlap=5, access_log=False)
@@ -52,14 +53,14 @@ def run(args) -> dict[str, Any]:
     Ingestor(settings, store, embedder).run("kb", [
         SourceDocument(f"d{i}", f"Document {i}: otters hold hands; the river {i} runs by town {i}.") for i in range(50)])
     reader = FakeLM("reader", facts={"otters": "hold hands", "river": "river 7"})
-    engine = Engine(Retriever(settings, store, embedder), Models(reader, reader, {"reader": Prices(0.5, 1.5)}),
-                    DecisionLog(tmp / "decisions.sqlite"))
+    engine = make_engine(settings, store, embedder, Models(reader, reader, {"reader": Prices(0.5, 1.5)}),
+                    SQLiteDecisionStore(tmp / "decisions.sqlite"))
     policies = ("self_route", "always_rag", "closed_book", "probe")
     log(f"answering {args.decisions} questions on fake models")
     for i in range(args.decisions):
         engine.answer("kb", f"Question {i}: what do otters or the river {i % 50} do?", policy=policies[i % len(policies)],
                       queued_ms=1.0)
-    one = engine.log.list(limit=1)[0]["id"]
+    one = engine.decision_store.list(limit=1)[0]["id"]
     result: dict[str, Any] = {"benchmark": "ui", "machine": {**machine_info(), "cpu": cpu_info().summary()},
                               "decisions": args.decisions}
     with TestClient(create_app(settings, engine=engine)) as client:

@@ -19,7 +19,7 @@ from adaptive_rag.store.base import CollectionMeta
 from adaptive_rag.store.edge import EdgeStore
 from adaptive_rag.types import Chunk, chunk_point_id
 from tests.conftest import SAMPLE
-from tests.fakes import FakeEmbedder
+from adaptive_rag.testing import FakeEmbedder
 
 pytestmark = pytest.mark.integration
 

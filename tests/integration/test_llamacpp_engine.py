@@ -8,15 +8,16 @@ import threading
 
 import pytest
 
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
 from adaptive_rag.models.engines import build
 from adaptive_rag.models.lm import Message
 from adaptive_rag.models.pull import pull
-from adaptive_rag.pipeline import Engine, Models
-from adaptive_rag.prompts import with_context
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
+from adaptive_rag.query.prompts import with_context
 from adaptive_rag.retrieve import Retriever
-from adaptive_rag.signals import REFUSAL
+from adaptive_rag.query.signals import REFUSAL
 from tests.integration.conftest import model_cache
 
 pytestmark = pytest.mark.integration
@@ -100,19 +101,19 @@ def test_query_path_records_the_engine(smollm2, real_settings, tmp_path):
 
     store, embedder = open_store(real_settings), load_embedder(real_settings)
     Ingestor(real_settings, store, embedder).run("sample", read_source("squad-sample", real_settings))
-    engine = Engine(Retriever(real_settings, store, embedder), Models(smollm2, smollm2, {}),
-                    DecisionLog(tmp_path / "d.sqlite"), top_k=3, max_new_tokens=12, long_context_budget=1500)
+    engine = make_engine(real_settings, store, embedder, Models(smollm2, smollm2, {}),
+                    SQLiteDecisionStore(tmp_path / "d.sqlite"), top_k=3, max_new_tokens=12, long_context_budget=1500)
     d = engine.answer("sample", "What river runs alongside Jacksonville?", policy="self_route")
     rag = next(s for s in d.stages if s.name == "rag")
     assert rag.engine.startswith("llamacpp") and rag.signals["refusal_logprob"] is not None
     assert rag.signals["mean_logprob"] is not None and "refusal_probe_ms" in rag.signals
-    stored = engine.log.get(d.id)
+    stored = engine.decision_store.get(d.id)
     assert stored["stages"][1]["engine"] == rag.engine and stored["schema_version"] == 2
     store.close()
 
 
 def test_sampling_is_reproducible_per_seed_and_p_true_is_a_probability(smollm2):
-    from adaptive_rag import verify
+    from adaptive_rag.query import verify
 
     prompt = [Message("user", "Name one fruit. Answer with one word.")]
     first = smollm2.sample(prompt, 6, temperature=1.0, seed=3)

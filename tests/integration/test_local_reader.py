@@ -4,12 +4,13 @@ engine this CPU gets by default."""
 
 import pytest
 
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec, load_lm
 from adaptive_rag.models.embedder import load_embedder
 from adaptive_rag.models.lm import Message
 from adaptive_rag.models.pull import pull
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.store import open_store
 from ingest.pipeline import Ingestor
@@ -44,8 +45,8 @@ def test_greedy_generation_with_token_logprobs(smollm2):
 def test_self_route_on_the_sample_records_every_stage(smollm2, real_settings, tmp_path):
     store, embedder = open_store(real_settings), load_embedder(real_settings)
     Ingestor(real_settings, store, embedder).run("sample", read_source("squad-sample", real_settings))
-    engine = Engine(Retriever(real_settings, store, embedder), Models(smollm2, smollm2, {}),
-                    DecisionLog(tmp_path / "d.sqlite"), top_k=3, max_new_tokens=12, long_context_budget=1500)
+    engine = make_engine(real_settings, store, embedder, Models(smollm2, smollm2, {}),
+                    SQLiteDecisionStore(tmp_path / "d.sqlite"), top_k=3, max_new_tokens=12, long_context_budget=1500)
     for policy in ("self_route", "probe", "always_lc"):
         d = engine.answer("sample", "What river runs alongside Jacksonville?", policy=policy)
         names = [s.name for s in d.stages]

@@ -28,15 +28,16 @@ def main() -> None:
 
     from adaptive_rag.api.app import create_app
     from adaptive_rag.api.serving import run_server
-    from adaptive_rag.engine_factory import decision_log
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.decision_store import decision_store_from_settings
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
     from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeEmbedder, FakeLM
+    from adaptive_rag.testing import FakeEmbedder, FakeLM
 
     settings = Settings(data_dir=args.data_dir, chunk_size=40, chunk_overlap=5, ingest_group_chunks=16)
     embedder = FakeEmbedder()
@@ -53,8 +54,8 @@ def main() -> None:
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, embedder).run("kb", [SourceDocument("otters", f"Otters: {ANSWER}.", title="Otters")])
     reader = FakeLM("reader", facts={"otters": ANSWER}, word_delay_s=args.word_delay)
-    engine = Engine(Retriever(settings, store, embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                    decision_log(settings))
+    engine = make_engine(settings, store, embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                    decision_store_from_settings(settings))
     run_server(create_app(settings, engine=engine), "127.0.0.1", args.port, args.grace, settings.access_log)
 
 

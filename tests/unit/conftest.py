@@ -11,7 +11,7 @@ def arag(tmp_path, monkeypatch, capsys):
     server named by the environment: returns (exit code, stdout, stderr)."""
     from adaptive_rag import cli
     from adaptive_rag.models import embedder as embedder_module
-    from tests.fakes import FakeEmbedder
+    from adaptive_rag.testing import FakeEmbedder
 
     monkeypatch.setitem(embedder_module.EMBEDDERS, "fake", lambda settings: FakeEmbedder())
     monkeypatch.setenv("ARAG_EMBEDDER", "fake")

@@ -5,9 +5,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import UserError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
@@ -16,7 +17,7 @@ from eval.datasets import EvalSample
 from gatekeeper.artifact import LABELS, Gatekeeper
 from gatekeeper.calibration import ProbeCalibrator
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 FILLER = " ".join(f"Filler sentence {i} about unrelated municipal matters." for i in range(60))
 DOCS = [SourceDocument("france", "France is a country in Europe. " + FILLER + " The capital is Paris.", title="France"),
@@ -53,7 +54,7 @@ LC = {"closed_book": 0.05, "rag": 0.15, "long_context": 0.7, "none": 0.1}
 
 
 @pytest.fixture
-def make_engine(settings, fake_embedder, tmp_path):
+def adaptive_engine(settings, fake_embedder, tmp_path):
     from adaptive_rag.store.edge import EdgeStore
 
     store = EdgeStore(settings.collections_dir)
@@ -61,8 +62,8 @@ def make_engine(settings, fake_embedder, tmp_path):
 
     def make(gatekeeper, **kwargs):
         reader = FakeLM("reader", facts={"capital": "Paris", "otters": "hold hands"}, closed_book_answer="Paris")
-        engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}),
-                        DecisionLog(tmp_path / "decisions.sqlite"), top_k=1, gatekeeper=gatekeeper, **kwargs)
+        engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}),
+                        SQLiteDecisionStore(tmp_path / "decisions.sqlite"), top_k=1, routers={"gatekeeper": gatekeeper} if gatekeeper else None, **kwargs)
         return engine, reader
 
     yield make
@@ -73,8 +74,8 @@ def _names(d):
     return [s.name for s in d.stages]
 
 
-def test_adaptive_keeps_a_confirmed_draft(make_engine):
-    eng, reader = make_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
+def test_adaptive_keeps_a_confirmed_draft(adaptive_engine):
+    eng, reader = adaptive_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
     d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "closed_book" and d.answer == "Paris" and len(reader.calls) == 1
     assert _names(d) == ["retrieve", "gatekeeper", "closed_book", "adaptive_draft"]
@@ -84,8 +85,8 @@ def test_adaptive_keeps_a_confirmed_draft(make_engine):
     assert d.stages[3].signals["p_draft_correct"] == 0.8 and d.stages[3].outcome == "keep closed-book answer"
 
 
-def test_adaptive_rejects_an_unconfirmed_draft_and_reads_the_documents(make_engine):
-    eng, reader = make_engine(FakeGatekeeper({"otters": CB}, p_draft=0.2))
+def test_adaptive_rejects_an_unconfirmed_draft_and_reads_the_documents(adaptive_engine):
+    eng, reader = adaptive_engine(FakeGatekeeper({"otters": CB}, p_draft=0.2))
     d = eng.answer("kb", "What do otters do while they sleep?", policy="gatekeeper_adaptive")
     assert d.route == "rag" and d.answer == "hold hands"
     assert _names(d) == ["retrieve", "gatekeeper", "closed_book", "adaptive_draft", "rag", "adaptive_escalation"]
@@ -93,15 +94,15 @@ def test_adaptive_rejects_an_unconfirmed_draft_and_reads_the_documents(make_engi
     assert d.usage.input_tokens == d.stages[2].usage.input_tokens + d.stages[4].usage.input_tokens
 
 
-def test_adaptive_goes_straight_to_long_context_without_a_rag_call(make_engine):
-    eng, reader = make_engine(FakeGatekeeper({"capital": LC}))
+def test_adaptive_goes_straight_to_long_context_without_a_rag_call(adaptive_engine):
+    eng, reader = adaptive_engine(FakeGatekeeper({"capital": LC}))
     d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "long_context" and d.answer == "Paris" and len(reader.calls) == 1
     assert "rag" not in _names(d) and "# France" in reader.calls[0][-1].content
 
 
-def test_adaptive_escalates_a_confident_rag_answer_the_calibrator_distrusts(make_engine):
-    eng, _ = make_engine(FakeGatekeeper({}, p_rag=0.05), thresholds={"adaptive_rag_min": 0.2})
+def test_adaptive_escalates_a_confident_rag_answer_the_calibrator_distrusts(adaptive_engine):
+    eng, _ = adaptive_engine(FakeGatekeeper({}, p_rag=0.05), thresholds={"adaptive_rag_min": 0.2})
     d = eng.answer("kb", "What do otters do while they sleep?", policy="gatekeeper_adaptive")
     # the RAG answer was right and never said "unanswerable"; only the calibrated P(correct) escalated it
     assert d.stages[_names(d).index("rag")].outcome == "answered"
@@ -112,14 +113,14 @@ def test_adaptive_escalates_a_confident_rag_answer_the_calibrator_distrusts(make
     assert kept.route == "rag"
 
 
-def test_gatekeeper_policy_trusts_the_classifier_alone(make_engine):
-    eng, reader = make_engine(FakeGatekeeper({"capital": CB}, p_draft=0.0))
+def test_gatekeeper_policy_trusts_the_classifier_alone(adaptive_engine):
+    eng, reader = adaptive_engine(FakeGatekeeper({"capital": CB}, p_draft=0.0))
     d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper")
     assert d.route == "closed_book" and _names(d) == ["retrieve", "gatekeeper", "closed_book"]
 
 
-def test_router_policies_without_a_gatekeeper_refuse_clearly(make_engine):
-    eng, reader = make_engine(None)
+def test_router_policies_without_a_gatekeeper_refuse_clearly(adaptive_engine):
+    eng, reader = adaptive_engine(None)
     for policy in ("gatekeeper_adaptive", "gatekeeper"):
         with pytest.raises(UserError, match="needs a trained gatekeeper"):
             eng.answer("kb", "What is the capital of France?", policy=policy)
@@ -133,12 +134,12 @@ GRID_POINTS = [{}, {"adaptive_closed_book_min": 1.01}, {"adaptive_long_context_m
                {"adaptive_rag_min": 0.5}, {"adaptive_draft_min": 0.95, "adaptive_refusal_min_logprob": 1.0}]
 
 
-def test_adaptive_replay_matches_the_live_policy_at_every_threshold(make_engine, tmp_path):
+def test_adaptive_replay_matches_the_live_policy_at_every_threshold(adaptive_engine, tmp_path):
     from eval.metrics import f1_score
 
     gk = FakeGatekeeper({"capital": CB, "live": {"closed_book": 0.3, "rag": 0.3, "long_context": 0.35, "none": 0.05}},
                         p_draft=0.6, p_rag=0.3)
-    eng, reader = make_engine(gk)
+    eng, reader = adaptive_engine(gk)
     records = runner.run(eng, SAMPLES, ["closed_book", "always_rag", "always_lc", "gatekeeper_adaptive"], tmp_path / "out")
     questions = replay.from_records(records)
     assert len(questions) == 3 and all(q.probs for q in questions)
@@ -170,10 +171,10 @@ def test_calibrate_search_meets_a_budget_or_an_accuracy():
         replay.search(questions)
 
 
-def test_feedback_is_stored_and_becomes_training_rows(make_engine, settings):
+def test_feedback_is_stored_and_becomes_training_rows(adaptive_engine, settings):
     from eval.feedback_labels import feedback_rows
 
-    eng, _ = make_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
+    eng, _ = adaptive_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
     with TestClient(create_app(engine=eng)) as client:
         ok = client.post("/v1/query", json={"query": "What is the capital of France?", "collection": "kb",
                                             "policy": "gatekeeper_adaptive"}).json()
@@ -191,7 +192,7 @@ def test_feedback_is_stored_and_becomes_training_rows(make_engine, settings):
         assert empty.status_code == 422 and "correct" in empty.json()["error"]["message"]
         info = client.get("/v1/gatekeeper").json()
         assert info["label"] == "fake@v1" and info["thresholds"]["adaptive_draft_min"] == 0.5
-    rows = feedback_rows(eng.log, eng.retriever, 1)
+    rows = feedback_rows(eng.decision_store, eng.retriever, 1)
     by_query = {r["question"]: r for r in rows}
     # right closed-book answer -> closed_book; wrong long-context answer -> none; a wrong RAG answer proves nothing
     assert by_query["What is the capital of France?"]["label"] == "closed_book"
@@ -200,14 +201,14 @@ def test_feedback_is_stored_and_becomes_training_rows(make_engine, settings):
     assert len(by_query["Where do otters live?"]["inputs"]["query_vector"]) == 64
 
 
-def test_gatekeeper_endpoint_without_an_artifact_is_a_404(make_engine):
-    eng, _ = make_engine(None)
+def test_gatekeeper_endpoint_without_an_artifact_is_a_404(adaptive_engine):
+    eng, _ = adaptive_engine(None)
     with TestClient(create_app(engine=eng)) as client:
         r = client.get("/v1/gatekeeper")
         assert r.status_code == 404 and "arag gatekeeper train" in r.json()["error"]["message"]
 
 
-def test_a_gatekeeper_trained_on_draft_log_probs_drafts_first_and_reuses_the_draft(make_engine):
+def test_a_gatekeeper_trained_on_draft_log_probs_drafts_first_and_reuses_the_draft(adaptive_engine):
     class ProbeGatekeeper(FakeGatekeeper):
         def probabilities(self, inputs):
             assert inputs["probe"]["mean_logprob"] == -1.5  # the draft's signals reached the features
@@ -215,7 +216,7 @@ def test_a_gatekeeper_trained_on_draft_log_probs_drafts_first_and_reuses_the_dra
 
     gk = ProbeGatekeeper({}, p_draft=0.9)
     gk.meta["feature_groups"] = ["retrieval", "probe"]
-    eng, reader = make_engine(gk)
+    eng, reader = adaptive_engine(gk)
     d = eng.answer("kb", "What is the capital of France?", policy="gatekeeper_adaptive")
     assert d.route == "closed_book" and len(reader.calls) == 1
     assert _names(d) == ["retrieve", "closed_book", "gatekeeper", "adaptive_draft"]

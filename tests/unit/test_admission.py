@@ -55,13 +55,14 @@ def test_waiting_longer_than_wait_s_is_refused():
 
 
 def test_a_full_server_answers_429_with_retry_after_and_health_still_answers(settings, store, fake_embedder):
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.usage import Prices
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     reader = FakeLM("reader")
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), None)
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), None)
     with TestClient(create_app(engine=engine)) as client:
         client.app.state.admission = gate = Admission(concurrency=1, queue=0, wait_s=0.01)
         with gate.admit():  # the only slot is taken
@@ -76,22 +77,23 @@ def test_a_full_server_answers_429_with_retry_after_and_health_still_answers(set
 
 
 def test_a_passed_deadline_is_504_and_recorded_as_timeout(settings, store, fake_embedder, tmp_path):
-    from adaptive_rag.decisions import DecisionLog
+    from adaptive_rag.decisions import SQLiteDecisionStore
     from adaptive_rag.errors import DeadlineExceeded
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}),
-                    DecisionLog(tmp_path / "d.sqlite"))
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}),
+                    SQLiteDecisionStore(tmp_path / "d.sqlite"))
     with pytest.raises(DeadlineExceeded):
         engine.answer("kb", "otters?", policy="always_rag", timeout_s=1e-9)
-    assert engine.log.list()[0]["status"] == "timeout" and not reader.calls
+    assert engine.decision_store.list()[0]["status"] == "timeout" and not reader.calls
     assert engine.answer("kb", "otters?", policy="always_rag", timeout_s=30).answer == "hold hands"
     with TestClient(create_app(engine=engine)) as client:
         client.app.state.request_timeout_s = 1e-9  # the server's deadline is already over at the first call
@@ -108,16 +110,17 @@ def test_a_passed_deadline_is_504_and_recorded_as_timeout(settings, store, fake_
 def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, store, fake_embedder):
     from prometheus_client.parser import text_string_to_metric_families
 
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1e6, 2e6)}), None)
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1e6, 2e6)}), None)
     with TestClient(create_app(engine=engine)) as client:
         body = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "always_rag"}).json()
         client.app.state.admission = gate = Admission(concurrency=1, queue=0, wait_s=0.01)
@@ -142,12 +145,13 @@ def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, stor
 
 def test_models_load_after_the_server_listens(settings, store, fake_embedder):
     """/healthz says "loading" and answers 503 until the panel is loaded; a failed load is reported."""
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     class SlowLoadingLM(FakeLM):
         def __init__(self, *a, fail=False, **k):
@@ -161,7 +165,7 @@ def test_models_load_after_the_server_listens(settings, store, fake_embedder):
 
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = SlowLoadingLM("reader", facts={"otters": "hold hands"})
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), None)
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), None)
     with TestClient(create_app(engine=engine, preload=True)) as client:
         health = client.get("/healthz")
         assert health.status_code == 200 and health.json()["status"] == "loading" and not health.json()["ready"]
@@ -205,16 +209,17 @@ def test_metrics_histogram_the_gatekeepers_probabilities_too():
 
 
 def test_a_draining_server_is_not_ready_and_refuses_new_answers_with_503(settings, store, fake_embedder):
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), None)
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), None)
     with TestClient(create_app(engine=engine)) as client:
         assert client.get("/readyz").status_code == 200
         client.app.state.inflight.draining = True  # what SIGTERM sets (adaptive_rag/api/serving.py)

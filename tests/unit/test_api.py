@@ -4,14 +4,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.models.lm import BackendError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters")]
 
@@ -25,8 +26,8 @@ def client_for(settings, fake_embedder, tmp_path):
 
     def make(reader=None):
         reader = reader or FakeLM("reader", facts={"otters": "hold hands"})
-        engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                        DecisionLog(tmp_path / "decisions.sqlite"))
+        engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                        SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
         return TestClient(create_app(engine=engine))
 
     yield make
@@ -166,8 +167,8 @@ def test_the_openai_sdk_streams_unchanged(live_server):
 
 
 def test_multi_turn_chat_keeps_earlier_turns_in_the_prompt_and_the_retrieval(client_for):
-    from adaptive_rag.pipeline import HISTORY_BUDGET_CHARS
-    from tests.fakes import FakeLM
+    from adaptive_rag.query.conversation import HISTORY_BUDGET_CHARS
+    from adaptive_rag.testing import FakeLM
 
     reader = FakeLM("reader", facts={"otters": "hold hands"})
     with client_for(reader) as client:

@@ -8,15 +8,16 @@ from fastapi.testclient import TestClient
 
 from adaptive_rag.api.app import create_app
 from adaptive_rag.api.auth import KeyRing, check_bind, is_loopback
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import ConfigError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 ALICE, BOB, ROOT = "alice-key-0123456789", "bob-key-0123456789ab", "root-key-0123456789ab"
 KEYS = f"alice:query:{ALICE},bob:query:{BOB},root:admin:{ROOT}"
@@ -36,8 +37,8 @@ def app_for(settings, fake_embedder, tmp_path):
     def make(**extra):
         s = Settings(data_dir=settings.data_dir, **extra)
         reader = FakeLM("reader", facts={"otters": "hold hands"})
-        engine = Engine(Retriever(s, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                        DecisionLog(tmp_path / "decisions.sqlite"))
+        engine = make_engine(s, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                        SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
         return create_app(s, engine=engine)
 
     yield make

@@ -13,13 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import DecisionLog
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.decisions import SQLiteDecisionStore
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeEmbedder, FakeLM
+from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 JSONL = {"content-type": "application/x-ndjson"}
 
@@ -42,10 +43,10 @@ class GatedEmbedder(FakeEmbedder):
         return super().embed_documents(texts)
 
 
-def make_engine(settings, store, embedder, tmp_path) -> Engine:
+def otter_engine(settings, store, embedder, tmp_path):
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    return Engine(Retriever(settings, store, embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                  DecisionLog(tmp_path / "decisions.sqlite"))
+    return make_engine(settings, store, embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                  SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def parts(settings, tmp_path):
     store, embedder = EdgeStore(settings.collections_dir), GatedEmbedder()
     Ingestor(settings, store, embedder).run("kb", [SourceDocument(
         "otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters")])
-    yield settings, store, embedder, make_engine(settings, store, embedder, tmp_path)
+    yield settings, store, embedder, otter_engine(settings, store, embedder, tmp_path)
     store.close()
 
 

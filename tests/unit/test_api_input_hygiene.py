@@ -7,14 +7,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import UserError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def engine(settings, fake_embedder, tmp_path):
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    yield Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                 DecisionLog(tmp_path / "decisions.sqlite"))
+    yield make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                 SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
     store.close()
 
 
@@ -85,7 +86,7 @@ def test_a_failure_after_the_record_opened_is_recorded_as_an_error(engine):
     engine.panel_router = None
     with pytest.raises(UserError, match="panel router"):
         engine.answer("kb", "What do otters do?", policy="adaptive")
-    (record,) = engine.log.list()
+    (record,) = engine.decision_store.list()
     assert record["status"] == "error" and "panel router" in record["error"]
 
 
@@ -100,7 +101,7 @@ def test_settings_refuse_non_finite_thresholds(monkeypatch, tmp_path):
 
 
 def test_rag_context_is_trimmed_to_the_readers_window():
-    from adaptive_rag import routes
+    from adaptive_rag.query import answer_routes as routes
     from adaptive_rag.types import SearchHit
 
     hits = [SearchHit(f"c{i}", f"d{i}", f"k{i}", 1.0 - i / 100, " ".join(["word"] * 100)) for i in range(50)]
@@ -128,9 +129,9 @@ def test_docs_load_without_internet(engine):
 
 
 def test_non_finite_signals_are_stored_as_null(tmp_path):
-    from adaptive_rag.decisions import Decision, DecisionLog, Stage
+    from adaptive_rag.decisions import Decision, SQLiteDecisionStore, Stage
 
-    log = DecisionLog(tmp_path / "d.sqlite")
+    log = SQLiteDecisionStore(tmp_path / "d.sqlite")
     d = Decision(collection="kb", policy="always_rag", query="q")
     d.stages.append(Stage(name="rag", signals={"refusal_logprob": float("-inf"), "x": [float("nan"), 1.0]}))
     log.write(d)

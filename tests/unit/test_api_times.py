@@ -10,7 +10,7 @@ from adaptive_rag.api.app import create_app
 from adaptive_rag.times import iso_time, parse_time
 from adaptive_rag.types import SourceDocument
 from ingest.pipeline import Ingestor
-from tests.unit.test_api_documents import make_engine
+from tests.unit.test_api_documents import otter_engine
 
 ASK = {"query": "What do otters do?", "collection": "kb", "policy": "always_rag"}
 
@@ -21,7 +21,7 @@ def client(settings, fake_embedder, tmp_path):
 
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    with TestClient(create_app(settings, engine=make_engine(settings, store, fake_embedder, tmp_path))) as c:
+    with TestClient(create_app(settings, engine=otter_engine(settings, store, fake_embedder, tmp_path))) as c:
         yield c
     store.close()
 

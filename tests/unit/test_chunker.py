@@ -1,6 +1,6 @@
 from adaptive_rag.types import SourceChunk, SourceDocument, chunk_point_id
 from ingest.chunker import Chunker
-from tests.fakes import FakeEmbedder
+from adaptive_rag.testing import FakeEmbedder
 
 
 def _long_text(n_sentences: int) -> str:

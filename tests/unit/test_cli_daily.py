@@ -16,8 +16,8 @@ from adaptive_rag.decision_store import open_decision_store
 from adaptive_rag.decisions import Decision, Stage
 from adaptive_rag.settings import Settings
 from adaptive_rag.usage import TokenUsage
-from tests.fakes import FakeEmbedder
-from tests.unit.test_api_documents import live, make_engine
+from adaptive_rag.testing import FakeEmbedder
+from tests.unit.test_api_documents import live, otter_engine
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def server(tmp_path):
 
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)
     store = EdgeStore(settings.collections_dir)
-    with live(create_app(settings, engine=make_engine(settings, store, FakeEmbedder(), tmp_path))) as url:
+    with live(create_app(settings, engine=otter_engine(settings, store, FakeEmbedder(), tmp_path))) as url:
         yield url
     store.close()
 
@@ -101,21 +101,21 @@ def test_decisions_id_shows_one_decision_and_the_list_shows_time_and_latency(ara
     ('{"refusal_min_logprob": true}', "finite numbers: refusal_min_logprob"),
 ])
 def test_query_thresholds_are_validated_before_any_model_loads(arag, monkeypatch, value, message):
-    from adaptive_rag import engine_factory
+    from adaptive_rag.query import builder as engine_factory
 
     monkeypatch.setattr(engine_factory, "build_engine", lambda s: pytest.fail("no engine for bad input"))
     assert one_error_line(arag("query", "What do otters do?", "-c", "kb", "--thresholds", value), message)
 
 
 def test_query_thresholds_reach_the_decision(arag, monkeypatch, settings, fake_embedder, tmp_path):
-    from adaptive_rag import engine_factory
+    from adaptive_rag.query import builder as engine_factory
     from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.types import SourceDocument
     from ingest.pipeline import Ingestor
 
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    monkeypatch.setattr(engine_factory, "build_engine", lambda s: make_engine(settings, store, fake_embedder, tmp_path))
+    monkeypatch.setattr(engine_factory, "build_engine", lambda s: otter_engine(settings, store, fake_embedder, tmp_path))
     try:
         code, out, err = arag("query", "What do otters do?", "-c", "kb", "--policy", "self_route", "--json",
                               "--thresholds", '{"refusal_min_logprob": -2.5}')
@@ -137,7 +137,7 @@ def test_version(arag):
 def test_query_help_lists_every_policy_and_every_short_option_has_help(arag):
     import typer.main
 
-    from adaptive_rag.policies import POLICIES
+    from adaptive_rag.query.policies import POLICIES
 
     code, out, _ = arag("query", "--help")
     text = " ".join(out.replace("│", " ").split())

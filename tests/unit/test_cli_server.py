@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from adaptive_rag.settings import Settings
-from tests.fakes import FakeEmbedder
-from tests.unit.test_api_documents import live, make_engine
+from adaptive_rag.testing import FakeEmbedder
+from tests.unit.test_api_documents import live, otter_engine
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def server(tmp_path):
 
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)
     store = EdgeStore(settings.collections_dir)
-    with live(create_app(settings, engine=make_engine(settings, store, FakeEmbedder(), tmp_path))) as url:
+    with live(create_app(settings, engine=otter_engine(settings, store, FakeEmbedder(), tmp_path))) as url:
         yield url
     store.close()
 
@@ -86,7 +86,7 @@ def test_serve_announces_itself_while_it_runs(arag, tmp_path, monkeypatch):
 
     import uvicorn
 
-    from adaptive_rag import engine_factory
+    from adaptive_rag.query import builder as engine_factory
     from adaptive_rag.api import app as app_module, server_file
 
     seen = {}

@@ -12,7 +12,7 @@ import pytest
 from adaptive_rag import cli
 from adaptive_rag.models import embedder as embedder_module
 from adaptive_rag.settings import Settings
-from tests.fakes import FakeEmbedder
+from adaptive_rag.testing import FakeEmbedder
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the XDG layout is Linux's")
 

@@ -294,14 +294,14 @@ def test_bad_or_unreachable_urls_are_one_line_config_errors_without_the_password
 
 
 def test_settings_select_the_backend(tmp_path, postgres_schema_url):
-    from adaptive_rag.engine_factory import decision_log
+    from adaptive_rag.decision_store import decision_store_from_settings
     from adaptive_rag.settings import Settings
 
-    assert decision_log(Settings(data_dir=tmp_path)).kind == "sqlite"
+    assert decision_store_from_settings(Settings(data_dir=tmp_path)).kind == "sqlite"
     assert (tmp_path / "decisions.sqlite").exists()
-    assert decision_log(Settings(data_dir=tmp_path, decisions_url=f"sqlite:///{tmp_path}/x/d.sqlite")).kind == "sqlite"
+    assert decision_store_from_settings(Settings(data_dir=tmp_path, decisions_url=f"sqlite:///{tmp_path}/x/d.sqlite")).kind == "sqlite"
     assert (tmp_path / "x" / "d.sqlite").exists()
-    store = decision_log(Settings(data_dir=tmp_path, decisions_url=postgres_schema_url))
+    store = decision_store_from_settings(Settings(data_dir=tmp_path, decisions_url=postgres_schema_url))
     assert store.kind == "postgresql" and "s3cret" not in repr(Settings(decisions_url="postgresql://u:s3cret@h/db"))
     store.close()
 
@@ -367,18 +367,19 @@ def test_the_server_prunes_at_start_when_retention_is_set(settings, fake_embedde
     from fastapi.testclient import TestClient
 
     from adaptive_rag.api.app import create_app
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
     from adaptive_rag.store.edge import EdgeStore
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     log = open_decision_store(None, tmp_path)
     log.write(decision(1, age_s=3 * 86400))
     log.write(decision(2, age_s=3600))
     store = EdgeStore(settings.collections_dir)
     reader = FakeLM("reader")
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {}), log)
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {}), log)
     try:
         with TestClient(create_app(Settings(data_dir=tmp_path, decisions_retention_days=2), engine=engine)):
             deadline = time.time() + 10
@@ -418,29 +419,30 @@ def test_a_postgres_log_that_goes_away_is_a_503_not_a_stack_trace(postgres_schem
     from tests.postgres import PASSWORD
 
     from adaptive_rag.api.app import create_app
-    from adaptive_rag.decision_store.postgres import PostgresDecisionLog
-    from adaptive_rag.errors import DecisionLogUnavailable
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.decision_store.postgres import PostgresDecisionStore
+    from adaptive_rag.errors import DecisionStoreUnavailable
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
-    log = PostgresDecisionLog(postgres_schema_url)
+    log = PostgresDecisionStore(postgres_schema_url)
 
     class Down:
         def connection(self):
             raise psycopg.OperationalError("connection refused (server down)")
 
     log._pool, pool = Down(), log._pool
-    with pytest.raises(DecisionLogUnavailable, match="unavailable: connection refused"):
+    with pytest.raises(DecisionStoreUnavailable, match="unavailable: connection refused"):
         log.get("x")
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = FakeLM("reader")
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 1)}), log)
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), log)
     with TestClient(create_app(engine=engine)) as client:
         for call in (lambda: client.get("/v1/decisions"), lambda: client.get("/v1/decisions/x"),
                      lambda: client.post("/v1/query", json={"query": "otters?", "collection": "kb"})):

@@ -7,7 +7,7 @@ from adaptive_rag.errors import ConfigError
 from adaptive_rag.models import cpu, engines
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
 from adaptive_rag.models.llamacpp_lm import LlamaCppLM
-from adaptive_rag.models.local_lm import TransformersLM
+from adaptive_rag.models.transformers_lm import TransformersLM
 from adaptive_rag.models.openai_lm import OpenAICompatibleLM
 from adaptive_rag.settings import Settings
 

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import UserError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
@@ -14,7 +15,7 @@ from eval import datasets, report, runner
 from eval.cache import CachedLM, GenerationCache
 from eval.datasets import EvalSample
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters"),
         SourceDocument("beavers", "Beavers build dams from branches and mud.", title="Beavers")]
@@ -28,8 +29,8 @@ def engine(settings, store, fake_embedder, tmp_path):
     cache = GenerationCache(tmp_path / "cache.sqlite")
     reader = FakeLM("reader", facts={"otters": "hold hands", "beavers": "dams"}, closed_book_answer="dams")
     lm = CachedLM(reader, cache)
-    eng = Engine(Retriever(settings, store, fake_embedder), Models(lm, lm, {"reader": Prices(1.0, 1.0)}),
-                 DecisionLog(tmp_path / "d.sqlite"), top_k=1)
+    eng = make_engine(settings, store, fake_embedder, Models(lm, lm, {"reader": Prices(1.0, 1.0)}),
+                 SQLiteDecisionStore(tmp_path / "d.sqlite"), top_k=1)
     return eng, reader, cache
 
 

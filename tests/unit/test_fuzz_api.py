@@ -27,15 +27,16 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import DecisionLog
-from adaptive_rag.pipeline import Engine, Models
-from adaptive_rag.policies import POLICIES
+from adaptive_rag.decisions import SQLiteDecisionStore
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
+from adaptive_rag.query.policies import POLICIES
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeEmbedder, FakeLM
+from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 ADMIN, ASKER = "root-key-0123456789ab", "alice-key-0123456789"
 KEYS = f"alice:query:{ASKER},root:admin:{ADMIN}"
@@ -88,8 +89,8 @@ def _app(root, api_keys):
                         SourceDocument("rivers", "Rivers run to the sea.")])
     ingestor.run("scratch", [SourceDocument("s1", "Scratch text one."), SourceDocument("s2", "Scratch two.")])
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = Engine(Retriever(settings, store, embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                    DecisionLog(root / "decisions.sqlite"))
+    engine = make_engine(settings, store, embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                    SQLiteDecisionStore(root / "decisions.sqlite"))
     decisions = [engine.answer("kb", "What do otters do?", policy=policy, owner=owner).id
                  for policy in ("always_rag", "closed_book") for owner in ("alice", "root", None)]
     return create_app(settings, engine=engine), store, decisions

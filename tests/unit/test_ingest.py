@@ -16,7 +16,7 @@ def _text(topic: str, n: int) -> str:
 
 def _points(store, name):
     """Every chunk in the collection as (doc_id, position) -> chunk id, via a wide dense search."""
-    from tests.fakes import FakeEmbedder
+    from adaptive_rag.testing import FakeEmbedder
 
     hits = store.search(name, "dense", 1000, FakeEmbedder().embed_query("fact"), None, 1000, 60)
     return {(h.doc_id, h.position): h.chunk_id for h in hits}

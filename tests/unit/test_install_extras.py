@@ -41,7 +41,7 @@ for package in ("adaptive_rag", "ingest", "gatekeeper"):
 out["import_failures"] = failed
 
 from adaptive_rag.models import embedder as embedder_module, engines
-from tests.fakes import FakeEmbedder, FakeLM
+from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 
 class FakeEngine(FakeLM):
@@ -84,7 +84,7 @@ from fastapi.testclient import TestClient
 
 from adaptive_rag.api.app import create_app
 from adaptive_rag.api.auth import KeyRing, check_bind
-from adaptive_rag.engine_factory import build_panel
+from adaptive_rag.query.builder import build_panel
 from adaptive_rag.settings import Settings
 
 settings = Settings()

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from adaptive_rag.errors import ConfigError, UserError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from gatekeeper import knn_router
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeEmbedder, FakeLM
+from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 
 def _records():
@@ -55,14 +56,16 @@ def test_the_policy_routes_before_generating(settings, store, fake_embedder, tmp
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands and float.")])
     weak, strong = FakeLM("weak", facts={"otters": "hold hands"}), FakeLM("strong", facts={"otters": "hold hands"})
     router = knn_router.train(knn_router.labels_from_records(_records()), fake_embedder.embed_query, fake_embedder.name, 1)
-    engine = Engine(Retriever(settings, store, fake_embedder),
-                    Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=strong), None, top_k=1,
-                    weak_strong_router=router)
+    engine = make_engine(settings, store, fake_embedder, Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=strong), None, top_k=1,
+                    routers={"weak_strong": router})
     hard = engine.answer("kb", "otters float on their backs", policy="knn_router")
     assert [s.name for s in hard.stages] == ["retrieve", "knn_router", "knn_route", "rag"]
     assert hard.stages[-1].model == "strong" and not weak.calls
     easy = engine.answer("kb", "beavers build dams", policy="knn_router")
     assert easy.stages[-1].model == "weak" and easy.stages[2].outcome == "weak model"
-    engine.weak_strong_router = None
+    from adaptive_rag.query.builder import load_routers
+
+    engine.routers = load_routers(settings, fake_embedder)  # none trained in this data directory
+    assert isinstance(engine.routers["weak_strong"], str)
     with pytest.raises(UserError, match="arag gatekeeper knn"):
         engine.answer("kb", "otters?", policy="knn_router")

@@ -159,9 +159,9 @@ def test_sigterm_cancels_what_outlasts_the_grace_period_and_exits(live):
     assert server.proc.wait(20) in (0, -signal.SIGTERM)
     assert time.monotonic() - stopped < 8  # well before the 9 s the answer needs
     asker.join(30)
-    from adaptive_rag.decisions import DecisionLog
+    from adaptive_rag.decisions import SQLiteDecisionStore
 
-    records = DecisionLog(server.data_dir / "decisions.sqlite").list()
+    records = SQLiteDecisionStore(server.data_dir / "decisions.sqlite").list()
     assert [r["status"] for r in records] == ["cancelled"]
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
     assert any(line["path"] == "/healthz" and line["status"] == 200 for line in lines)

@@ -138,7 +138,7 @@ def test_two_processes_pulling_at_once_both_succeed(tmp_path, two_part_model, mo
 
 
 def _convert_in_child(gguf, cache, queue):
-    from adaptive_rag.models import local_lm
+    from adaptive_rag.models import transformers_lm as local_lm
 
     queue.put(str(local_lm._model_dir(gguf, cache, "float32")))
 
@@ -149,7 +149,7 @@ def test_two_processes_converting_a_gguf_at_once_convert_it_once(tmp_path, monke
     import multiprocessing
     import time
 
-    from adaptive_rag.models import local_lm
+    from adaptive_rag.models import transformers_lm as local_lm
 
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")

@@ -5,7 +5,7 @@ import pytest
 
 from adaptive_rag.models.lm import BackendError, Message
 from adaptive_rag.models.openai_lm import OpenAICompatibleLM
-from adaptive_rag.signals import logprob_signals
+from adaptive_rag.query.signals import logprob_signals
 
 
 def _lm(handler, **kwargs):

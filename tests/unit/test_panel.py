@@ -4,13 +4,14 @@ the model and engine, and cost uses that model's prices."""
 import pytest
 
 from adaptive_rag.errors import UserError
-from adaptive_rag.pipeline import Engine, Models
-from adaptive_rag.policies import Policy
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
+from adaptive_rag.query.policies import Policy
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 FACTS = {"otters": "hold hands"}
 
@@ -30,12 +31,12 @@ def panel_engine(settings, store, fake_embedder):
     weak, strong, extra = FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS), FakeLM("tiny", facts=FACTS)
     models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10), "tiny": Prices(0.1, 0.1)},
                     strong=strong, others=(extra,), tags={"strong": ("strong",), "weak": ("weak",), "tiny": ("weak",)})
-    engine = Engine(Retriever(settings, store, fake_embedder), models, None, top_k=1)
+    engine = make_engine(settings, store, fake_embedder, models, None, top_k=1)
     return engine, weak, strong, extra
 
 
 def test_a_policy_runs_a_route_on_the_model_it_names(panel_engine, monkeypatch):
-    from adaptive_rag import policies
+    from adaptive_rag.query import policies
 
     engine, weak, strong, _ = panel_engine
     monkeypatch.setitem(policies.POLICIES, "strong_rag", StrongRag)
@@ -48,7 +49,7 @@ def test_a_policy_runs_a_route_on_the_model_it_names(panel_engine, monkeypatch):
 
 def test_routes_default_to_their_roles_and_accept_any_panel_model(panel_engine):
     from adaptive_rag.decisions import Decision
-    from adaptive_rag.pipeline import QueryRun
+    from adaptive_rag.query.run import QueryRun
 
     engine, weak, strong, extra = panel_engine
     run = QueryRun(engine, Decision(collection="kb", policy="x", query="What do otters do?"), 1, engine.thresholds)

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from adaptive_rag.errors import ConfigError, UserError
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from gatekeeper import panel_router
 from gatekeeper.panel_router import ACTIONS
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 COSTS = {"abstain": 0.0, "closed_book:reader": 1.0, "closed_book:strong": 3.0, "rag:reader": 10.0, "rag:strong": 30.0}
 
@@ -116,7 +117,7 @@ def _engine(settings, store, fake_embedder, router, strong=True):
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands and float.")])
     weak, big = FakeLM("weak", facts={"otters": "hold hands"}), FakeLM("strong", facts={"otters": "hold hands"})
     models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=big if strong else None)
-    return Engine(Retriever(settings, store, fake_embedder), models, None, top_k=1, panel_router=router), weak, big
+    return make_engine(settings, store, fake_embedder, models, None, top_k=1, routers={"panel": router}), weak, big
 
 
 class _FixedRouter(panel_router.PanelRouter):
@@ -141,16 +142,18 @@ def test_adaptive_runs_the_chosen_action_and_records_why(settings, store, fake_e
     assert stage.signals["probabilities"] == probs and "dense_scores" in stage.signals and not weak.calls
     cheap = engine.answer("kb", "what do otters do?", policy="adaptive", thresholds={"adaptive_cost_weight": 1.0})
     assert cheap.stages[1].outcome == "rag:reader" and cheap.stages[-1].model == "weak"
-    engine.panel_router = _FixedRouter({**probs, "abstain": 0.99})
+    engine.routers["panel"] = _FixedRouter({**probs, "abstain": 0.99})
     out = engine.answer("kb", "who won the 1930 world cup?", policy="adaptive")
     assert out.route == "abstain" and out.citations == [] and "no route" in out.stages[-1].outcome
     # no strong model in the panel: the strong actions are never chosen
     engine2, weak2, _ = _engine(settings, store, fake_embedder, _FixedRouter(probs), strong=False)
     assert engine2.answer("kb", "what do otters do?", policy="adaptive").stages[-1].model == "weak"
-    engine.panel_router = "the panel router was trained with embedder x: retrain it"
+    from adaptive_rag.query.builder import load_routers
+
+    engine.routers = load_routers(settings, fake_embedder)  # the shipped router reads MiniLM, not fake-bow
     with pytest.raises(UserError, match="retrain it"):
         engine.answer("kb", "otters?", policy="adaptive")
-    engine.panel_router = None
+    engine.routers = load_routers(settings.model_copy(update={"panel_router": "nothing"}), fake_embedder)
     with pytest.raises(UserError, match="arag gatekeeper panel"):
         engine.answer("kb", "otters?", policy="adaptive")
 

@@ -11,13 +11,13 @@ from gatekeeper.panel_router import ACTIONS
 
 
 def test_the_shipped_default_loads_on_a_fresh_data_directory(tmp_path):
-    from adaptive_rag.engine_factory import load_panel_router
+    from adaptive_rag.query.builder import load_routers
     from adaptive_rag.models.embedder import load_embedder
     from adaptive_rag.settings import Settings
 
     settings = Settings(data_dir=tmp_path / "fresh", _env_file=None)
     assert panel_router.find(settings.data_dir, "default") == panel_router.SHIPPED
-    router = load_panel_router(settings, load_embedder(settings))
+    router = load_routers(settings, load_embedder(settings))["panel"]
     assert isinstance(router, panel_router.PanelRouter) and set(router.actions) == set(ACTIONS)
     assert router.meta["questions"] >= 100
     # a router trained into the data directory under the same name wins over the shipped one

@@ -5,7 +5,7 @@ from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.models.sparse import Bm25Encoder, Bm25Params
 from adaptive_rag.store.base import CollectionMeta, ranked
 from adaptive_rag.types import Chunk, SearchHit, StoredDocument, chunk_point_id
-from tests.fakes import FakeEmbedder
+from adaptive_rag.testing import FakeEmbedder
 
 TEXTS = {
     "cats": "The cat sat on the warm mat near the window.",

@@ -13,16 +13,17 @@ from pathlib import Path
 import pytest
 
 from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import DecisionLog
+from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.models.llamacpp_lm import free_loopback_port
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from adaptive_rag.ui.views import number
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeEmbedder, FakeLM
+from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT, ALICE, BOB = "root-key-0123456789ab", "alice-key-0123456789", "bob-key-0123456789ab"
@@ -54,8 +55,8 @@ def live(tmp_path_factory):
         SourceDocument("otters", "Sea otters hold hands while they sleep.", title="Otters"),
         SourceDocument("rivers", "The St. Johns River runs alongside Jacksonville.", title="Rivers")])
     reader = FakeLM("reader", facts={"otters": "hold hands", "river": "St. Johns River"})
-    engine = Engine(Retriever(settings, store, embedder), Models(reader, reader, {"reader": Prices(0.5, 1.5)}),
-                    DecisionLog(tmp / "decisions.sqlite"))
+    engine = make_engine(settings, store, embedder, Models(reader, reader, {"reader": Prices(0.5, 1.5)}),
+                    SQLiteDecisionStore(tmp / "decisions.sqlite"))
     asked = []
     for owner, query, policy in [("alice", "What do otters do while asleep?", "self_route"),
                                  ("alice", "What river runs alongside Jacksonville?", "always_rag"),
@@ -121,7 +122,7 @@ def test_list_filter_and_one_decision_match_the_json_record(browser, live):
     page.get_by_role("link", name="What do otters do while asleep?").click()
     page.wait_for_url("**/ui/decisions/*")
     decision_id = page.url.rsplit("/", 1)[1]
-    record = live["engine"].log.get(decision_id)
+    record = live["engine"].decision_store.get(decision_id)
     assert page.locator("#route").inner_text() == record["route"]
     assert page.locator(".answer").inner_text() == record["answer"]
     stages = page.locator("li.stage")
@@ -131,7 +132,7 @@ def test_list_filter_and_one_decision_match_the_json_record(browser, live):
         for name, value in stage["thresholds"].items():
             row = stages.nth(i).locator(f'tr.comparison[data-threshold="{name}"]')
             assert row.locator(".threshold-value").inner_text() == number(value)
-            from adaptive_rag.policies import THRESHOLD_SIGNALS
+            from adaptive_rag.query.policies import THRESHOLD_SIGNALS
 
             signal = THRESHOLD_SIGNALS[name][0]
             assert row.locator(".signal-value").inner_text() == number(stage["signals"][signal])

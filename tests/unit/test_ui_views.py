@@ -59,21 +59,22 @@ def test_models_and_row():
 @pytest.fixture
 def client(settings, fake_embedder, tmp_path):
     from adaptive_rag.api.app import create_app
-    from adaptive_rag.decisions import DecisionLog
-    from adaptive_rag.pipeline import Engine, Models
+    from adaptive_rag.decisions import SQLiteDecisionStore
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.testing import make_engine
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
     from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from tests.fakes import FakeLM
+    from adaptive_rag.testing import FakeLM
 
     store = EdgeStore(settings.collections_dir)
     Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = Engine(Retriever(settings, store, fake_embedder), Models(reader, reader, {"reader": Prices(1, 2)}),
-                    DecisionLog(tmp_path / "d.sqlite"))
+    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
+                    SQLiteDecisionStore(tmp_path / "d.sqlite"))
     (tmp_path / "evals" / "run1").mkdir(parents=True)
     (tmp_path / "evals" / "run1" / "summary.json").write_text('{"dataset": "squad", "split": "dev", "policies": {}}')
     (tmp_path / "evals" / "secret.txt").write_text("not a report")
@@ -109,4 +110,4 @@ def test_feedback_form_needs_the_pages_token(client):
     token = re.search(r'name="token" value="([0-9a-f]+)"', client.get(f"/ui/decisions/{decision_id}").text).group(1)
     sent = client.post(f"/ui/decisions/{decision_id}/feedback", data={"token": token, "verdict": "correct"},
                        follow_redirects=False)
-    assert sent.status_code == 303 and client.app.state.engine.log.feedback_for(decision_id)["correct"] is True
+    assert sent.status_code == 303 and client.app.state.engine.decision_store.feedback_for(decision_id)["correct"] is True

@@ -5,14 +5,15 @@ import math
 
 import pytest
 
-from adaptive_rag import verify
+from adaptive_rag.query import verify
 from adaptive_rag.models.lm import Message
-from adaptive_rag.pipeline import Engine, Models
+from adaptive_rag.models.panel import Models
+from adaptive_rag.testing import make_engine
 from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SearchHit, SourceDocument
 from adaptive_rag.usage import Prices
 from ingest.pipeline import Ingestor
-from tests.fakes import FakeLM
+from adaptive_rag.testing import FakeLM
 
 FACTS = {"otters": "hold hands"}
 DOCS = [SourceDocument("otters", "Sea otters hold hands while they sleep.", title="Otters"),
@@ -65,7 +66,7 @@ def panel(settings, store, fake_embedder):
 
     def make(weak, strong):
         models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10)}, strong=strong)
-        return Engine(Retriever(settings, store, fake_embedder), models, None, top_k=2)
+        return make_engine(settings, store, fake_embedder, models, None, top_k=2)
 
     return make
 
@@ -117,7 +118,7 @@ def test_weak_and_strong_rag_run_on_their_models(panel):
 
 def test_self_consistency_and_refusals_as_recorded_stages(panel):
     from adaptive_rag.decisions import Decision
-    from adaptive_rag.pipeline import QueryRun
+    from adaptive_rag.query.run import QueryRun
 
     weak = FakeLM("weak", facts=FACTS, sample_answers={2: "swim"})
     engine = panel(weak, FakeLM("strong"))

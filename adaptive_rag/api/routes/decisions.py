@@ -18,7 +18,7 @@ router = APIRouter(tags=["decisions"])
 
 @router.get("/v1/decisions/{decision_id}", response_model=DecisionRecord)
 def get_decision(decision_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
-    record = engine.log.get(decision_id) if engine.log else None
+    record = engine.decision_store.get(decision_id) if engine.decision_store else None
     if record is None or not (caller.is_admin or record.get("owner") == caller.name):
         raise NotFoundError(f"no decision {decision_id!r}")
     return record
@@ -45,7 +45,7 @@ def list_decisions(
                                "text": q or None, "model": model or None}
     if not caller.is_admin:
         filters["owner"] = caller.name
-    if engine.log is None:
+    if engine.decision_store is None:
         return {"items": [], "limit": limit, "offset": offset, "count": 0, "total": 0}
-    items = engine.log.list(**filters, limit=limit, offset=offset)
-    return {"items": items, "limit": limit, "offset": offset, "count": len(items), "total": engine.log.count(**filters)}
+    items = engine.decision_store.list(**filters, limit=limit, offset=offset)
+    return {"items": items, "limit": limit, "offset": offset, "count": len(items), "total": engine.decision_store.count(**filters)}

@@ -36,17 +36,16 @@ from starlette.concurrency import run_in_threadpool
 from adaptive_rag.api.auth import AdminDep, CallerDep
 from adaptive_rag.api.deps import EngineDep
 from adaptive_rag.errors import NotFoundError, UserError
-from adaptive_rag.pipeline import Engine
+from adaptive_rag.query.engine import QueryEngine
+from adaptive_rag.limits import MAX_FILE_NAME_BYTES, MAX_UPLOAD_FILES
 from adaptive_rag.store.base import check_collection_name
 
 router = APIRouter(tags=["documents"])
 
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
 MULTIPART = "multipart/form-data"
-MAX_FILES = 1000
 RETRY_AFTER_S = 5
 PROBLEMS_SHOWN = 5
-MAX_NAME_BYTES = 255  # one folder or file name, as file systems allow (NAME_MAX)
 
 
 class IngestOut(BaseModel):
@@ -160,9 +159,9 @@ def _upload_name(filename: str | None) -> str:
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or ".." in parts or "\x00" in name or len(name) > 1000:
         raise UserError(f"unusable file name {filename!r} in the multipart body: give a relative path")
-    if any(len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES for part in parts):  # it is saved under its name
+    if any(len(part.encode("utf-8", "replace")) > MAX_FILE_NAME_BYTES for part in parts):  # it is saved under its name
         raise UserError(f"unusable file name {filename[:60]!r}... in the multipart body: a folder or file name "
-                        f"longer than {MAX_NAME_BYTES} bytes")
+                        f"longer than {MAX_FILE_NAME_BYTES} bytes")
     return PurePosixPath(*parts).as_posix()
 
 
@@ -179,7 +178,7 @@ async def _save_uploads(request: Request, folder: Path) -> list[tuple[Path, str]
     """Every file of the multipart body, copied under `folder` (one sub-folder each, so equal
     names stay apart and reach the Ingestor's duplicate check): [(path, name)]."""
     saved: list[tuple[Path, str]] = []
-    async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
+    async with request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_UPLOAD_FILES) as form:
         for field, value in form.multi_items():
             if isinstance(value, str):
                 raise UserError(f"every part of the multipart body must be a file; {field!r} is not")
@@ -199,7 +198,7 @@ async def _save_uploads(request: Request, folder: Path) -> list[tuple[Path, str]
     return saved
 
 
-def _ingest(engine: Engine, collection: str, jsonl: Path | None, files: list[tuple[Path, str]],
+def _ingest(engine: QueryEngine, collection: str, jsonl: Path | None, files: list[tuple[Path, str]],
             chunk_size: int | None, chunk_overlap: int | None) -> IngestOut:
     from ingest.pipeline import Ingestor
     from ingest.readers import ReadProblem, read_file, read_jsonl

@@ -2,7 +2,7 @@
 
 `model` names the collection and optionally the policy: `adaptive-rag:<collection>[:<policy>]`.
 The last user message is the query; earlier user and assistant turns go into the prompt (the
-most recent that fit a budget) and the previous user turn into retrieval (adaptive_rag/pipeline.py). The response is a standard chat.completion with `usage`;
+most recent that fit a budget) and the previous user turn into retrieval (adaptive_rag/query/engine.py). The response is a standard chat.completion with `usage`;
 the decision id is in the body (`decision_id`, plus `route`) and in the `X-Decision-Id` header.
 """
 
@@ -18,7 +18,7 @@ from adaptive_rag.api.auth import CallerDep
 from adaptive_rag.api.deps import AdmissionDep, EngineDep, checked_request, remaining_s
 from adaptive_rag.api.schemas import ChatCompletionRequest
 from adaptive_rag.errors import UserError
-from adaptive_rag.policies import POLICIES
+from adaptive_rag.query.policies import POLICIES
 
 router = APIRouter(tags=["openai-compatible"])
 PREFIX = "adaptive-rag"

@@ -1,5 +1,6 @@
-"""The router's state and its teachers: the loaded gatekeeper's metadata and metrics, and feedback
-on answers (stored with the decision; `arag gatekeeper train --feedback` learns from it)."""
+"""The routers' state and their teachers: which router serves each slot, the loaded gatekeeper's
+metadata and metrics, and feedback on answers (stored with the decision; `arag gatekeeper train
+--feedback` learns from it)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,21 @@ from adaptive_rag.errors import NotFoundError, UserError
 router = APIRouter(tags=["router"])
 
 
+@router.get("/v1/routers")
+def routers(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
+    """Every router slot: the kind and label of the router serving it, or why none can."""
+    from gatekeeper.router import Router
+
+    return {slot: {"kind": r.kind, "label": r.label, "stage": r.stage} if isinstance(r, Router) else {"unavailable": r}
+            for slot, r in sorted(engine.routers.items())}
+
+
 @router.get("/v1/gatekeeper")
 def gatekeeper(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
-    gk = engine.gatekeeper
-    if gk is None:
+    from gatekeeper.artifact import Gatekeeper
+
+    gk = engine.routers.get("gatekeeper")
+    if not isinstance(gk, Gatekeeper):
         raise NotFoundError("no gatekeeper is loaded (train one: arag gatekeeper train; ARAG_GATEKEEPER names it)")
     meta = {k: v for k, v in gk.meta.items() if k != "feature_names"}
     return {**meta, "label": gk.label, "n_features": len(gk.meta["feature_names"]),
@@ -42,9 +54,9 @@ class FeedbackRequest(BaseModel):
 
 @router.post("/v1/feedback")
 def feedback(body: FeedbackRequest, engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
-    if engine.log is None:
+    if engine.decision_store is None:
         raise UserError("this server keeps no decision log, so feedback cannot be stored")
     try:
-        return engine.log.add_feedback(body.decision_id, body.correct, body.rating, body.comment)
+        return engine.decision_store.add_feedback(body.decision_id, body.correct, body.rating, body.comment)
     except KeyError:
         raise NotFoundError(f"no decision {body.decision_id!r}") from None

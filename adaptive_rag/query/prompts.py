@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adaptive_rag.models.lm import Message
-from adaptive_rag.signals import REFUSAL
+from adaptive_rag.query.signals import REFUSAL
 
 SYSTEM = "You answer questions with a short phrase taken from what you know or from the given context."
 

@@ -1,4 +1,7 @@
-"""Deterministic fakes that subclass the real interfaces."""
+"""Deterministic fakes that subclass the real interfaces, and `make_engine`, which wires a query
+engine from them. The tests and the benchmarks (python -m eval.bench ui / load) use them; they are
+installed with the package so the benchmarks work outside a source checkout. Nothing here
+downloads or loads a model."""
 
 from __future__ import annotations
 
@@ -107,7 +110,7 @@ class FakeLM(LanguageModel):
         return gen
 
     def _answer(self, messages):
-        from adaptive_rag.verify import NO, P_TRUE_QUESTION, YES
+        from adaptive_rag.query.verify import NO, P_TRUE_QUESTION, YES
 
         self.calls.append(list(messages))
         if self.fail_with is not None:
@@ -129,3 +132,16 @@ class FakeLM(LanguageModel):
             if keyword in question and answer in context:
                 return self._gen(answer, -0.1, -6.0, prompt_tokens)
         return self._gen("unanswerable", -0.05, -0.05, prompt_tokens)
+
+
+def make_engine(settings, store, embedder, models, decision_store=None, routers=None, prices=None, **config):
+    """A QueryEngine over `store` with `embedder`: `models` is a Models panel, or one language
+    model that is both reader and long-context model (priced by `prices`, {name: Prices}).
+    `routers`: slot -> Router; `config`: QueryConfig fields (top_k=1, max_new_tokens=..., ...)."""
+    from adaptive_rag.models.panel import Models
+    from adaptive_rag.query.engine import QueryConfig, QueryEngine
+    from adaptive_rag.retrieve import Retriever
+
+    if not isinstance(models, Models):
+        models = Models(models, models, prices or {})
+    return QueryEngine(Retriever(settings, store, embedder), models, decision_store, QueryConfig(**config), routers)

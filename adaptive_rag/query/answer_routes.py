@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from adaptive_rag import prompts, verify
+from adaptive_rag.query import prompts, verify
 from adaptive_rag.models.lm import Generation, LanguageModel, Message
-from adaptive_rag.signals import REFUSAL, logprob_signals, says_unanswerable
+from adaptive_rag.query.signals import REFUSAL, logprob_signals, says_unanswerable
 from adaptive_rag.store.base import Store
 from adaptive_rag.types import SearchHit, StoredDocument
 

@@ -1,0 +1,137 @@
+"""The query path: validate, open the decision record, run the policy (which runs routes and
+consults routers through a QueryRun, each appending a stage), store the record, return it.
+
+The answer of a request is `decision.answer`; everything that led to it is in `decision.stages`.
+Settings reach the engine in one form, `QueryConfig` (query/builder.py makes it from Settings).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from adaptive_rag.decisions import Decision, DecisionStore, Stage
+from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, UserError
+from adaptive_rag.limits import MAX_TOP_K, check_query_text, check_range
+from adaptive_rag.models.control import GenerationControl, controlling
+from adaptive_rag.models.lm import BackendError
+from adaptive_rag.models.panel import Models
+from adaptive_rag.query.policies import DEFAULT_THRESHOLDS, get_policy
+from adaptive_rag.query.run import QueryRun
+from adaptive_rag.retrieve import Retriever
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptive_rag.settings import Settings
+    from gatekeeper.router import Router
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """What the query path reads of the settings: the policy of a request that names none, chunks
+    per answer, tokens per answer, the long-context budget and the thresholds (the defaults of
+    query/policies.py, updated by these)."""
+
+    default_policy: str = "self_route"
+    top_k: int = 5
+    max_new_tokens: int = 32
+    long_context_budget: int = 4000
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "QueryConfig":
+        return cls(default_policy=settings.default_policy, top_k=settings.top_k, max_new_tokens=settings.max_new_tokens,
+                   long_context_budget=settings.long_context_budget, thresholds=dict(settings.thresholds))
+
+
+class QueryEngine:
+    """Answers questions over the store's collections with the panel's models.
+
+    `routers`: slot -> the Router that serves it, or a sentence saying why none can (a policy that
+    needs that slot then refuses with it; the others work). `observers`: callables given every
+    finished decision (the server's metrics)."""
+
+    def __init__(self, retriever: Retriever, models: Models, decision_store: DecisionStore | None,
+                 config: QueryConfig | None = None, routers: Mapping[str, "Router | str"] | None = None):
+        self.retriever = retriever
+        self.models = models
+        self.decision_store = decision_store
+        self.config = config or QueryConfig()
+        self.thresholds = {**DEFAULT_THRESHOLDS, **self.config.thresholds}
+        self.routers: dict[str, Router | str] = dict(routers or {})
+        self.observers: list = []
+
+    def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
+               thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
+               timeout_s: float | None = None, history: Sequence[tuple[str, str]] = (), owner: str | None = None,
+               cancel: threading.Event | None = None,
+               events: Callable[[str, object], None] | None = None) -> Decision:
+        """Raises UserError for bad requests (nothing recorded) and BackendError when a model
+        fails. Any failure after the record was opened (a backend error, a policy that needs a
+        router that is missing, a bug) is recorded with status "error" and its message.
+        `queued_ms`: how long the request waited for admission (the server's queue); it becomes
+        the first stage and part of the total latency, so a slow answer shows whether it queued.
+        `timeout_s`: no model call starts after this many seconds (from now); the request then
+        fails with DeadlineExceeded and its record says status "timeout".
+        `history`: earlier (role, text) chat turns; the most recent that fit
+        conversation.HISTORY_BUDGET_CHARS go into the prompt, and the previous user turn into the
+        retrieval query (a stage records both).
+        `owner`: the API key's name, recorded. `cancel`: set it to stop the request (the client left,
+        the server shuts down): generation stops at the next token where the engine allows, or
+        before the next model call, with RequestCancelled and status "cancelled".
+        `events(kind, value)` hears the request's progress, for streaming: ("opened", decision) once
+        the input is valid and the record open; ("route", route) when the policy commits to the
+        route whose answer is final, before generating it; ("text", piece) for each piece of that
+        answer as it is decoded (engines that cannot stream send none: the answer is in the result)."""
+        chosen = get_policy(policy or self.config.default_policy)
+        check_query_text(query, (t for _, t in history))
+        k = check_range("top_k", self.config.top_k if top_k is None else top_k, MAX_TOP_K)
+        merged = self._thresholds(thresholds)
+        self.retriever.store.get_meta(collection)  # NotFoundError for an unknown collection
+        control = GenerationControl(cancel or threading.Event(),
+                                    None if timeout_s is None else time.monotonic() + timeout_s)
+        run = QueryRun(self, Decision(collection=collection, policy=chosen.name, query=query, owner=owner), k,
+                       merged, control, history, events)
+        if queued_ms is not None:
+            run.decision.stages.insert(0, Stage(name="queue", outcome="admitted", latency_ms=queued_ms))
+        started = time.perf_counter()
+        try:
+            if events is not None:
+                events("opened", run.decision)
+            with controlling(control):
+                chosen.run(run)
+        except (BackendError, DeadlineExceeded, RequestCancelled) as exc:
+            run.decision.status, run.decision.error = _recorded_status(exc), str(exc)
+            exc.decision_id = run.decision.id
+            raise
+        except Exception as exc:
+            run.decision.status, run.decision.error = "error", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            run.decision.latency_ms = (time.perf_counter() - started) * 1e3 + (queued_ms or 0.0)
+            if self.decision_store is not None:
+                self.decision_store.write(run.decision)
+            for observe in self.observers:
+                observe(run.decision)
+        return run.decision
+
+    def _thresholds(self, overrides: Mapping[str, float] | None) -> dict[str, float]:
+        """The engine's thresholds with a request's overrides: known names, finite numbers."""
+        unknown = set(overrides or {}) - set(self.thresholds)
+        if unknown:
+            raise UserError(f"unknown thresholds {sorted(unknown)}; valid: {', '.join(sorted(self.thresholds))}")
+        not_finite = sorted(k for k, v in (overrides or {}).items()
+                            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v))
+        if not_finite:
+            raise UserError(f"thresholds must be finite numbers: {', '.join(not_finite)}")
+        return {**self.thresholds, **(overrides or {})}
+
+
+def _recorded_status(exc: Exception) -> str:
+    """The record's status for a request stopped by `exc`: its deadline passed, it was
+    cancelled, or a model backend failed."""
+    if isinstance(exc, DeadlineExceeded):
+        return "timeout"
+    return "cancelled" if isinstance(exc, RequestCancelled) else "error"

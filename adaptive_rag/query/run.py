@@ -1,0 +1,237 @@
+"""One request in flight (`QueryRun`): the question and its conversation, the retrieval cache,
+the routes a policy may call, the routers it may consult, and the decision record every one of
+them appends a stage to, with its tokens, cost and latency. It knows no router kind: a router is
+consulted by slot through the gatekeeper.router interface."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from adaptive_rag.decisions import Citation, Decision, Stage
+from adaptive_rag.errors import UserError
+from adaptive_rag.models.control import GenerationControl
+from adaptive_rag.models.lm import LanguageModel
+from adaptive_rag.query import answer_routes as routes, verify
+from adaptive_rag.query.answer_routes import RouteResult
+from adaptive_rag.query.conversation import Conversation
+from adaptive_rag.registry import lookup
+from adaptive_rag.retrieve import Retrieval
+from adaptive_rag.usage import Prices, TokenUsage
+from gatekeeper.router import Router, RouterVerdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptive_rag.query.engine import QueryEngine
+
+ABSTAIN_ANSWER = "The collection does not answer this question."
+# long context reads documents of hits down to this rank until its budget is full: on a corpus of
+# short documents (HotpotQA paragraphs) the top-k alone would leave most of the budget unused
+LONG_CONTEXT_DEPTH = 50
+
+
+class QueryRun:
+    """One request in flight: the routes a policy may call, each recorded as a stage."""
+
+    def __init__(self, engine: "QueryEngine", decision: Decision, top_k: int, thresholds: Mapping[str, float],
+                 control: GenerationControl | None = None, history: Sequence[tuple[str, str]] = (),
+                 events: Callable[[str, object], None] | None = None):
+        self.engine = engine
+        self.decision = decision
+        self.control = control or GenerationControl()
+        self.events = events
+        conversation = Conversation.of(decision.query, history)
+        self.history = list(conversation.kept)
+        self.question = conversation.question  # what the models read
+        self.retrieval_query = conversation.retrieval_query
+        if conversation.kept:
+            decision.stages.append(Stage(name="conversation", signals=conversation.stage_signals(),
+                                         outcome=f"{len(conversation.kept)} earlier turns in the prompt"))
+        self.top_k = top_k
+        self.thresholds = thresholds
+        self._retrievals: dict[int, Retrieval] = {}
+        self._drafts: dict[str, RouteResult] = {}
+
+    @property
+    def query(self) -> str:
+        """The question as the user asked it (without the conversation)."""
+        return self.decision.query
+
+    def has_model(self, role: str) -> bool:
+        return role in self.engine.models.roles()
+
+    def _lm(self, model: str | None, default_role: str) -> LanguageModel:
+        """The panel model for the next call, unless the request was cancelled or its deadline
+        passed (a call in progress stops between tokens where its engine can: control.py)."""
+        self.control.raise_if_stopped("before its next model call")
+        return self.engine.models.get(model, default_role)
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds[name])
+
+    def note(self, name: str, signals: dict, thresholds: dict, outcome: str) -> None:
+        self.decision.stages.append(Stage(name=name, signals=signals, thresholds=thresholds, outcome=outcome))
+
+    def retrieval(self, k: int | None = None) -> Retrieval:
+        """The top `k` (default: the request's top_k) hybrid hits, searched once per depth. The
+        request-depth search also keeps the dense and BM25 rankings: router signals."""
+        k = k or self.top_k
+        if k not in self._retrievals:
+            started = time.perf_counter()
+            result = self.engine.retriever.search(self.decision.collection, self.retrieval_query, k=k,
+                                                  components=k == self.top_k)
+            self._retrievals[k] = result
+            scores = [h.score for h in result.hits]
+            signals = {"mode": result.mode, "k": k, "hits": len(scores), "top_score": scores[0] if scores else None,
+                       "score_gap": scores[0] - scores[1] if len(scores) > 1 else None}
+            if result.dense_hits is not None:
+                signals["dense_top"] = result.dense_hits[0].score if result.dense_hits else None
+                signals["bm25_top"] = result.bm25_hits[0].score if result.bm25_hits else None
+            self.decision.stages.append(Stage(
+                name="retrieve", model=self.engine.retriever.embedder.name,
+                signals={**signals, **result.timings_ms},
+                outcome=f"{len(scores)} chunks", latency_ms=(time.perf_counter() - started) * 1e3,
+            ))
+        return self._retrievals[k]
+
+    def hits(self, k: int | None = None):
+        return self.retrieval(k).hits
+
+    def _record(self, result: RouteResult, lm: LanguageModel, started: float) -> RouteResult:
+        gen = result.generation
+        outcome = "unanswerable" if result.unanswerable else "answered"
+        engine_facts = {k: gen.extra[k] for k in ("cached_prompt_tokens", "slot_wait_ms", "refusal_probe_ms",
+                                                  "refusal_probe_new_tokens")
+                        if k in gen.extra}
+        if result.route != "closed_book":  # how much of the answer the chunks it read hold
+            engine_facts.update(support=result.support, supporting_chunks=len(result.supporting))
+        self.decision.stages.append(Stage(
+            name=result.route, model=lm.name, engine=lm.label,
+            signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms,
+                     **engine_facts},
+            outcome=outcome, usage=gen.usage, latency_ms=(time.perf_counter() - started) * 1e3,
+        ))
+        self._pay(lm, gen.usage)
+        return result
+
+    # Routes. `model` is a panel model's name or role; by default closed-book and RAG run on the
+    # reader and long context on the long-context model.
+
+    def closed_book(self, model: str | None = None) -> RouteResult:
+        """Run once per request and model: a router that read the draft's log-probs as features
+        reuses it."""
+        lm = self._lm(model, "reader")
+        if lm.name not in self._drafts:
+            started = time.perf_counter()
+            self._drafts[lm.name] = self._record(routes.closed_book(lm, self.question, self.engine.config.max_new_tokens),
+                                                 lm, started)
+        return self._drafts[lm.name]
+
+    def rag(self, model: str | None = None) -> RouteResult:
+        hits = self.hits()
+        lm, started = self._lm(model, "reader"), time.perf_counter()
+        return self._record(routes.rag(lm, self.question, hits, self.engine.config.max_new_tokens), lm, started)
+
+    def long_context(self, model: str | None = None) -> RouteResult:
+        hits = self.hits(max(self.top_k, LONG_CONTEXT_DEPTH))
+        lm, started = self._lm(model, "long_context"), time.perf_counter()
+        result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.question,
+                                     hits, self.engine.config.max_new_tokens, self.engine.config.long_context_budget)
+        return self._record(result, lm, started)
+
+    def route(self, route: str, model: str | None = None) -> RouteResult:
+        """Run `route` ("closed_book", "rag" or "long_context") on `model`: a (route, model) pair."""
+        run_route = lookup({"closed_book": self.closed_book, "rag": self.rag, "long_context": self.long_context},
+                           route, "route")
+        return run_route(model)
+
+    def answer_with(self, route: str, model: str | None = None) -> None:
+        """Run `route` on `model` and make its answer final, committed before it is generated, so
+        a streaming client sees the route first and then the answer's text as it is decoded."""
+        if self.events is None:
+            self.finish(self.route(route, model))
+            return
+        self.events("route", route)
+        self.control.on_text = lambda piece: self.events("text", piece)
+        try:
+            result = self.route(route, model)
+        finally:
+            self.control.on_text = None
+        self.finish(result)
+
+    # Routers, by slot (gatekeeper/router.py): the policy names the slot, the settings the router.
+
+    def router(self, slot: str) -> Router:
+        """The router serving `slot`; a UserError saying why when none can."""
+        found = self.engine.routers.get(slot)
+        if isinstance(found, Router):
+            return found
+        raise UserError(f"policy {self.decision.policy!r} needs a trained {slot} router: "
+                        f"{found or 'none is configured (ARAG_ROUTERS)'}")
+
+    def consult(self, slot: str) -> RouterVerdict:
+        """The verdict of `slot`'s router, recorded as its stage. The stage's latency is the
+        router's own: retrieval or a draft it asked for are stages of their own."""
+        router = self.router(slot)
+        before = len(self.decision.stages)
+        started = time.perf_counter()
+        verdict = router.verdict(self)
+        own_ms = (time.perf_counter() - started) * 1e3 - sum(s.latency_ms for s in self.decision.stages[before:])
+        self.decision.stages.append(Stage(
+            name=router.stage, model=router.label, signals=verdict.shown(), thresholds=dict(verdict.thresholds),
+            outcome=verdict.choice or "scored", latency_ms=max(own_ms, 0.0)))
+        return verdict
+
+    def p_correct(self, slot: str, which: str, result: RouteResult) -> float:
+        """`slot`'s router's calibrated P(this answer is correct) from its log-prob signals
+        (`which`: "draft" for a closed-book draft, "rag" for a RAG answer)."""
+        return self.router(slot).p_answer_correct(which, result.signals, result.unanswerable)
+
+    def _charge(self, name: str, lm: LanguageModel, gens, signals: dict, thresholds: dict, outcome: str,
+                started: float) -> None:
+        usage = sum((g.usage for g in gens), start=TokenUsage())
+        self.decision.stages.append(Stage(name=name, model=lm.name, engine=lm.label, signals=signals,
+                                          thresholds=thresholds, outcome=outcome, usage=usage,
+                                          latency_ms=(time.perf_counter() - started) * 1e3))
+        self._pay(lm, usage)
+
+    def _pay(self, lm: LanguageModel, usage: TokenUsage) -> None:
+        """Add a model call's tokens and their price to the decision's totals."""
+        self.decision.usage = self.decision.usage + usage
+        self.decision.cost += usage.cost(self.engine.models.prices.get(lm.name, Prices()))
+
+    def p_true(self, result: RouteResult, model: str | None = None) -> float | None:
+        """P(True) of `result`'s answer, asked of `model` (default: the model that answered), as
+        a "verify" stage with its own tokens and cost."""
+        lm = self._lm(model or result.generation.model, "reader")
+        started = time.perf_counter()
+        value, gen = verify.p_true(lm, result.messages, result.generation.text)
+        self._charge("verify", lm, [gen], {"p_true": value, "of_route": result.route,
+                                           "of_model": result.generation.model}, {}, "p_true", started)
+        return value
+
+    def self_consistency(self, result: RouteResult, k: int = 3, temperature: float = 0.7) -> float:
+        """Agreement of k sampled answers to the same prompt with `result`'s answer, as a stage."""
+        lm = self._lm(result.generation.model, "reader")
+        started = time.perf_counter()
+        value, samples = verify.self_consistency(lm, result.messages, result.generation.text, k, temperature,
+                                                 self.engine.config.max_new_tokens)
+        self._charge("self_consistency", lm, samples, {"agreement": value, "k": k, "temperature": temperature,
+                                                       "samples": [s.text for s in samples]}, {}, f"{k} samples",
+                     started)
+        return value
+
+    def abstain(self, reason: str) -> None:
+        """The final answer is "the collection does not answer this", with no citations."""
+        if self.events is not None:
+            self.events("route", "abstain")
+        self.decision.route = "abstain"
+        self.decision.answer = ABSTAIN_ANSWER
+        self.decision.citations = []
+        self.note("abstain", {}, {}, reason)
+
+    def finish(self, result: RouteResult) -> None:
+        """`result` is the answer. Its citations are the chunks that support it (verify.support),
+        not every chunk it read; a refusal cites nothing."""
+        self.decision.route = result.route
+        self.decision.answer = result.generation.text
+        self.decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.supporting]

@@ -75,7 +75,6 @@ def _overhead(settings, store, embedder, questions) -> dict[str, Any]:
     from adaptive_rag.decisions import SQLiteDecisionStore
     from adaptive_rag.models.panel import Models
     from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
 
     out = {}
     log_path = Path(settings.data_dir) / "decisions.sqlite"
@@ -83,7 +82,7 @@ def _overhead(settings, store, embedder, questions) -> dict[str, Any]:
     for policy, refuse in (("always_rag", False), ("self_route", True), ("gatekeeper_adaptive", False)):
         lm = _instant_lm("an answer", refuse)
         engine = make_engine(settings, store, embedder, Models(lm, lm, {}), SQLiteDecisionStore(log_path),
-                        gatekeeper=gatekeeper)
+                             routers={"gatekeeper": gatekeeper})
         for q in questions[:10]:
             engine.answer("squad-dev", q.text, policy=policy)
         samples, stages = [], {"embed_ms": [], "search_ms": [], "write_and_policy_ms": [], "router_ms": []}
@@ -110,7 +109,6 @@ def _reader_speed(settings, store, embedder, question) -> dict[str, Any]:
     from adaptive_rag.models.lm import Message
     from adaptive_rag.models.panel import Models
     from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
 
     name = settings.reader_model
     t0 = time.perf_counter()
@@ -121,7 +119,7 @@ def _reader_speed(settings, store, embedder, question) -> dict[str, Any]:
     prefill = lm.generate(long_prompt, 1)
     decode = lm.generate([Message("user", "Count from one to fifty in words, separated by commas.")], 32)
     engine = make_engine(settings, store, embedder, Models(lm, lm, {}), SQLiteDecisionStore(Path(settings.data_dir) / "r.sqlite"),
-                    long_context_budget=4000)
+                         long_context_budget=4000)
     answers = {}
     for policy in ("closed_book", "always_rag", "always_lc"):
         d = engine.answer("squad-dev", question.text, policy=policy)

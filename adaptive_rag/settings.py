@@ -18,7 +18,10 @@ from adaptive_rag.limits import (
 )
 from adaptive_rag.models.catalog import DEFAULT_CATALOG, ModelSpec
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout; in an installed copy, site-packages
+# The attributed SQuAD sample (see corpora/README.md in the repository): package data, so `arag demo`
+# and `arag ingest squad-sample` work from an installed copy as well as from a checkout.
+DEMO_SAMPLE = Path(__file__).resolve().parent / "demo_data" / "squad_sample.json"
 APP_NAME = "adaptive-rag"
 LOCAL_DATA_DIR = ".arag"  # a project-local data directory, used when the current directory has one
 
@@ -88,7 +91,7 @@ class Settings(BaseSettings):
         "model name (e.g. `BAAI/bge-small-en-v1.5`) downloads it where a network exists."))
     embedder_path: Path | None = Field(None, description="A local ONNX model directory for the embedder.")
     # int8 by default: on SQuAD dev it embeds ~2x faster than fp32 with the same hybrid recall
-    # (R@10 0.977 both; dense alone R@10 0.920 vs 0.933). See README, Performance.
+    # (R@10 0.977 both; dense alone R@10 0.920 vs 0.933). See docs/performance.md.
     embedder_quantize: bool = Field(
         True, description="int8 dynamic quantization of the MiniLM export (about 2x faster, cosine ~0.99 to fp32, "
                           "the same hybrid recall on SQuAD dev)."

@@ -1,10 +1,10 @@
-"""The README's settings table, rendered from `Settings` so that the two cannot drift: one row per
-field with its environment variable, default and description (the Field's `description`; a
-default that needs words is the Field's `json_schema_extra={"doc_default": ...}`).
-tests/unit/test_settings_doc.py fails when README.md's table differs from this rendering.
+"""The settings table of docs/operations.md, rendered from `Settings` so that the two cannot
+drift: one row per field with its environment variable, default and description (the Field's
+`description`; a default that needs words is the Field's `json_schema_extra={"doc_default": ...}`).
+tests/unit/test_settings_doc.py fails when the document's table differs from this rendering.
 
     python -m adaptive_rag.settings_doc            # print the table
-    python -m adaptive_rag.settings_doc --write    # replace the table in README.md
+    python -m adaptive_rag.settings_doc --write    # replace the table in docs/operations.md
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from adaptive_rag.settings import REPO_ROOT, Settings
 START = ("<!-- The settings table is generated from adaptive_rag/settings.py (the Field descriptions): "
          "python -m adaptive_rag.settings_doc --write -->")
 END = "<!-- end of the generated settings table -->"
+DOC = Path("docs") / "operations.md"  # the document that holds the table, relative to the repository
 
 
 def env_name(field: str) -> str:
@@ -62,20 +63,20 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def replace_table(readme: str) -> str:
-    """`readme` with the text between the START and END markers replaced by `table()`."""
+def replace_table(document: str) -> str:
+    """`document` with the text between the START and END markers replaced by `table()`."""
     try:
-        head, rest = readme.split(START + "\n", 1)
+        head, rest = document.split(START + "\n", 1)
         _, tail = rest.split(END, 1)
     except ValueError:
-        raise ValueError(f"README.md lacks the settings table's markers:\n{START}\n...\n{END}") from None
+        raise ValueError(f"{DOC.as_posix()} lacks the settings table's markers:\n{START}\n...\n{END}") from None
     return f"{head}{START}\n{table()}\n{END}{tail}"
 
 
 def main(argv: list[str]) -> int:
     if argv == ["--write"]:
-        readme = Path(REPO_ROOT / "README.md")
-        readme.write_text(replace_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+        document = Path(REPO_ROOT / DOC)
+        document.write_text(replace_table(document.read_text(encoding="utf-8")), encoding="utf-8")
         return 0
     if argv:
         print(__doc__, file=sys.stderr)

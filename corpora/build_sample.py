@@ -1,4 +1,5 @@
-"""Rebuild `squad_sample.json` from the full SQuAD v1.1 dev set in ../shared/data.
+"""Rebuild the demo sample, `adaptive_rag/demo_data/squad_sample.json` (package data, so that an
+installed `arag demo` finds it), from the full SQuAD v1.1 dev set in ../shared/data.
 
 The sample keeps five whole articles (with all their questions) so that the README demo and the
 fast tests run on a fresh machine without ../shared. Usage: python corpora/build_sample.py
@@ -12,6 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent / "shared" / "data" / "squad_dev_v1.1.json"
+TARGET = HERE.parent / "adaptive_rag" / "demo_data" / "squad_sample.json"
 # Two tuning-split articles (0-31) and three report-split articles (32-47); all short.
 ARTICLES = ["Sky_(United_Kingdom)", "Amazon_rainforest", "Jacksonville,_Florida",
             "Intergovernmental_Panel_on_Climate_Change", "Prime_number"]
@@ -26,9 +28,9 @@ def main() -> int:
         "canary": full.get("canary"),  # BIG-bench canary: keeps benchmark data out of training sets
         "data": [by_title[t] for t in ARTICLES],
     }
-    (HERE / "squad_sample.json").write_text(json.dumps(sample, ensure_ascii=False))
+    TARGET.write_text(json.dumps(sample, ensure_ascii=False))
     questions = sum(len(p["qas"]) for a in sample["data"] for p in a["paragraphs"])
-    print(f"wrote {len(ARTICLES)} articles, {questions} questions to {HERE / 'squad_sample.json'}")
+    print(f"wrote {len(ARTICLES)} articles, {questions} questions to {TARGET}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The rule declared in the README for `adaptive`'s cost weight, applied to a dev run's summary:
+"""The rule declared in docs/evaluation.md for `adaptive`'s cost weight, applied to a dev run's summary:
 of the panel router's sweep points, the highest F1 among those spending at most 60% of the best
 fixed policy's tokens per query (ties: fewer tokens); with none that cheap, the cheapest point.
 

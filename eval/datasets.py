@@ -1,7 +1,7 @@
 """Evaluation data sets: questions with gold answers and gold passages, plus the collection they
 are asked against (ingested on first use with the same readers as `arag ingest`).
 
-Specs: `squad-dev` (../shared/data's SQuAD v1.1 dev, or the corpora sample when it is absent),
+Specs: `squad-dev` (../shared/data's SQuAD v1.1 dev, or the packaged demo sample when it is absent),
 `squad:PATH` (any SQuAD-format file; collection named after the file), `hotpotqa` (the shared
 CSVs; split train|test picks the file), `hotpotqa:PATH`, `jsonl:PATH` (`{"question", "answers",
 "gold_doc_ids"?, "collection"}` per line). Splits (../shared/data/README.md): SQuAD articles 0-31
@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adaptive_rag.errors import UserError
-from adaptive_rag.settings import Settings
+from adaptive_rag.settings import DEMO_SAMPLE, Settings
 from ingest.readers import parse_hotpotqa_context
-from ingest.sources import CORPORA_DIR
 
 SQUAD_TEST_FROM = 32  # article index where the report split starts
 
@@ -125,7 +124,7 @@ def load_eval_set(spec: str, settings: Settings, split: str | None = None, colle
     if spec == "squad-dev":
         path = shared / "squad_dev_v1.1.json"
         if not path.is_file():
-            path = CORPORA_DIR / "squad_sample.json"
+            path = DEMO_SAMPLE
         result = _squad(path, collection or "squad-dev", split, "squad-dev" if path.name.startswith("squad_dev") else f"squad:{path}")
     elif spec == "hotpotqa":
         name = "train" if split in ("train", "dev") else "test"

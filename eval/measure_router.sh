@@ -1,7 +1,7 @@
 #!/bin/bash
-# The router measurement (issue 5), after the training labels exist (arag gatekeeper label):
+# The gatekeeper router measurement, after the training labels exist (arag gatekeeper label):
 # train per data set, test labels from the eval cache, compare models, calibrate thresholds on the
-# held-out training predictions, then evaluate gatekeeper + adaptive on the test splits (cache hits).
+# held-out training predictions, then evaluate gatekeeper + gatekeeper_adaptive (named `adaptive` when these runs were made) on the test splits (cache hits).
 set -x
 cd "$(dirname "$0")/.."
 A=.venv/bin/arag
@@ -27,12 +27,12 @@ for ds in ${@:-squad hotpotqa}; do  # data sets as arguments (default: both)
   for m in mlp knn; do $A gatekeeper train --labels $L --name $ds-$m --model $m || exit 1; done
   $A gatekeeper label $args --limit 200 --seed 0 --all-routes --out $T || exit 1
   report $ds,$ds-mlp,$ds-knn $G
-  calibrated_eval $ds $G closed_book,always_rag,always_lc,self_route,probe,gatekeeper,adaptive $out
+  calibrated_eval $ds $G closed_book,always_rag,always_lc,self_route,probe,gatekeeper,gatekeeper_adaptive $out
   # Ablation: retrieval signals only (reported beside the result, not instead of it).
   R=eval/results/gatekeeper/$ds-retrieval; mkdir -p $R
   $A gatekeeper train --labels $L --name $ds-retrieval --features retrieval || exit 1
   report $ds-retrieval $R
-  calibrated_eval $ds-retrieval $R closed_book,always_rag,always_lc,self_route,adaptive $R/eval
+  calibrated_eval $ds-retrieval $R closed_book,always_rag,always_lc,self_route,gatekeeper_adaptive $R/eval
   rm -f $R/eval/records.jsonl  # the answers are in the main result directory's cache; keep the report
 done
 echo FINAL5 DONE

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 11, run once at the end: train the routers on mixed train, choose adaptive's cost weight
-# on mixed dev by the rule declared in the README, then the final test runs. Resumable: every
+# on mixed dev by the rule declared in docs/evaluation.md, then the final test runs. Resumable: every
 # step skips what its output already holds (eval runs resume; the generation cache answers).
 set -ex
 cd "$(dirname "$0")/.."

@@ -93,10 +93,7 @@ class PanelRouter(Router):
 
     @classmethod
     def load(cls, name: str, data_dir: Path, embedder) -> "PanelRouter":
-        path = find(data_dir, name)
-        if path is None:
-            raise NotFoundError(f"no panel router {name!r}: none is shipped or trained (arag gatekeeper panel --labels DIR)")
-        router = load(path)
+        router = load_named(data_dir, name)
         router.check_compatible(embedder.name, embedder.dim)
         return router
 
@@ -149,6 +146,14 @@ def find(data_dir: Path, name: str) -> Path | None:
     if trained.is_file():
         return trained
     return SHIPPED if name == "default" and SHIPPED.is_file() else None
+
+
+def load_named(data_dir: Path, name: str) -> PanelRouter:
+    """The panel router `name` (`find`), unchecked; NotFoundError when there is none."""
+    path = find(data_dir, name)
+    if path is None:
+        raise NotFoundError(f"no panel router {name!r}: none is shipped or trained (arag gatekeeper panel --labels DIR)")
+    return load(path)
 
 
 def load(path: Path) -> PanelRouter:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from adaptive_rag.errors import ConfigError, NotFoundError
-from gatekeeper.panel_router import choice_verdict, find, load
+from adaptive_rag.errors import ConfigError
+from gatekeeper.panel_router import choice_verdict, load_named
 from gatekeeper.router import Router, RouterRun, RouterVerdict
 
 
@@ -33,10 +33,7 @@ class PriorRouter(Router):
 
     @classmethod
     def load(cls, name: str, data_dir: Path, embedder) -> "PriorRouter":
-        path = find(data_dir, name)
-        if path is None:
-            raise NotFoundError(f"no panel router {name!r} to take the prior from (arag gatekeeper panel --labels DIR)")
-        panel = load(path)
+        panel = load_named(data_dir, name)
         metrics = panel.meta.get("cross_validated") or {}
         missing = sorted(set(panel.actions) - set(metrics))
         if missing:

@@ -2,7 +2,8 @@
 
 Forms: a file or folder path; `jsonl:PATH` (or any `*.jsonl` file); `squad:PATH`;
 `hotpotqa:PATH`; and the named sets `squad-dev`, `hotpotqa-train`, `hotpotqa-test`, which read
-`../shared/data` when present and otherwise the attributed sample under `corpora/`.
+`../shared/data` when present and otherwise the attributed sample that ships with the package
+(`adaptive_rag/demo_data/squad_sample.json`, see corpora/README.md).
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from adaptive_rag.settings import REPO_ROOT, Settings
+from adaptive_rag.settings import DEMO_SAMPLE, Settings
 from ingest.readers import ReadProblem, ReadResult, read_file, read_folder, read_hotpotqa, read_jsonl, read_squad
-
-CORPORA_DIR = REPO_ROOT / "corpora"
 
 PREFIXED: dict[str, Callable[[Path], Iterator[ReadResult]]] = {
     "squad": read_squad, "hotpotqa": read_hotpotqa, "jsonl": read_jsonl,
@@ -24,8 +23,8 @@ def named_sets(settings: Settings) -> dict[str, tuple[str, Path, Path | None]]:
     """name -> (format, full-set path, sample fallback or None)."""
     shared = settings.shared_data_dir
     return {
-        "squad-dev": ("squad", shared / "squad_dev_v1.1.json", CORPORA_DIR / "squad_sample.json"),
-        "squad-sample": ("squad", CORPORA_DIR / "squad_sample.json", None),
+        "squad-dev": ("squad", shared / "squad_dev_v1.1.json", DEMO_SAMPLE),
+        "squad-sample": ("squad", DEMO_SAMPLE, None),
         "hotpotqa-train": ("hotpotqa", shared / "hotpotqa" / "train.csv", None),
         "hotpotqa-test": ("hotpotqa", shared / "hotpotqa" / "test.csv", None),
     }

@@ -7,11 +7,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a model hub
 
-from adaptive_rag.settings import Settings  # noqa: E402
+from adaptive_rag.settings import DEMO_SAMPLE, Settings  # noqa: E402
 from adaptive_rag.testing import FakeEmbedder  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "corpora" / "squad_sample.json"
+SAMPLE = DEMO_SAMPLE  # the attributed SQuAD sample (corpora/README.md), package data
 
 
 @pytest.fixture
@@ -46,13 +46,13 @@ def store(request, settings: Settings):
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A PostgreSQL server for the session (tests/postgres.py): ARAG_TEST_POSTGRES_URL, else a private
+    """A PostgreSQL server for the session (adaptive_rag/testing/postgres.py): ARAG_TEST_POSTGRES_URL, else a private
     one from Debian's postgresql package. Fails, never skips, when there is none."""
     url = os.environ.get("ARAG_TEST_POSTGRES_URL")
     if url:
         yield url
         return
-    from tests.postgres import start_private_server
+    from adaptive_rag.testing.postgres import start_private_server
 
     try:
         server = start_private_server()
@@ -65,7 +65,7 @@ def postgres_url():
 @pytest.fixture
 def postgres_schema_url(postgres_url):
     """postgres_url with its own empty schema for this test (dropped afterwards)."""
-    from tests.postgres import drop_schema, new_schema, schema_url
+    from adaptive_rag.testing.postgres import drop_schema, new_schema, schema_url
 
     schema = new_schema(postgres_url)
     yield schema_url(postgres_url, schema)

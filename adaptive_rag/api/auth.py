@@ -182,7 +182,7 @@ def check_bind(host: str, keys: KeyRing) -> None:
     """`arag serve` refuses to bind a non-loopback interface when no API key is configured."""
     if keys.open and not is_bind_loopback(host):
         raise ConfigError(f"refusing to listen on {host} without API keys: set ARAG_API_KEYS or ARAG_API_KEYS_FILE "
-                          "(see README, Security), or bind 127.0.0.1")
+                          "(see docs/operations.md, Security), or bind 127.0.0.1")
 
 
 def is_bind_loopback(host: str) -> bool:

@@ -23,7 +23,7 @@ from adaptive_rag.errors import ConfigError
 from adaptive_rag.usage import Prices
 
 def gguf_engine_for(flags) -> str:
-    """The engine for a GGUF model on a CPU with these flags, chosen by measurement (README,
+    """The engine for a GGUF model on a CPU with these flags, chosen by measurement (docs/performance.md,
     "Generation engines"; `python -m eval.bench generation`). Where the CPU computes bf16 natively,
     torch's bf16 matrix kernels process a RAG prompt of the 0.5B several times faster than
     llama.cpp's quantized ones (739 vs 211 tokens/s here), so transformers in bf16 answers first
@@ -95,7 +95,7 @@ class ModelSpec(BaseModel):
 # Local models are free in money; the price fields let cost reports weigh tokens like a hosted
 # model of similar size would (per 1M tokens), so that "cost" compares routes and models
 # meaningfully. The 1.5B's prices are 3x the 0.5B's: its compute per token is ~2.5-3x (1.5B vs
-# 0.5B parameters; measured per CPU-second in the README).
+# 0.5B parameters; measured per CPU-second in docs/performance.md).
 DEFAULT_CATALOG: dict[str, ModelSpec] = {
     "qwen2.5-coder-0.5b": ModelSpec(pull="qwen2.5-coder-0.5b", context_window=32768, input_per_m=0.05,
                                     output_per_m=0.10, tags=("weak", "long_context")),

@@ -1,4 +1,5 @@
-"""The three routes. Each runs one LM call and returns its generation plus what it read:
+"""The three answer routes (ANSWER_ROUTES; a policy may also abstain, without a model). Each runs
+one LM call and returns its generation plus what it read:
 
 - closed_book: the question alone;
 - rag: the top-k hybrid chunks, Self-Route prompt (the reader may reply "unanswerable");
@@ -18,7 +19,7 @@ from adaptive_rag.query.signals import REFUSAL, logprob_signals, says_unanswerab
 from adaptive_rag.store.base import Store
 from adaptive_rag.types import SearchHit, StoredDocument
 
-ROUTES = ("closed_book", "rag", "long_context")
+ANSWER_ROUTES = ("closed_book", "rag", "long_context")  # and "abstain", which answers without a model
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ class Adaptive(Policy):
     """The panel router (gatekeeper/panel_router.py) picks (route, model) before anything is
     generated: abstain, closed-book or RAG, on the reader or the strong model, whichever has the
     best P(correct) less `adaptive_cost_weight` times its relative price. Chosen on the `mixed`
-    dev split among the learned routers by the rule declared in the README."""
+    dev split among the learned routers by the rule declared in docs/evaluation.md."""
 
     name = "adaptive"
     uses = ("adaptive_cost_weight",)

@@ -29,7 +29,9 @@ def store_kind(settings: Settings) -> str:
 
 
 def open_store(settings: Settings) -> Store:
-    return STORES[store_kind(settings)](settings)
+    from adaptive_rag.registry import lookup
+
+    return lookup(STORES, store_kind(settings), "store")(settings)
 
 
 __all__ = ["CollectionMeta", "Store", "STORES", "open_store", "store_kind"]

@@ -10,7 +10,6 @@ deterministic chunk ids overwrite whatever half-written points it left, and
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence

@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from adaptive_rag.api.auth import Caller, Forbidden, Unauthorized
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.ui import views
+from adaptive_rag.ui.signin import SignIn
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "arag_key"
@@ -59,10 +60,6 @@ def render(request: Request, name: str, status: int = 200, **context) -> HTMLRes
         TEMPLATES = _templates()
     return TEMPLATES.TemplateResponse(request, name, {"caller": getattr(request.state, "caller", None), **context},
                                       status_code=status)
-
-
-class SignIn(Exception):
-    """The page needs a key the request did not bring: show the sign-in page (no data)."""
 
 
 def ui_caller(request: Request) -> Caller:

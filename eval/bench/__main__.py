@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
                     help="also run a phase of streaming chat clients (default: yes)")
     ld.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for the models to load")
     ld.add_argument("--work-dir", type=Path, default=None, help="server log (default bench-results/load)")
-    ld.add_argument("--fake", action="store_true", help="fake deterministic models (tests/live/fake_server.py)")
+    ld.add_argument("--fake", action="store_true", help="fake deterministic models (adaptive_rag.testing.fake_server)")
     ld.add_argument("--fake-word-delay", type=float, default=0.05, help="with --fake: seconds per generated word")
     ld.add_argument("--replicas", type=int, default=1, help="servers sharing one PostgreSQL decision log (query phase only)")
     ld.add_argument("--decisions-url", default=None, help="with --replicas: the shared PostgreSQL decision log "

@@ -1,10 +1,13 @@
-"""The two baselines the issue compares against, behind the same `top(query, k)` shape.
+"""The two baselines of the retrieval benchmark, behind the same `top(query, k)` shape.
 
 - `RankBm25`: `rank_bm25.BM25Okapi` (k1=1.2, b=0.75, lowercase `\\w+` tokens), `get_scores` over
   the whole corpus + argpartition. This is what a pure-Python RAG stack typically does for BM25.
 - `LocalModeDense`: `qdrant_client.QdrantClient(":memory:")`, the "local mode" many tutorials use
-  as an embedded vector store (numpy brute force in Python). DESIGN.md section 4 explains why we
-  use Qdrant Edge instead; this shows the difference on the same vectors.
+  as an embedded vector store (numpy brute force in Python). We embed Qdrant Edge instead: it runs
+  Qdrant's own engine in the process (an HNSW index; BM25 sparse vectors with the IDF modifier;
+  hybrid search fused inside Qdrant), with the same collection schema as a Qdrant server, so the
+  embedded store and a server rank identically and a deployment can move to a server unchanged.
+  This shows the difference on the same vectors.
 """
 
 from __future__ import annotations

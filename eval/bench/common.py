@@ -67,7 +67,10 @@ def ratio(baseline: dict[str, float], ours: dict[str, float]) -> float:
 
 
 def machine_info() -> dict[str, Any]:
-    """Enough to tell runs on different machines (or a busy machine) apart."""
+    """Enough to tell runs on different machines (or a busy machine) apart: the CPU's model and
+    the flags that decide engine speed (bf16, AMX, AVX-512, AVX2), cores, load."""
+    from adaptive_rag.models.cpu import cpu_info
+
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -78,7 +81,7 @@ def machine_info() -> dict[str, Any]:
         load = []
     return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "load_avg_at_start": load}
+            "load_avg_at_start": load, "cpu": cpu_info().summary()}
 
 
 # -- settings ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ throughput, p50/p95 latency of answers and of refusals, time to the first stream
 /healthz p50/p99 under load against the idle /healthz measured first (the named baseline, as a
 ratio), the server's RSS before and after, and whether every decision id a client received can
 be read back afterwards. With `--fake` the server runs deterministic fake models
-(tests/live/fake_server.py), to test the benchmark itself quickly.
+(adaptive_rag/testing/fake_server.py), to test the benchmark itself quickly.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 from eval.bench.common import log, machine_info, percentiles
 
-REPO = Path(__file__).resolve().parents[2]
+WORK_DIR = Path("bench-results")  # under the current directory
 POLICIES = ("closed_book", "always_rag", "self_route", "adaptive")
 FAKE_POLICIES = POLICIES[:3]  # the fake embedder's vectors fit no panel router
 FAKE_QUESTION = "What do otters do?"
@@ -38,7 +38,9 @@ FAKE_QUESTION = "What do otters do?"
 def _questions(fake: bool) -> list[str]:
     if fake:
         return [FAKE_QUESTION]
-    sample = json.loads((REPO / "corpora" / "squad_sample.json").read_text())
+    from adaptive_rag.settings import DEMO_SAMPLE
+
+    sample = json.loads(DEMO_SAMPLE.read_text(encoding="utf-8"))
     return [p["qas"][0]["question"] for a in sample["data"] for p in a["paragraphs"][:3] if p["qas"]]
 
 
@@ -71,12 +73,13 @@ class Server:
         if data_dir:
             env["ARAG_DATA_DIR"] = str(data_dir)
         if args.fake:
-            cmd = [sys.executable, "-m", "tests.live.fake_server", "--data-dir", str(data_dir or log_path.parent / "data"),
+            cmd = [sys.executable, "-m", "adaptive_rag.testing.fake_server",
+                   "--data-dir", str(data_dir or log_path.parent / "data"),
                    "--port", str(self.port), "--word-delay", str(args.fake_word_delay)]
         else:
             cmd = [sys.executable, "-m", "adaptive_rag.cli", "serve", "--port", str(self.port)]
         self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.log_path = log_path
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -277,7 +280,7 @@ def run(args) -> dict[str, Any]:
     if args.replicas > 1:
         return run_replicas(args)
 
-    out_dir = Path(args.work_dir or (REPO / "bench-results" / "load"))
+    out_dir = Path(args.work_dir or (WORK_DIR / "load"))
     out_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(16)
     server = Server(args, key, out_dir / "server.log")
@@ -312,13 +315,12 @@ def run_replicas(args) -> dict[str, Any]:
 
     from adaptive_rag.settings import Settings
 
-    out_dir = Path(args.work_dir or (REPO / "bench-results" / "load-replicas"))
+    out_dir = Path(args.work_dir or (WORK_DIR / "load-replicas"))
     out_dir.mkdir(parents=True, exist_ok=True)
     key, pg = secrets.token_hex(16), None
     url = args.decisions_url
     if url is None:
-        sys.path.insert(0, str(REPO))
-        from tests.postgres import start_private_server
+        from adaptive_rag.testing.postgres import start_private_server
 
         log("starting a private PostgreSQL server for the decision log")
         pg = start_private_server()

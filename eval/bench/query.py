@@ -192,4 +192,6 @@ def format_result(r: dict[str, Any]) -> str:
             lines.append(f"  {policy:<11} {a['seconds']:6.2f} s  {a['input_tokens']:>5} in / {a['output_tokens']:>3} out  -> {a['answer']!r}")
     m = r["machine"]
     lines.append(f"\nmachine: {m['usable_cpus']}/{m['cpu_count']} CPUs, load at start {', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}")
+    if "cpu" in m:
+        lines.append(f"cpu: {m['cpu']['model']} ({m['cpu']['machine']}), flags {' '.join(m['cpu']['flags']) or 'none reported'}")
     return "\n".join(lines)

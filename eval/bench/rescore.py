@@ -57,8 +57,18 @@ def _one(name: str, args: list[str], scratch: Path, results: Path, limit: int) -
     }
 
 
+def committed_results() -> Path:
+    """The committed evaluations (eval/results/): repository data, not installed with the package;
+    the checkout this module runs from, else ./eval/results under the current directory."""
+    for results in (Path(__file__).resolve().parents[1] / "results", Path("eval") / "results"):
+        if results.is_dir():
+            return results
+    raise SystemExit("error: the rescore benchmark re-scores the committed evaluations under eval/results/, which "
+                     "only a source checkout has: run it from the repository's root")
+
+
 def run(args) -> dict[str, Any]:
-    results = Path(__file__).resolve().parents[1] / "results"
+    results = committed_results()
     with tempfile.TemporaryDirectory(prefix="arag-rescore-") as tmp:
         runs = [_one(name, argv, Path(tmp), results, args.questions) for name, argv in RUNS]
     total = sum(r["seconds"] for r in runs)

@@ -15,8 +15,6 @@ from typing import Any
 
 from eval.bench.common import log, machine_info
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _timed(client, path: str, repeats: int) -> dict[str, float]:
     samples = []
@@ -29,23 +27,18 @@ def _timed(client, path: str, repeats: int) -> dict[str, float]:
 
 
 def run(args) -> dict[str, Any]:
-    import sys
-
-    sys.path.insert(0, str(REPO))  # adaptive_rag.testing: the deterministic models
     from fastapi.testclient import TestClient
 
     from adaptive_rag.api.app import create_app
     from adaptive_rag.decisions import SQLiteDecisionStore
     from adaptive_rag.models.cpu import cpu_info
     from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
     from adaptive_rag.store.edge import EdgeStore
+    from adaptive_rag.testing import FakeEmbedder, FakeLM, make_engine  # deterministic models, installed
     from adaptive_rag.types import SourceDocument
     from adaptive_rag.usage import Prices
     from ingest.pipeline import Ingestor
-    from adaptive_rag.testing import FakeEmbedder, FakeLM
 
     tmp = Path(tempfile.mkdtemp(prefix="arag-bench-ui-"))
     settings = Settings(data_dir=tmp / "data", chunk_size=40, chunk_overlap=5, access_log=False)

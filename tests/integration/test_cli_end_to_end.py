@@ -1,21 +1,12 @@
 """The installed command line, as a user runs it, on mixed real files."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import arag as _arag
 
 pytestmark = pytest.mark.integration
-
-
-def _arag(settings, *args):
-    env = {**os.environ, "ARAG_DATA_DIR": str(settings.data_dir), "ARAG_EMBEDDER_PATH": str(settings.embedder_path),
-           "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "adaptive_rag.cli", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_mixed_folder_ingest_update_search_delete(real_settings, tmp_path):

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.test_cli_end_to_end import _arag
-from tests.unit.test_gatekeeper import synthetic_rows
+from tests.helpers import arag as _arag, synthetic_rows
 
 pytestmark = pytest.mark.integration
 

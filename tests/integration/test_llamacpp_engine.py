@@ -16,7 +16,6 @@ from adaptive_rag.models.pull import pull
 from adaptive_rag.models.panel import Models
 from adaptive_rag.testing import make_engine
 from adaptive_rag.query.prompts import with_context
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.query.signals import REFUSAL
 from tests.integration.conftest import model_cache
 

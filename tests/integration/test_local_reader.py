@@ -11,7 +11,6 @@ from adaptive_rag.models.lm import Message
 from adaptive_rag.models.pull import pull
 from adaptive_rag.models.panel import Models
 from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.store import open_store
 from ingest.pipeline import Ingestor
 from ingest.sources import read_source

@@ -2,21 +2,14 @@
 `arag calibrate`'s search, and feedback from the API into training rows."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import UserError
-from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from eval import replay, runner
 from eval.datasets import EvalSample
 from gatekeeper.artifact import LABELS, Gatekeeper
 from gatekeeper.calibration import ProbeCalibrator
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
 
 FILLER = " ".join(f"Filler sentence {i} about unrelated municipal matters." for i in range(60))
@@ -54,20 +47,14 @@ LC = {"closed_book": 0.05, "rag": 0.15, "long_context": 0.7, "none": 0.1}
 
 
 @pytest.fixture
-def adaptive_engine(settings, fake_embedder, tmp_path):
-    from adaptive_rag.store.edge import EdgeStore
-
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
-
+def adaptive_engine(engine_for):
     def make(gatekeeper, **kwargs):
         reader = FakeLM("reader", facts={"capital": "Paris", "otters": "hold hands"}, closed_book_answer="Paris")
-        engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}),
-                        SQLiteDecisionStore(tmp_path / "decisions.sqlite"), top_k=1, routers={"gatekeeper": gatekeeper} if gatekeeper else None, **kwargs)
+        engine = engine_for(reader, docs=DOCS, prices={"reader": Prices(1, 1)}, top_k=1,
+                            routers={"gatekeeper": gatekeeper} if gatekeeper else None, **kwargs)
         return engine, reader
 
-    yield make
-    store.close()
+    return make
 
 
 def _names(d):
@@ -146,7 +133,7 @@ def test_adaptive_replay_matches_the_live_policy_at_every_threshold(adaptive_eng
     for q in questions:
         q.p_draft, q.p_rag = 0.6, 0.3
     for t in GRID_POINTS:
-        replayed = replay.replay(questions, "adaptive", t)
+        replayed = replay.replay(questions, "gatekeeper_adaptive", t)
         live = [eng.answer(s.collection, s.question, policy="gatekeeper_adaptive", thresholds=t) for s in SAMPLES]
         assert replayed.f1 == pytest.approx(sum(f1_score(d.answer, s.answers) for d, s in zip(live, SAMPLES)) / 3)
         assert replayed.tokens_per_query == pytest.approx(sum(d.usage.total_tokens for d in live) / 3)
@@ -171,11 +158,11 @@ def test_calibrate_search_meets_a_budget_or_an_accuracy():
         replay.search(questions)
 
 
-def test_feedback_is_stored_and_becomes_training_rows(adaptive_engine, settings):
+def test_feedback_is_stored_and_becomes_training_rows(adaptive_engine, server):
     from eval.feedback_labels import feedback_rows
 
     eng, _ = adaptive_engine(FakeGatekeeper({"capital": CB}, p_draft=0.8))
-    with TestClient(create_app(engine=eng)) as client:
+    with server(engine=eng) as client:
         ok = client.post("/v1/query", json={"query": "What is the capital of France?", "collection": "kb",
                                             "policy": "gatekeeper_adaptive"}).json()
         wrong = client.post("/v1/query", json={"query": "Where do otters live?", "collection": "kb",
@@ -201,9 +188,9 @@ def test_feedback_is_stored_and_becomes_training_rows(adaptive_engine, settings)
     assert len(by_query["Where do otters live?"]["inputs"]["query_vector"]) == 64
 
 
-def test_gatekeeper_endpoint_without_an_artifact_is_a_404(adaptive_engine):
+def test_gatekeeper_endpoint_without_an_artifact_is_a_404(adaptive_engine, server):
     eng, _ = adaptive_engine(None)
-    with TestClient(create_app(engine=eng)) as client:
+    with server(engine=eng) as client:
         r = client.get("/v1/gatekeeper")
         assert r.status_code == 404 and "arag gatekeeper train" in r.json()["error"]["message"]
 

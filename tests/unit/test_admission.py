@@ -4,10 +4,11 @@ import threading
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from adaptive_rag.api.admission import Admission, Busy
-from adaptive_rag.api.app import create_app
+from adaptive_rag.testing import FakeLM
+from adaptive_rag.usage import Prices
+from tests.unit.helpers import OTTERS, otter_reader
 
 
 def test_at_most_concurrency_plus_queue_are_admitted_and_the_rest_refused_at_once():
@@ -54,16 +55,8 @@ def test_waiting_longer_than_wait_s_is_refused():
         pass
 
 
-def test_a_full_server_answers_429_with_retry_after_and_health_still_answers(settings, store, fake_embedder):
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
-    from adaptive_rag.usage import Prices
-    from adaptive_rag.testing import FakeLM
-
-    reader = FakeLM("reader")
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), None)
-    with TestClient(create_app(engine=engine)) as client:
+def test_a_full_server_answers_429_with_retry_after_and_health_still_answers(server, store):
+    with server(FakeLM("reader"), store=store, prices={"reader": Prices(1, 1)}, decisions=None) as client:
         client.app.state.admission = gate = Admission(concurrency=1, queue=0, wait_s=0.01)
         with gate.admit():  # the only slot is taken
             r = client.post("/v1/query", json={"query": "otters?", "collection": "kb"})
@@ -76,52 +69,31 @@ def test_a_full_server_answers_429_with_retry_after_and_health_still_answers(set
             assert health["admission"] == {"admitted": 1, "refused": 2, "max_concurrent": 1, "max_queued": 0}
 
 
-def test_a_passed_deadline_is_504_and_recorded_as_timeout(settings, store, fake_embedder, tmp_path):
-    from adaptive_rag.decisions import SQLiteDecisionStore
+def test_a_passed_deadline_is_504_and_recorded_as_timeout(engine_for, server, store, tmp_path):
     from adaptive_rag.errors import DeadlineExceeded
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
-    from adaptive_rag.types import SourceDocument
-    from adaptive_rag.usage import Prices
-    from ingest.pipeline import Ingestor
-    from adaptive_rag.testing import FakeLM
 
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}),
-                    SQLiteDecisionStore(tmp_path / "d.sqlite"))
+    reader = otter_reader()
+    engine = engine_for(reader, store=store, docs=OTTERS, prices={"reader": Prices(1, 1)}, decisions=tmp_path / "d.sqlite")
     with pytest.raises(DeadlineExceeded):
         engine.answer("kb", "otters?", policy="always_rag", timeout_s=1e-9)
     assert engine.decision_store.list()[0]["status"] == "timeout" and not reader.calls
     assert engine.answer("kb", "otters?", policy="always_rag", timeout_s=30).answer == "hold hands"
-    with TestClient(create_app(engine=engine)) as client:
+    with server(engine=engine) as client:
         client.app.state.request_timeout_s = 1e-9  # the server's deadline is already over at the first call
         r = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "always_rag"})
         assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
         assert client.get(f"/v1/decisions/{r.json()['decision_id']}").json()["status"] == "timeout"
         client.app.state.request_timeout_s = 120
         ok = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "timeout_s": 30})
-        assert ok.status_code == 200
+        assert ok.status_code == 200 and ok.json()["answer"] == "hold hands" and ok.json()["decision"]["status"] == "ok"
         bad = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "timeout_s": 0})
         assert bad.status_code == 422
 
 
-def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, store, fake_embedder):
+def test_metrics_count_decisions_tokens_cost_latency_and_refusals(server, store):
     from prometheus_client.parser import text_string_to_metric_families
 
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
-    from adaptive_rag.types import SourceDocument
-    from adaptive_rag.usage import Prices
-    from ingest.pipeline import Ingestor
-    from adaptive_rag.testing import FakeLM
-
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1e6, 2e6)}), None)
-    with TestClient(create_app(engine=engine)) as client:
+    with server(store=store, docs=OTTERS, prices={"reader": Prices(1e6, 2e6)}, decisions=None) as client:
         body = client.post("/v1/query", json={"query": "otters?", "collection": "kb", "policy": "always_rag"}).json()
         client.app.state.admission = gate = Admission(concurrency=1, queue=0, wait_s=0.01)
         with gate.admit():
@@ -143,15 +115,9 @@ def test_metrics_count_decisions_tokens_cost_latency_and_refusals(settings, stor
     assert ("arag_admitted_requests", ()) in samples and samples[("arag_queued_requests", ())] == 0
 
 
-def test_models_load_after_the_server_listens(settings, store, fake_embedder):
+def test_models_load_after_the_server_listens(engine_for, server, store):
     """/healthz says "loading" and answers 503 until the panel is loaded; a failed load is reported."""
     from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
-    from adaptive_rag.types import SourceDocument
-    from adaptive_rag.usage import Prices
-    from ingest.pipeline import Ingestor
-    from adaptive_rag.testing import FakeLM
 
     class SlowLoadingLM(FakeLM):
         def __init__(self, *a, fail=False, **k):
@@ -163,10 +129,9 @@ def test_models_load_after_the_server_listens(settings, store, fake_embedder):
             if self.fail:
                 raise OSError("weights corrupt")
 
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
     reader = SlowLoadingLM("reader", facts={"otters": "hold hands"})
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), None)
-    with TestClient(create_app(engine=engine, preload=True)) as client:
+    engine = engine_for(reader, store=store, docs=OTTERS, prices={"reader": Prices(1, 1)}, decisions=None)
+    with server(engine=engine, preload=True) as client:
         health = client.get("/healthz")
         assert health.status_code == 200 and health.json()["status"] == "loading" and not health.json()["ready"]
         assert client.get("/readyz").status_code == 503
@@ -177,11 +142,12 @@ def test_models_load_after_the_server_listens(settings, store, fake_embedder):
         while not client.get("/readyz").status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert client.get("/healthz").json()["status"] == "ok"
-        assert client.post("/v1/query", json={"query": "otters?", "collection": "kb"}).status_code == 200
+        loaded = client.post("/v1/query", json={"query": "otters?", "collection": "kb"})
+        assert loaded.status_code == 200 and loaded.json()["answer"] == "hold hands"
     broken = SlowLoadingLM("reader", fail=True)
     broken.release.set()
     engine.models = Models(broken, broken, {"reader": Prices(1, 1)})
-    with TestClient(create_app(engine=engine, preload=True)) as client:
+    with server(engine=engine, preload=True) as client:
         deadline = time.monotonic() + 10
         while client.get("/healthz").json()["status"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -208,19 +174,8 @@ def test_metrics_histogram_the_gatekeepers_probabilities_too():
                                             ("status", "ok")))] == 1
 
 
-def test_a_draining_server_is_not_ready_and_refuses_new_answers_with_503(settings, store, fake_embedder):
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
-    from adaptive_rag.types import SourceDocument
-    from adaptive_rag.usage import Prices
-    from ingest.pipeline import Ingestor
-    from adaptive_rag.testing import FakeLM
-
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), None)
-    with TestClient(create_app(engine=engine)) as client:
+def test_a_draining_server_is_not_ready_and_refuses_new_answers_with_503(server, store):
+    with server(store=store, docs=OTTERS, prices={"reader": Prices(1, 1)}, decisions=None) as client:
         assert client.get("/readyz").status_code == 200
         client.app.state.inflight.draining = True  # what SIGTERM sets (adaptive_rag/api/serving.py)
         ready = client.get("/readyz")

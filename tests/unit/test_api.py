@@ -1,37 +1,27 @@
 """The REST API end to end on fake models (deterministic), through FastAPI's TestClient."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import SQLiteDecisionStore
+from adaptive_rag.limits import MAX_QUERY_CHARS
 from adaptive_rag.models.lm import BackendError
-from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
+from adaptive_rag.testing import FakeLM
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
-from adaptive_rag.testing import FakeLM
+from tests.unit.helpers import live
 
 DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters")]
 
 
 @pytest.fixture
-def client_for(settings, fake_embedder, tmp_path):
-    from adaptive_rag.store.edge import EdgeStore
-
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
+def client_for(server):
+    """A TestClient over collection `kb` (DOCS) with `reader` (default: one that knows what otters
+    do), priced 1 and 2 dollars per million tokens, and a decision log."""
 
     def make(reader=None):
         reader = reader or FakeLM("reader", facts={"otters": "hold hands"})
-        engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
-                        SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
-        return TestClient(create_app(engine=engine))
+        return server(reader, docs=DOCS, prices={"reader": Prices(1, 2)})
 
-    yield make
-    store.close()
+    return make
 
 
 def test_query_returns_answer_route_citations_and_a_retrievable_decision(client_for):
@@ -98,25 +88,8 @@ def test_backend_failure_is_502_or_503_with_the_recorded_decision(client_for, re
 @pytest.fixture
 def live_server(client_for):
     """The app under a real uvicorn server on a loopback port, as an OpenAI client would meet it."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = client_for().app
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live(client_for().app) as url:
+        yield url
 
 
 def test_official_openai_sdk_talks_to_the_chat_completions_endpoint(live_server):
@@ -168,7 +141,6 @@ def test_the_openai_sdk_streams_unchanged(live_server):
 
 def test_multi_turn_chat_keeps_earlier_turns_in_the_prompt_and_the_retrieval(client_for):
     from adaptive_rag.query.conversation import HISTORY_BUDGET_CHARS
-    from adaptive_rag.testing import FakeLM
 
     reader = FakeLM("reader", facts={"otters": "hold hands"})
     with client_for(reader) as client:
@@ -203,3 +175,17 @@ def test_a_long_earlier_turn_never_makes_the_retrieval_query_too_long(client_for
         r = client.post("/v1/chat/completions", json={"model": "adaptive-rag:kb", "messages": [
             {"role": "user", "content": "otters " * 200}, {"role": "user", "content": "x" * 3990}]})
         assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["object"] == "chat.completion" and body["route"] == "rag"
+        assert body["choices"][0]["message"] == {"role": "assistant", "content": "hold hands"}
+        assert body["choices"][0]["finish_reason"] == "stop" and r.headers["X-Decision-Id"] == body["decision_id"]
+        decision = client.get(f"/v1/decisions/{body['decision_id']}").json()
+        assert decision["status"] == "ok" and decision["query"] == "x" * 3990
+        conversation = next(s for s in decision["stages"] if s["name"] == "conversation")
+        assert conversation["signals"]["turns_kept"] == 1 and conversation["signals"]["turns_dropped"] == 0
+        # the earlier turn is cut from its start: the question whole, then the newest words before it
+        query = conversation["signals"]["retrieval_query"]
+        assert len(query) == MAX_QUERY_CHARS and query == ("otters " * 200 + " " + "x" * 3990)[-MAX_QUERY_CHARS:]
+        assert query.startswith("s otters ") and query.endswith(" " + "x" * 3990)
+        retrieve = next(s for s in decision["stages"] if s["name"] == "retrieve")
+        assert retrieve["signals"]["hits"] == 1 and decision["citations"][0]["doc_id"] == "otters"

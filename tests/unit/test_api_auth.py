@@ -6,18 +6,10 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from adaptive_rag.api.app import create_app
 from adaptive_rag.api.auth import KeyRing, check_bind, is_loopback
-from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import ConfigError
-from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
-from adaptive_rag.types import SourceDocument
-from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
-from adaptive_rag.testing import FakeLM
+from tests.unit.helpers import OTTERS
 
 ALICE, BOB, ROOT = "alice-key-0123456789", "bob-key-0123456789ab", "root-key-0123456789ab"
 KEYS = f"alice:query:{ALICE},bob:query:{BOB},root:admin:{ROOT}"
@@ -28,21 +20,13 @@ def bearer(key):
 
 
 @pytest.fixture
-def app_for(settings, fake_embedder, tmp_path):
-    from adaptive_rag.store.edge import EdgeStore
-
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
+def app_for(server, settings):
+    """The app on Settings(**extra) in the test's data directory, over collection `kb` (OTTERS)."""
 
     def make(**extra):
-        s = Settings(data_dir=settings.data_dir, **extra)
-        reader = FakeLM("reader", facts={"otters": "hold hands"})
-        engine = make_engine(s, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
-                        SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
-        return create_app(s, engine=engine)
+        return server.app(settings=Settings(data_dir=settings.data_dir, **extra), docs=OTTERS)
 
-    yield make
-    store.close()
+    return make
 
 
 ASK = {"query": "What do otters do?", "collection": "kb", "policy": "always_rag"}
@@ -79,9 +63,9 @@ def test_a_query_key_sees_only_its_own_decisions_and_an_admin_sees_all(app_for):
         assert hidden.status_code == 404  # as if it did not exist
         assert [d["id"] for d in client.get("/v1/decisions", headers=bearer(ALICE)).json()["items"]] == [mine["id"]]
         assert {d["id"] for d in client.get("/v1/decisions", headers=bearer(ROOT)).json()["items"]} == {mine["id"], theirs["id"]}
-        assert client.get(f"/v1/decisions/{theirs['id']}", headers=bearer(ROOT)).status_code == 200
+        assert client.get(f"/v1/decisions/{theirs['id']}", headers=bearer(ROOT)).json()["owner"] == "bob"
         fb = client.post("/v1/feedback", json={"decision_id": mine["id"], "correct": True}, headers=bearer(ROOT))
-        assert fb.status_code == 200
+        assert fb.status_code == 200 and fb.json()["correct"] is True
 
 
 def test_overrides_are_bounded_for_query_keys_but_not_for_admins(app_for):
@@ -89,7 +73,8 @@ def test_overrides_are_bounded_for_query_keys_but_not_for_admins(app_for):
     with TestClient(app) as client:
         too_deep = client.post("/v1/query", json={**ASK, "top_k": 4}, headers=bearer(ALICE))
         assert too_deep.status_code == 400 and "ARAG_MAX_REQUEST_TOP_K" in too_deep.json()["error"]["message"]
-        assert client.post("/v1/query", json={**ASK, "top_k": 3}, headers=bearer(ALICE)).status_code == 200
+        at_bound = client.post("/v1/query", json={**ASK, "top_k": 3}, headers=bearer(ALICE))
+        assert at_bound.status_code == 200 and _retrieved_k(at_bound) == 3
         not_allowed = client.post("/v1/query", json={**ASK, "thresholds": {"probe_min_mean_logprob": -1}},
                                   headers=bearer(ALICE))
         assert not_allowed.status_code == 400 and "refusal_min_logprob" in not_allowed.json()["error"]["message"]
@@ -97,14 +82,19 @@ def test_overrides_are_bounded_for_query_keys_but_not_for_admins(app_for):
                                     headers=bearer(ALICE))
         assert out_of_bounds.status_code == 400 and "[-5, -0.5]" in out_of_bounds.json()["error"]["message"]
         within = client.post("/v1/query", json={**ASK, "thresholds": {"refusal_min_logprob": -1}}, headers=bearer(ALICE))
-        assert within.status_code == 200
+        assert within.status_code == 200 and within.json()["answer"] == "hold hands"
         admin = client.post("/v1/query", json={**ASK, "top_k": 20, "thresholds": {"probe_min_mean_logprob": -1}},
                             headers=bearer(ROOT))
-        assert admin.status_code == 200
+        assert admin.status_code == 200 and _retrieved_k(admin) == 20
         # the deadline a request asks for never extends the server's
         client.app.state.request_timeout_s = 1e-9
         late = client.post("/v1/query", json={**ASK, "timeout_s": 3600}, headers=bearer(ROOT))
         assert late.status_code == 504
+
+
+def _retrieved_k(answer):
+    """How many chunks the answer's retrieval asked for (its `top_k`)."""
+    return next(s for s in answer.json()["decision"]["stages"] if s["name"] == "retrieve")["signals"]["k"]
 
 
 def test_keys_file_with_hashed_keys_and_budgets(app_for, tmp_path):

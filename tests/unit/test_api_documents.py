@@ -7,22 +7,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import contextmanager
 
 import pytest
-from fastapi.testclient import TestClient
 
-from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import SQLiteDecisionStore
-from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
+from adaptive_rag.testing import FakeEmbedder
 from adaptive_rag.types import SourceDocument
-from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
-from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 JSONL = {"content-type": "application/x-ndjson"}
+DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters")]
 
 
 def jsonl(*records: dict) -> bytes:
@@ -43,53 +35,18 @@ class GatedEmbedder(FakeEmbedder):
         return super().embed_documents(texts)
 
 
-def otter_engine(settings, store, embedder, tmp_path):
-    reader = FakeLM("reader", facts={"otters": "hold hands"})
-    return make_engine(settings, store, embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
-                  SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
-
-
 @pytest.fixture
-def parts(settings, tmp_path):
+def parts(settings, engine_for):
     """(settings, store, embedder, engine) with collection `kb` holding one document."""
-    from adaptive_rag.store.edge import EdgeStore
-
-    store, embedder = EdgeStore(settings.collections_dir), GatedEmbedder()
-    Ingestor(settings, store, embedder).run("kb", [SourceDocument(
-        "otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters")])
-    yield settings, store, embedder, otter_engine(settings, store, embedder, tmp_path)
-    store.close()
+    embedder = GatedEmbedder()
+    engine = engine_for(docs=DOCS, embedder=embedder)
+    return settings, engine_for.store(), embedder, engine
 
 
 @pytest.fixture
-def client(parts):
-    settings, _, _, engine = parts
-    with TestClient(create_app(settings, engine=engine)) as c:
+def client(server, parts):
+    with server(engine=parts[3]) as c:
         yield c
-
-
-@contextmanager
-def live(app):
-    """`app` under a real uvicorn server on a free loopback port, in a thread; yields its URL."""
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the test server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_jsonl_ingest_is_incremental_and_documents_can_be_listed_searched_and_deleted(client):
@@ -146,7 +103,8 @@ def test_multipart_files_are_read_like_arag_ingest_reads_them(client):
     assert items[3]["source"] == "sub/beavers.md"  # the upload's name, not a temporary path
     # the same files again: nothing to write; a slash in a document id survives the URL
     assert client.post("/v1/collections/animals/documents", files=files[:3]).json()["unchanged"] == 3
-    assert client.delete("/v1/collections/animals/documents/sub%2Fbeavers.md").status_code == 200
+    assert client.delete("/v1/collections/animals/documents/sub%2Fbeavers.md").json() == {
+        "collection": "animals", "deleted": "sub/beavers.md"}
 
 
 @pytest.mark.parametrize("method, path, kwargs, status, message", [
@@ -192,10 +150,10 @@ def test_bad_input_is_a_4xx_in_the_openai_shape(client, method, path, kwargs, st
     assert "animals" not in [c["name"] for c in client.get("/v1/collections").json()]  # nothing half-made
 
 
-def test_ingest_bodies_have_their_own_size_limit(parts):
+def test_ingest_bodies_have_their_own_size_limit(server, parts):
     settings, _, _, engine = parts
     small = settings.model_copy(update={"max_body_bytes": 1024, "max_ingest_bytes": 4096})
-    with TestClient(create_app(small, engine=engine)) as c:
+    with server(engine=engine, settings=small) as c:
         body = jsonl(*({"id": f"d{i}", "text": f"document number {i} " * 8} for i in range(20)))
         assert 1024 < len(body) < 4096
         assert c.post("/v1/collections/animals/documents", content=body, headers=JSONL).json()["new"] == 20
@@ -204,12 +162,11 @@ def test_ingest_bodies_have_their_own_size_limit(parts):
         assert c.post("/v1/query", json={"query": "x" * 1100, "collection": "kb"}).status_code == 413
 
 
-def test_documents_need_an_admin_key_and_search_any_key(parts):
+def test_documents_need_an_admin_key_and_search_any_key(server, parts):
     settings, _, _, engine = parts
-    keyed = settings.model_copy(update={"api_keys": __import__("pydantic").SecretStr(
-        "root:admin:admin-key-0123456789,ann:query:query-key-0123456789")})
+    keys = "root:admin:admin-key-0123456789,ann:query:query-key-0123456789"
     body = jsonl({"id": "a", "text": "Ants carry leaves."})
-    with TestClient(create_app(keyed, engine=engine)) as c:
+    with server(engine=engine, keys=keys) as c:
         admin, query = ({"Authorization": f"Bearer {k}-key-0123456789"} for k in ("admin", "query"))
         assert c.post("/v1/collections/kb/documents", content=body, headers=JSONL).status_code == 401
         for method, path in (("post", "/v1/collections/kb/documents"), ("get", "/v1/collections/kb/documents"),
@@ -217,16 +174,17 @@ def test_documents_need_an_admin_key_and_search_any_key(parts):
             r = c.request(method.upper(), path, content=body, headers={**query, **JSONL})
             assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error", (method, path)
         assert c.post("/v1/collections/kb/documents", content=body, headers={**admin, **JSONL}).json()["new"] == 1
-        assert c.post("/v1/collections/kb/search", json={"query": "ants"}, headers=query).status_code == 200
+        searched = c.post("/v1/collections/kb/search", json={"query": "ants"}, headers=query)
+        assert searched.status_code == 200 and searched.json()["hits"][0]["doc_id"] == "a"
         assert c.post("/v1/collections/kb/search", json={"query": "ants"}).status_code == 401
 
 
-def test_queries_are_answered_while_an_ingest_runs_and_writes_to_one_collection_wait_their_turn(parts):
+def test_queries_are_answered_while_an_ingest_runs_and_writes_to_one_collection_wait_their_turn(server, parts):
     import httpx
 
     settings, _, embedder, engine = parts
     docs = jsonl(*({"id": f"n{i}", "text": f"Newts number {i} swim in ponds."} for i in range(30)))
-    with live(create_app(settings, engine=engine)) as url:
+    with server.live(engine=engine) as url:
         embedder.gate = True
         done: dict = {}
         ingest = threading.Thread(target=lambda: done.update(r=httpx.post(
@@ -256,7 +214,7 @@ def test_queries_are_answered_while_an_ingest_runs_and_writes_to_one_collection_
         assert httpx.get(f"{url}/v1/collections/kb/documents", params={"limit": 1}).json()["total"] == 31
 
 
-def test_a_store_held_by_another_process_answers_503_with_retry_after(parts):
+def test_a_store_held_by_another_process_answers_503_with_retry_after(server, parts):
     from adaptive_rag.store.base import CollectionMeta
     from adaptive_rag.store.edge import EdgeStore
 
@@ -265,7 +223,7 @@ def test_a_store_held_by_another_process_answers_503_with_retry_after(parts):
     other.create_collection(CollectionMeta("held", embedder.name, embedder.dim, 1.2, 0.75, 90.0))
     other.collection_info("held")
     try:
-        with TestClient(create_app(settings, engine=engine)) as c:
+        with server(engine=engine) as c:
             for r in (c.get("/v1/collections/held/documents"),
                       c.post("/v1/query", json={"query": "otters?", "collection": "held"}),
                       c.post("/v1/collections/held/documents", content=jsonl({"id": "a", "text": "b"}), headers=JSONL)):

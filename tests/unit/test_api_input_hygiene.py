@@ -4,30 +4,16 @@ shape, nothing unstorable is stored, and the decision list keeps working afterwa
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
-from adaptive_rag.api.app import create_app
-from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import UserError
-from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
-from adaptive_rag.types import SourceDocument
-from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
+from tests.unit.helpers import OTTERS
 
 
 @pytest.fixture
-def engine(settings, fake_embedder, tmp_path):
-    from adaptive_rag.store.edge import EdgeStore
-
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    reader = FakeLM("reader", facts={"otters": "hold hands"})
-    yield make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
-                 SQLiteDecisionStore(tmp_path / "decisions.sqlite"))
-    store.close()
+def engine(engine_for):
+    """Collection `kb` (OTTERS), a reader that knows what otters do, a decision log."""
+    return engine_for(docs=OTTERS)
 
 
 def _is_openai_error(r, status):
@@ -62,21 +48,21 @@ CHAT = "/v1/chat/completions"
     ("delete", "/v1/query", {}, 405),
     ("post", "/v1/query", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
 ])
-def test_bad_input_is_a_4xx_in_the_openai_shape_and_stores_nothing(engine, method, path, kwargs, status):
-    with TestClient(create_app(engine=engine)) as client:
+def test_bad_input_is_a_4xx_in_the_openai_shape_and_stores_nothing(server, method, path, kwargs, status):
+    with server(docs=OTTERS) as client:
         _is_openai_error(getattr(client, method)(path, **kwargs), status)
         listing = client.get("/v1/decisions")
         assert listing.status_code == 200 and listing.json()["items"] == []
 
 
-def test_the_decision_list_survives_after_bad_input(engine):
-    with TestClient(create_app(engine=engine)) as client:
+def test_the_decision_list_survives_after_bad_input(server):
+    with server(docs=OTTERS) as client:
         client.post(CHAT, content=b'{"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": "x \\udc00"}]}',
                     headers={"content-type": "application/json"})
         ok = client.post("/v1/query", json={"query": "What do otters do?", "collection": "kb"}).json()
         listing = client.get("/v1/decisions").json()
         assert [d["id"] for d in listing["items"]] == [ok["id"]]
-        assert client.get(f"/v1/decisions/{ok['id']}").status_code == 200
+        assert ok["answer"] == "hold hands" and client.get(f"/v1/decisions/{ok['id']}").json()["answer"] == "hold hands"
         json.dumps(listing, allow_nan=False)  # valid JSON: no NaN anywhere
 
 
@@ -118,14 +104,17 @@ def test_rag_context_is_trimmed_to_the_readers_window():
     assert only.chunk_id == "c0"
 
 
-def test_docs_load_without_internet(engine):
-    with TestClient(create_app(engine=engine)) as client:
+def test_docs_load_without_internet(server):
+    with server(docs=OTTERS) as client:
         page = client.get("/docs")
         assert page.status_code == 200 and "cdn" not in page.text.lower()
         for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
             assert f"/static/swagger/{asset}" in page.text
-            assert client.get(f"/static/swagger/{asset}").status_code == 200
-        assert client.get("/openapi.json").status_code == 200
+            served = client.get(f"/static/swagger/{asset}")
+            kind = "javascript" if asset.endswith(".js") else "css"
+            assert served.status_code == 200 and kind in served.headers["content-type"] and len(served.content) > 1000
+        spec = client.get("/openapi.json").json()
+        assert spec["openapi"].startswith("3.") and "/v1/query" in spec["paths"]
 
 
 def test_non_finite_signals_are_stored_as_null(tmp_path):
@@ -140,10 +129,10 @@ def test_non_finite_signals_are_stored_as_null(tmp_path):
     json.dumps(log.list(), allow_nan=False)
 
 
-def test_large_bodies_are_413_before_they_are_read_whole(engine):
+def test_large_bodies_are_413_before_they_are_read_whole(server):
     from adaptive_rag.api.schemas import MAX_CHAT_MESSAGES
 
-    with TestClient(create_app(engine=engine)) as client:
+    with server(docs=OTTERS) as client:
         big = b'{"query": "' + b"x" * 2_000_000 + b'", "collection": "kb"}'
         r = client.post("/v1/query", content=big, headers={"content-type": "application/json"})
         _is_openai_error(r, 413)
@@ -157,4 +146,5 @@ def test_large_bodies_are_413_before_they_are_read_whole(engine):
         _is_openai_error(client.post("/v1/query", content=chunks(), headers={"content-type": "application/json"}), 413)
         many = {"model": "adaptive-rag:kb", "messages": [{"role": "user", "content": "hi"}] * (MAX_CHAT_MESSAGES + 1)}
         _is_openai_error(client.post("/v1/chat/completions", json=many), 422)
-        assert client.post("/v1/query", json={"query": "What do otters do?", "collection": "kb"}).status_code == 200
+        after = client.post("/v1/query", json={"query": "What do otters do?", "collection": "kb"})
+        assert after.status_code == 200 and after.json()["answer"] == "hold hands"  # still serving

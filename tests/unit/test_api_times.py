@@ -4,26 +4,17 @@ seconds; decision records carry `created` (ISO 8601, UTC) beside the numeric `cr
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from adaptive_rag.api.app import create_app
 from adaptive_rag.times import iso_time, parse_time
-from adaptive_rag.types import SourceDocument
-from ingest.pipeline import Ingestor
-from tests.unit.test_api_documents import otter_engine
+from tests.unit.helpers import OTTERS
 
 ASK = {"query": "What do otters do?", "collection": "kb", "policy": "always_rag"}
 
 
 @pytest.fixture
-def client(settings, fake_embedder, tmp_path):
-    from adaptive_rag.store.edge import EdgeStore
-
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    with TestClient(create_app(settings, engine=otter_engine(settings, store, fake_embedder, tmp_path))) as c:
+def client(server):
+    with server(docs=OTTERS) as c:
         yield c
-    store.close()
 
 
 def test_decisions_carry_iso_times_beside_unix_seconds(client):

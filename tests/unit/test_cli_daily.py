@@ -16,8 +16,7 @@ from adaptive_rag.decision_store import open_decision_store
 from adaptive_rag.decisions import Decision, Stage
 from adaptive_rag.settings import Settings
 from adaptive_rag.usage import TokenUsage
-from adaptive_rag.testing import FakeEmbedder
-from tests.unit.test_api_documents import live, otter_engine
+from tests.unit.helpers import OTTERS
 
 
 @pytest.fixture
@@ -31,16 +30,10 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server_url(server, tmp_path):
     """A live server on the CLI's data directory (ARAG_DATA_DIR), holding its embedded store."""
-    from adaptive_rag.api.app import create_app
-    from adaptive_rag.store.edge import EdgeStore
-
-    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
-    store = EdgeStore(settings.collections_dir)
-    with live(create_app(settings, engine=otter_engine(settings, store, FakeEmbedder(), tmp_path))) as url:
+    with server.live(settings=Settings(data_dir=tmp_path / "data", _env_file=None)) as url:
         yield url
-    store.close()
 
 
 def one_error_line(result, message: str) -> bool:
@@ -107,25 +100,18 @@ def test_query_thresholds_are_validated_before_any_model_loads(arag, monkeypatch
     assert one_error_line(arag("query", "What do otters do?", "-c", "kb", "--thresholds", value), message)
 
 
-def test_query_thresholds_reach_the_decision(arag, monkeypatch, settings, fake_embedder, tmp_path):
+def test_query_thresholds_reach_the_decision(arag, monkeypatch, engine_for):
     from adaptive_rag.query import builder as engine_factory
-    from adaptive_rag.store.edge import EdgeStore
-    from adaptive_rag.types import SourceDocument
-    from ingest.pipeline import Ingestor
 
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    monkeypatch.setattr(engine_factory, "build_engine", lambda s: otter_engine(settings, store, fake_embedder, tmp_path))
-    try:
-        code, out, err = arag("query", "What do otters do?", "-c", "kb", "--policy", "self_route", "--json",
-                              "--thresholds", '{"refusal_min_logprob": -2.5}')
-        assert code == 0, err
-        limits = [s["thresholds"] for s in json.loads(out)["stages"] if s["thresholds"]]
-        assert limits and all(t["refusal_min_logprob"] == -2.5 for t in limits)
-        assert one_error_line(arag("query", "What do otters do?", "-c", "kb", "--thresholds", '{"nope": 1}'),
-                              "unknown thresholds ['nope']")
-    finally:
-        store.close()
+    engine_for.ingest(OTTERS)
+    monkeypatch.setattr(engine_factory, "build_engine", lambda s: engine_for())
+    code, out, err = arag("query", "What do otters do?", "-c", "kb", "--policy", "self_route", "--json",
+                          "--thresholds", '{"refusal_min_logprob": -2.5}')
+    assert code == 0, err
+    limits = [s["thresholds"] for s in json.loads(out)["stages"] if s["thresholds"]]
+    assert limits and all(t["refusal_min_logprob"] == -2.5 for t in limits)
+    assert one_error_line(arag("query", "What do otters do?", "-c", "kb", "--thresholds", '{"nope": 1}'),
+                          "unknown thresholds ['nope']")
 
 
 def test_version(arag):
@@ -167,14 +153,14 @@ def test_ingesting_a_missing_path_creates_nothing(arag, tmp_path):
     assert arag("collections") == (0, "no collections\n", "")
 
 
-def test_the_api_creates_no_collection_from_an_unreadable_body(arag, folder, server):
+def test_the_api_creates_no_collection_from_an_unreadable_body(arag, folder, server_url):
     import httpx
 
-    r = httpx.post(f"{server}/v1/collections/ghost/documents", content=b"not json\n",
+    r = httpx.post(f"{server_url}/v1/collections/ghost/documents", content=b"not json\n",
                    headers={"Content-Type": "application/x-ndjson"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
-    assert httpx.get(f"{server}/v1/collections").json() == []
-    assert [m["id"] for m in httpx.get(f"{server}/v1/models").json()["data"] if "ghost" in m["id"]] == []
+    assert httpx.get(f"{server_url}/v1/collections").json() == []
+    assert [m["id"] for m in httpx.get(f"{server_url}/v1/models").json()["data"] if "ghost" in m["id"]] == []
 
 
 def _collection_session(arag, folder: Path, *where: str) -> list[tuple[int, str, str]]:
@@ -194,9 +180,9 @@ def _collection_session(arag, folder: Path, *where: str) -> list[tuple[int, str,
     return runs
 
 
-def test_collections_drop_documents_list_and_prune_locally_and_through_a_server(arag, folder, server, tmp_path,
+def test_collections_drop_documents_list_and_prune_locally_and_through_a_server(arag, folder, server_url, tmp_path,
                                                                                 monkeypatch):
-    remote = _collection_session(arag, folder, "--server", server)
+    remote = _collection_session(arag, folder, "--server", server_url)
     monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "local"))
     local = _collection_session(arag, folder)
 
@@ -231,10 +217,10 @@ def test_collections_drop_documents_list_and_prune_locally_and_through_a_server(
     assert empty == (0, "no collections\n", "")
 
 
-def test_hybrid_search_shows_rank_and_score_on_each_side(arag, folder, server, tmp_path, monkeypatch):
+def test_hybrid_search_shows_rank_and_score_on_each_side(arag, folder, server_url, tmp_path, monkeypatch):
     args = ("search", "who builds dams", "-c", "animals", "-k", "3")
-    arag("ingest", str(folder), "-c", "animals", "--server", server)
-    remote = [arag(*args, "--server", server), arag(*args, "--json", "--server", server)]
+    arag("ingest", str(folder), "-c", "animals", "--server", server_url)
+    remote = [arag(*args, "--server", server_url), arag(*args, "--json", "--server", server_url)]
     monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "local"))
     arag("ingest", str(folder), "-c", "animals")
     local = [arag(*args), arag(*args, "--json")]

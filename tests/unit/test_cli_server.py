@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from adaptive_rag.settings import Settings
-from adaptive_rag.testing import FakeEmbedder
-from tests.unit.test_api_documents import live, otter_engine
 
 
 @pytest.fixture
@@ -25,25 +23,19 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server_url(server, tmp_path):
     """A live server on the CLI's data directory (ARAG_DATA_DIR), holding its embedded store."""
-    from adaptive_rag.api.app import create_app
-    from adaptive_rag.store.edge import EdgeStore
-
-    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
-    store = EdgeStore(settings.collections_dir)
-    with live(create_app(settings, engine=otter_engine(settings, store, FakeEmbedder(), tmp_path))) as url:
+    with server.live(settings=Settings(data_dir=tmp_path / "data", _env_file=None)) as url:
         yield url
-    store.close()
 
 
-def test_the_cli_works_through_a_server_with_the_output_of_a_local_run(arag, folder, server, tmp_path, monkeypatch):
+def test_the_cli_works_through_a_server_with_the_output_of_a_local_run(arag, folder, server_url, tmp_path, monkeypatch):
     runs = [("ingest", str(folder), "-c", "animals"), ("ingest", str(folder), "-c", "animals"),
             ("search", "who builds dams", "-c", "animals", "-k", "2"),
             ("search", "otters sleeping", "-c", "animals", "--mode", "bm25", "--json"),
             ("collections",), ("collections", "--json"),
             ("delete", "otters.txt", "nope.txt", "-c", "animals"), ("collections",)]
-    remote = [arag(*args, "--server", server) for args in runs]
+    remote = [arag(*args, "--server", server_url) for args in runs]
     monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "local"))
     local = [arag(*args) for args in runs]
 
@@ -61,14 +53,14 @@ def test_the_cli_works_through_a_server_with_the_output_of_a_local_run(arag, fol
     assert remote[6][0] == 1 and "1 document deleted" in remote[6][1] and "no document 'nope.txt'" in remote[6][2]
 
 
-def test_the_cli_finds_the_server_that_holds_the_data_directory(arag, folder, server, tmp_path, monkeypatch):
+def test_the_cli_finds_the_server_that_holds_the_data_directory(arag, folder, server_url, tmp_path, monkeypatch):
     from adaptive_rag.api import server_file
 
     data = tmp_path / "data"
-    assert arag("ingest", str(folder), "-c", "animals", "--server", server)[0] == 0
+    assert arag("ingest", str(folder), "-c", "animals", "--server", server_url)[0] == 0
     code, _, err = arag("collections")  # no announcement: the CLI opens the store, which the server holds
     assert code == 2 and "open in another process" in err and err.count("\n") == 1
-    server_file.write(data, server)
+    server_file.write(data, server_url)
     code, out, _ = arag("collections")
     assert code == 0 and "animals: 3 documents" in out
     assert arag("delete", "owls", "-c", "animals")[1] == "animals: 1 document deleted\n"
@@ -105,24 +97,24 @@ def test_serve_announces_itself_while_it_runs(arag, tmp_path, monkeypatch):
     assert seen["url"] == "http://127.0.0.1:8765" and server_file.find_running(tmp_path / "data") is None
 
 
-def test_server_errors_are_one_line_and_exit_2(arag, folder, server):
-    code, _, err = arag("ingest", str(folder), "-c", "bad name", "--server", server)
+def test_server_errors_are_one_line_and_exit_2(arag, folder, server_url):
+    code, _, err = arag("ingest", str(folder), "-c", "bad name", "--server", server_url)
     assert code == 2 and "invalid collection name" in err
-    code, _, err = arag("search", "   ", "-c", "animals", "--server", server)
+    code, _, err = arag("search", "   ", "-c", "animals", "--server", server_url)
     assert code == 2 and err == "error: empty query\n"
-    code, _, err = arag("delete", "x", "-c", "missing", "--server", server)
+    code, _, err = arag("delete", "x", "-c", "missing", "--server", server_url)
     assert code == 2 and "unknown collection 'missing'" in err and err.count("\n") == 1
     code, _, err = arag("collections", "--server", "localhost:8000")
     assert code == 2 and "must start with http://" in err
 
 
-def test_a_large_ingest_goes_in_batches_with_one_report(arag, folder, server, tmp_path, monkeypatch):
+def test_a_large_ingest_goes_in_batches_with_one_report(arag, folder, server_url, tmp_path, monkeypatch):
     from adaptive_rag.api import client
 
     monkeypatch.setattr(client, "BATCH_BYTES", 1)  # one document per request
     (folder / "more.jsonl").write_text("".join(json.dumps({"id": i, "text": f"Text {i}."}) + "\n" for i in "abca"))
     args = ("ingest", str(folder), str(tmp_path / "absent"), "-c", "animals")
-    code, out, err = arag(*args, "--server", server)
+    code, out, err = arag(*args, "--server", server_url)
     monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "local"))
     local = arag(*args)
     assert code == local[0] == 1 and out.split(" in ")[0] == local[1].split(" in ")[0]
@@ -130,11 +122,11 @@ def test_a_large_ingest_goes_in_batches_with_one_report(arag, folder, server, tm
     assert "duplicate document id 'a'" in err and "absent: no such file or folder" in err
 
 
-def test_arag_query_goes_through_the_server_that_holds_the_data_directory(arag, folder, server, tmp_path):
+def test_arag_query_goes_through_the_server_that_holds_the_data_directory(arag, folder, server_url, tmp_path):
     from adaptive_rag.api import server_file
 
-    assert arag("ingest", str(folder), "-c", "animals", "--server", server)[0] == 0
-    server_file.write(tmp_path / "data", server)
+    assert arag("ingest", str(folder), "-c", "animals", "--server", server_url)[0] == 0
+    server_file.write(tmp_path / "data", server_url)
     code, out, err = arag("query", "What do otters do while sleeping?", "-c", "animals", "--policy", "always_rag")
     assert code == 0, err
     assert "hold hands" in out and "rag" in out
@@ -143,7 +135,7 @@ def test_arag_query_goes_through_the_server_that_holds_the_data_directory(arag, 
     assert code == 0 and record["route"] == "closed_book" and record["id"]
     import httpx
 
-    assert httpx.get(f"{server}/v1/decisions/{record['id']}").json()["route"] == "closed_book"  # in the server's log
+    assert httpx.get(f"{server_url}/v1/decisions/{record['id']}").json()["route"] == "closed_book"  # in the server's log
     code, _, err = arag("query", "otters?", "-c", "missing")
     assert code == 2 and "unknown collection 'missing'" in err and err.count("\n") == 1
     code, _, err = arag("query", "otters?", "-c", "animals", "--thresholds", '{"nope": 1}')

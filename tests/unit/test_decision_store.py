@@ -1,5 +1,5 @@
 """The decision log's contract, run on both backends: SQLite (a file) and PostgreSQL (a real server,
-tests/postgres.py). Every test opens stores through `open_decision_store(url)`, as the server does."""
+adaptive_rag/testing/postgres.py). Every test opens stores through `open_decision_store(url)`, as the server does."""
 
 from __future__ import annotations
 
@@ -274,7 +274,7 @@ def test_both_backends_store_the_same_text(tmp_path, postgres_schema_url):
 def test_bad_or_unreachable_urls_are_one_line_config_errors_without_the_password(tmp_path, postgres_url):
     from urllib.parse import urlsplit
 
-    from tests.postgres import PASSWORD
+    from adaptive_rag.testing.postgres import PASSWORD
 
     port = urlsplit(postgres_url).port
     wrong_password = postgres_url.replace(urlsplit(postgres_url).password, "wr%40ng-s3cret")
@@ -363,31 +363,21 @@ def test_cli_prune_and_list(tmp_path, monkeypatch, capsys):
         assert code == 2 and message in err and err.count("\n") == 1, (args, err)
 
 
-def test_the_server_prunes_at_start_when_retention_is_set(settings, fake_embedder, tmp_path):
-    from fastapi.testclient import TestClient
-
-    from adaptive_rag.api.app import create_app
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
+def test_the_server_prunes_at_start_when_retention_is_set(engine_for, server, tmp_path):
     from adaptive_rag.settings import Settings
-    from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.testing import FakeLM
 
     log = open_decision_store(None, tmp_path)
     log.write(decision(1, age_s=3 * 86400))
     log.write(decision(2, age_s=3600))
-    store = EdgeStore(settings.collections_dir)
-    reader = FakeLM("reader")
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {}), log)
+    engine = engine_for(FakeLM("reader"), prices={}, decisions=log)
     try:
-        with TestClient(create_app(Settings(data_dir=tmp_path, decisions_retention_days=2), engine=engine)):
+        with server(engine=engine, settings=Settings(data_dir=tmp_path, decisions_retention_days=2)):
             deadline = time.time() + 10
             while log.count() > 1 and time.time() < deadline:
                 time.sleep(0.01)
         assert [r["id"] for r in log.list()] == ["d0002"]
     finally:
-        store.close()
         log.close()
 
 
@@ -410,25 +400,18 @@ def test_search_in_the_question_text_and_filter_by_model(log):
     assert log.count(text="mill", model="reader", route="rag") == 2
 
 
-def test_a_postgres_log_that_goes_away_is_a_503_not_a_stack_trace(postgres_schema_url, settings, fake_embedder):
+def test_a_postgres_log_that_goes_away_is_a_503_not_a_stack_trace(postgres_schema_url, server):
     from urllib.parse import quote
 
     import psycopg
-    from fastapi.testclient import TestClient
 
-    from tests.postgres import PASSWORD
+    from adaptive_rag.testing.postgres import PASSWORD
 
-    from adaptive_rag.api.app import create_app
     from adaptive_rag.decision_store.postgres import PostgresDecisionStore
     from adaptive_rag.errors import DecisionStoreUnavailable
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
-    from adaptive_rag.store.edge import EdgeStore
-    from adaptive_rag.types import SourceDocument
-    from adaptive_rag.usage import Prices
-    from ingest.pipeline import Ingestor
     from adaptive_rag.testing import FakeLM
+    from adaptive_rag.usage import Prices
+    from tests.unit.helpers import OTTERS
 
     log = PostgresDecisionStore(postgres_schema_url)
 
@@ -439,15 +422,10 @@ def test_a_postgres_log_that_goes_away_is_a_503_not_a_stack_trace(postgres_schem
     log._pool, pool = Down(), log._pool
     with pytest.raises(DecisionStoreUnavailable, match="unavailable: connection refused"):
         log.get("x")
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    reader = FakeLM("reader")
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 1)}), log)
-    with TestClient(create_app(engine=engine)) as client:
+    with server(FakeLM("reader"), docs=OTTERS, prices={"reader": Prices(1, 1)}, decisions=log) as client:
         for call in (lambda: client.get("/v1/decisions"), lambda: client.get("/v1/decisions/x"),
                      lambda: client.post("/v1/query", json={"query": "otters?", "collection": "kb"})):
             r = call()
             assert r.status_code == 503 and r.json()["error"]["type"] == "unavailable_error", r.text
             assert r.headers["Retry-After"] == "5" and PASSWORD not in r.text and quote(PASSWORD, safe="") not in r.text
-    store.close()
     pool.close()

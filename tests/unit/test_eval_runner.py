@@ -4,17 +4,13 @@ import json
 
 import pytest
 
-from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import UserError
 from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from eval import datasets, report, runner
 from eval.cache import CachedLM, GenerationCache
 from eval.datasets import EvalSample
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
 
 DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters"),
@@ -24,13 +20,12 @@ SAMPLES = [EvalSample("q1", "What do otters do asleep?", ("hold hands",), "kb", 
 
 
 @pytest.fixture
-def engine(settings, store, fake_embedder, tmp_path):
-    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
+def engine(engine_for, store, tmp_path):
     cache = GenerationCache(tmp_path / "cache.sqlite")
     reader = FakeLM("reader", facts={"otters": "hold hands", "beavers": "dams"}, closed_book_answer="dams")
     lm = CachedLM(reader, cache)
-    eng = make_engine(settings, store, fake_embedder, Models(lm, lm, {"reader": Prices(1.0, 1.0)}),
-                 SQLiteDecisionStore(tmp_path / "d.sqlite"), top_k=1)
+    eng = engine_for(Models(lm, lm, {"reader": Prices(1.0, 1.0)}), store=store, docs=DOCS,
+                     decisions=tmp_path / "d.sqlite", top_k=1)
     return eng, reader, cache
 
 
@@ -159,7 +154,9 @@ def test_probe_sweep_replays_recorded_outcomes_exactly_as_the_live_policy(engine
         assert point["f1"] == sum(f1_score(d.answer, s.answers) for d, s in zip(live, SAMPLES)) / 2
         assert point["tokens_per_query"] == sum(d.usage.total_tokens for d in live) / 2
     summary = report.summarize(records, curve)
-    assert summary["router_metrics"]["probe (threshold sweep)"]["cpt80"] is not None
+    # -5.0 is closed-book itself (cost share 0, no gap recovered); 0.0 drafts and retrieves, dearer than
+    # always_rag (share > 1): the curve is the diagonal from the weak end to the strong one
+    assert summary["router_metrics"]["probe (threshold sweep)"] == pytest.approx({"apgr": 0.5, "cpt50": 0.5, "cpt80": 0.8})
 
 
 def test_judge_scores_are_recorded_and_summarised(engine, tmp_path):

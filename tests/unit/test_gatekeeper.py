@@ -10,6 +10,7 @@ from gatekeeper import calibration
 from gatekeeper.artifact import LABELS, load_gatekeeper, versions
 from gatekeeper.features import feature_names, router_inputs, vectorize
 from gatekeeper.train import train
+from tests.helpers import synthetic_rows
 
 DIM = 8
 
@@ -39,36 +40,6 @@ def test_router_inputs_and_features_on_fixed_inputs():
     assert x["emb_0"] == 0.5 and len(names) == len(x)
     with pytest.raises(ValueError, match="cannot be computed"):
         vectorize({**inputs, "query_vector": [0.5] * 4}, ("embedding",), feature_names(("embedding",), DIM))
-
-
-def synthetic_rows(n=160, seed=0, dim=DIM):
-    """Deterministic rows where retrieval confidence decides RAG and the draft's log-prob decides
-    closed-book, with noise, so a model can learn but not memorise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        dense = float(rng.uniform(0.2, 0.9))
-        cb_lp = float(rng.uniform(-3.0, 0.0))
-        cb_ok = cb_lp > -0.6 and rng.random() < 0.9
-        rag_ok = dense > 0.5 if rng.random() < 0.85 else dense <= 0.5
-        lc_ok = (not rag_ok) and rng.random() < 0.5
-        outcomes = {
-            "closed_book": {"correct": cb_ok, "f1": float(cb_ok), "tokens": 50, "unanswerable": False,
-                            "signals": {"mean_logprob": cb_lp, "min_logprob": cb_lp - 0.5, "first_logprob": cb_lp,
-                                        "mean_entropy": -cb_lp / 2, "refusal_logprob": -8.0}},
-            "rag": {"correct": rag_ok, "f1": float(rag_ok), "tokens": 800, "unanswerable": False,
-                    "signals": {"mean_logprob": -0.2 if rag_ok else -0.9, "min_logprob": -1.0, "first_logprob": -0.3,
-                                "refusal_logprob": -6.0 if rag_ok else -3.0, "refusal_margin": 3.0}},
-            "long_context": {"correct": lc_ok, "f1": float(lc_ok), "tokens": 4000, "unanswerable": False, "signals": {}},
-        }
-        label = "closed_book" if cb_ok else "rag" if rag_ok else "long_context" if lc_ok else "none"
-        vec = [float(v) for v in rng.normal(size=dim)]
-        inputs = {"query": f"What is thing {i}?", "dense_scores": [dense, dense - 0.1], "bm25_scores": [10 * dense, 2.0],
-                  "agreement": 0.4, "top1_agree": 1.0, "hybrid_docs": 2, "hybrid_hits": 5, "query_vector": vec,
-                  "probe": outcomes["closed_book"]["signals"]}
-        rows.append({"id": str(i), "question": inputs["query"], "collection": "kb", "inputs": inputs,
-                     "outcomes": outcomes, "label": label})
-    return rows
 
 
 GROUPS = ("form", "retrieval", "probe", "embedding")

@@ -5,12 +5,9 @@ import pytest
 
 from adaptive_rag.errors import ConfigError, UserError
 from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from gatekeeper import knn_router
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 
@@ -52,12 +49,12 @@ def test_prediction_is_the_similarity_weighted_share_of_neighbours(tmp_path):
         knn_router.train([], emb.embed_query, emb.name)
 
 
-def test_the_policy_routes_before_generating(settings, store, fake_embedder, tmp_path):
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands and float.")])
+def test_the_policy_routes_before_generating(engine_for, settings, store, fake_embedder):
     weak, strong = FakeLM("weak", facts={"otters": "hold hands"}), FakeLM("strong", facts={"otters": "hold hands"})
     router = knn_router.train(knn_router.labels_from_records(_records()), fake_embedder.embed_query, fake_embedder.name, 1)
-    engine = make_engine(settings, store, fake_embedder, Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=strong), None, top_k=1,
-                    routers={"weak_strong": router})
+    engine = engine_for(Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=strong), store=store,
+                        docs=[SourceDocument("otters", "Sea otters hold hands and float.")], decisions=None, top_k=1,
+                        routers={"weak_strong": router})
     hard = engine.answer("kb", "otters float on their backs", policy="knn_router")
     assert [s.name for s in hard.stages] == ["retrieve", "knn_router", "knn_route", "rag"]
     assert hard.stages[-1].model == "strong" and not weak.calls

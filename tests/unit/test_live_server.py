@@ -1,5 +1,5 @@
-"""The real server loop in its own process on loopback (tests/live/fake_server.py): streaming
-with the official openai SDK, cancellation when the client disconnects, a mid-stream error,
+"""The real server loop in its own process on loopback (adaptive_rag/testing/fake_server.py):
+streaming with the official openai SDK, cancellation when the client disconnects, a mid-stream error,
 graceful shutdown on SIGTERM, and the structured access log."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from adaptive_rag.models.llamacpp_lm import free_loopback_port
-from tests.live.fake_server import ANSWER
+from adaptive_rag.testing.fake_server import ANSWER
 
 REPO = Path(__file__).resolve().parents[2]
 ASK = {"query": "What do otters do?", "collection": "kb", "policy": "always_rag"}
@@ -33,7 +33,8 @@ class LiveServer:
         self.log_path = tmp_path / "server.log"
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.live.fake_server", "--data-dir", str(self.data_dir), "--port", str(self.port),
+            [sys.executable, "-m", "adaptive_rag.testing.fake_server", "--data-dir", str(self.data_dir),
+             "--port", str(self.port),
              "--word-delay", str(word_delay), "--grace", str(grace), "--embed-delay", str(embed_delay)],
             cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "ARAG_DECISIONS_URL": "", **(env or {})})
@@ -307,9 +308,25 @@ def test_kill_9_during_an_ingest_through_the_api_then_rerun_gives_the_uninterrup
     assert rerun.status_code == 200, rerun.text
     assert _collection_state(again.url) == expected
 
-def test_the_servers_memory_helpers_run_on_this_libc():
-    from adaptive_rag.api.serving import limit_malloc_arenas, release_free_memory
+def test_the_servers_memory_helpers_run_on_this_libc(monkeypatch):
+    import platform
 
-    assert limit_malloc_arenas() in (True, False)  # False off glibc; never raises
-    release_free_memory()
-    release_free_memory()  # the second call reuses the looked-up function
+    from adaptive_rag.api import serving
+
+    # glibc's mallopt(M_ARENA_MAX, 2) answers 1: True on glibc, False anywhere else (never raises)
+    assert serving.limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    serving.release_free_memory()
+    looked_up = serving._glibc.cache_info()
+    serving.release_free_memory()  # the second call reuses the looked-up function
+    again = serving._glibc.cache_info()
+    assert again.misses == looked_up.misses and again.hits == looked_up.hits + 1
+    # what they ask of the C library
+    calls = []
+    monkeypatch.setattr(serving, "_glibc", lambda name: lambda *args: calls.append((name, args)) or 1)
+    assert serving.limit_malloc_arenas(3) is True
+    serving.release_free_memory()
+    assert calls == [("mallopt", (-8, 3)), ("malloc_trim", (0,))]
+    # off glibc neither function exists: no arena limit, nothing to trim
+    monkeypatch.setattr(serving, "_glibc", lambda name: None)
+    assert serving.limit_malloc_arenas() is False
+    serving.release_free_memory()

@@ -5,12 +5,9 @@ import pytest
 
 from adaptive_rag.errors import UserError
 from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
 from adaptive_rag.query.policies import Policy
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
 
 FACTS = {"otters": "hold hands"}
@@ -26,12 +23,12 @@ class StrongRag(Policy):
 
 
 @pytest.fixture
-def panel_engine(settings, store, fake_embedder):
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands while they sleep.")])
+def panel_engine(engine_for, store):
     weak, strong, extra = FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS), FakeLM("tiny", facts=FACTS)
     models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10), "tiny": Prices(0.1, 0.1)},
                     strong=strong, others=(extra,), tags={"strong": ("strong",), "weak": ("weak",), "tiny": ("weak",)})
-    engine = make_engine(settings, store, fake_embedder, models, None, top_k=1)
+    engine = engine_for(models, store=store, docs=[SourceDocument("otters", "Sea otters hold hands while they sleep.")],
+                        decisions=None, top_k=1)
     return engine, weak, strong, extra
 
 

@@ -9,13 +9,10 @@ import pytest
 
 from adaptive_rag.errors import ConfigError, UserError
 from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from gatekeeper import panel_router
 from gatekeeper.panel_router import ACTIONS
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
 
 COSTS = {"abstain": 0.0, "closed_book:reader": 1.0, "closed_book:strong": 3.0, "rag:reader": 10.0, "rag:strong": 30.0}
@@ -113,11 +110,11 @@ def test_unreadable_or_foreign_files_are_config_errors(tmp_path):
         panel_router.train(_rows(4), "e")
 
 
-def _engine(settings, store, fake_embedder, router, strong=True):
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands and float.")])
+def _engine(engine_for, store, router, strong=True):
     weak, big = FakeLM("weak", facts={"otters": "hold hands"}), FakeLM("strong", facts={"otters": "hold hands"})
     models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(5, 5)}, strong=big if strong else None)
-    return make_engine(settings, store, fake_embedder, models, None, top_k=1, routers={"panel": router}), weak, big
+    docs = [SourceDocument("otters", "Sea otters hold hands and float.")]
+    return engine_for(models, store=store, docs=docs, decisions=None, top_k=1, routers={"panel": router}), weak, big
 
 
 class _FixedRouter(panel_router.PanelRouter):
@@ -132,9 +129,9 @@ class _FixedRouter(panel_router.PanelRouter):
         return dict(self.probs)
 
 
-def test_adaptive_runs_the_chosen_action_and_records_why(settings, store, fake_embedder):
+def test_adaptive_runs_the_chosen_action_and_records_why(engine_for, settings, store, fake_embedder):
     probs = {"abstain": 0.1, "closed_book:reader": 0.2, "closed_book:strong": 0.3, "rag:reader": 0.6, "rag:strong": 0.9}
-    engine, weak, big = _engine(settings, store, fake_embedder, _FixedRouter(probs))
+    engine, weak, big = _engine(engine_for, store, _FixedRouter(probs))
     d = engine.answer("kb", "what do otters do?", policy="adaptive")
     assert [s.name for s in d.stages] == ["retrieve", "panel_router", "rag"] and d.stages[-1].model == "strong"
     stage = d.stages[1]
@@ -146,7 +143,7 @@ def test_adaptive_runs_the_chosen_action_and_records_why(settings, store, fake_e
     out = engine.answer("kb", "who won the 1930 world cup?", policy="adaptive")
     assert out.route == "abstain" and out.citations == [] and "no route" in out.stages[-1].outcome
     # no strong model in the panel: the strong actions are never chosen
-    engine2, weak2, _ = _engine(settings, store, fake_embedder, _FixedRouter(probs), strong=False)
+    engine2, weak2, _ = _engine(engine_for, store, _FixedRouter(probs), strong=False)
     assert engine2.answer("kb", "what do otters do?", policy="adaptive").stages[-1].model == "weak"
     from adaptive_rag.query.builder import load_routers
 

@@ -4,11 +4,8 @@ from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.errors import NotFoundError, UserError
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
 
 FILLER = " ".join(f"Filler sentence {i} about unrelated municipal matters." for i in range(60))
@@ -20,16 +17,14 @@ DOCS = [
 
 
 @pytest.fixture
-def engine(settings, store, fake_embedder, tmp_path):
-    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
-
+def engine(engine_for, store, tmp_path):
     def make(reader=None, long_lm=None, **kwargs):
         reader = reader or FakeLM("reader", facts={"main city": "Paris", "otters": "hold hands"})
         long_lm = long_lm or FakeLM("long", facts={"main city": "Paris", "otters": "hold hands"})
         prices = {"reader": Prices(1.0, 2.0), "long": Prices(10.0, 20.0)}
         log = SQLiteDecisionStore(tmp_path / "decisions.sqlite")
-        return make_engine(settings, store, fake_embedder, Models(reader, long_lm, prices), log,
-                      top_k=1, **kwargs), reader, long_lm, log
+        return engine_for(Models(reader, long_lm, prices), store=store, docs=DOCS, decisions=log,
+                          top_k=1, **kwargs), reader, long_lm, log
 
     return make
 

@@ -1,17 +1,24 @@
-"""README.md's settings table is the one rendered from `Settings` (adaptive_rag/settings_doc.py):
-every setting, its ARAG_ variable, its real default and its Field description."""
+"""docs/operations.md's settings table is the one rendered from `Settings`
+(adaptive_rag/settings_doc.py): every setting, its ARAG_ variable, its real default and its Field
+description. The README links to it instead of holding a copy."""
 
 from adaptive_rag.settings import Settings
-from adaptive_rag.settings_doc import END, START, replace_table, table
+from adaptive_rag.settings_doc import DOC, END, START, replace_table, table
 from tests.conftest import REPO
 
 
-def test_the_readme_settings_table_is_generated_from_settings():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert readme.count(START) == 1 and readme.count(END) == 1
-    assert replace_table(readme) == readme, (
-        "README.md's settings table differs from Settings: run `python -m adaptive_rag.settings_doc --write` "
+def test_the_operations_settings_table_is_generated_from_settings():
+    document = (REPO / DOC).read_text(encoding="utf-8")
+    assert document.count(START) == 1 and document.count(END) == 1
+    assert replace_table(document) == document, (
+        f"{DOC.as_posix()}'s settings table differs from Settings: run `python -m adaptive_rag.settings_doc --write` "
         "(descriptions live in adaptive_rag/settings.py)")
+
+
+def test_the_readme_links_the_table_and_holds_no_copy():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert START not in readme and "| variable | default | meaning |" not in readme
+    assert DOC.as_posix() in readme
 
 
 def test_every_setting_is_a_row_with_its_code_default():

@@ -6,23 +6,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from adaptive_rag.api.app import create_app
 from adaptive_rag.decisions import SQLiteDecisionStore
-from adaptive_rag.models.llamacpp_lm import free_loopback_port
 from adaptive_rag.models.panel import Models
 from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.settings import Settings
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from adaptive_rag.ui.views import number
 from ingest.pipeline import Ingestor
+from tests.unit.helpers import live as live_server
 from adaptive_rag.testing import FakeEmbedder, FakeLM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +38,6 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """A keyed server with decisions by alice and bob, on a free loopback port, in this process."""
-    import uvicorn
-
     tmp = tmp_path_factory.mktemp("ui")
     settings = Settings(data_dir=tmp / "data", chunk_size=40, chunk_overlap=5,
                         api_keys=f"root:admin:{ROOT},alice:query:{ALICE},bob:query:{BOB}",
@@ -64,18 +59,8 @@ def live(tmp_path_factory):
                                  ("bob", "What is the capital of France?", "closed_book"),
                                  ("alice", "Which otters hold hands?", "probe")]:
         asked.append(engine.answer("kb", query, policy=policy, owner=owner, queued_ms=3.0))
-    app = create_app(settings, engine=engine)
-    port = free_loopback_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "asked": asked}
-    server.should_exit = True
-    thread.join(10)
+    with live_server(create_app(settings, engine=engine)) as url:
+        yield {"url": url, "engine": engine, "asked": asked}
     store.close()
 
 
@@ -159,7 +144,7 @@ def test_feedback_sent_from_the_page_is_stored(browser, live):
     page.get_by_role("button", name="Send feedback").click()
     page.wait_for_url(f"**/ui/decisions/{target.id}?sent=1")
     assert "stored" in page.get_by_role("status").inner_text()
-    assert live["engine"].log.feedback_for(target.id)["correct"] is False
+    assert live["engine"].decision_store.feedback_for(target.id)["correct"] is False
     assert "otters sleep holding paws" in page.locator("#feedback-given").inner_text()
     context.close()
 

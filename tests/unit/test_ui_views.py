@@ -1,7 +1,6 @@
 """The inspector's view models (adaptive_rag/ui/views.py) and its pages' edges through TestClient."""
 
 import pytest
-from fastapi.testclient import TestClient
 
 from adaptive_rag.ui import views
 
@@ -57,38 +56,29 @@ def test_models_and_row():
 
 
 @pytest.fixture
-def client(settings, fake_embedder, tmp_path):
-    from adaptive_rag.api.app import create_app
-    from adaptive_rag.decisions import SQLiteDecisionStore
-    from adaptive_rag.models.panel import Models
-    from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
+def client(engine_for, server, settings, tmp_path):
     from adaptive_rag.settings import Settings
-    from adaptive_rag.store.edge import EdgeStore
-    from adaptive_rag.types import SourceDocument
-    from adaptive_rag.usage import Prices
-    from ingest.pipeline import Ingestor
-    from adaptive_rag.testing import FakeLM
+    from tests.unit.helpers import OTTERS
 
-    store = EdgeStore(settings.collections_dir)
-    Ingestor(settings, store, fake_embedder).run("kb", [SourceDocument("otters", "Sea otters hold hands.")])
-    reader = FakeLM("reader", facts={"otters": "hold hands"})
-    engine = make_engine(settings, store, fake_embedder, Models(reader, reader, {"reader": Prices(1, 2)}),
-                    SQLiteDecisionStore(tmp_path / "d.sqlite"))
     (tmp_path / "evals" / "run1").mkdir(parents=True)
     (tmp_path / "evals" / "run1" / "summary.json").write_text('{"dataset": "squad", "split": "dev", "policies": {}}')
     (tmp_path / "evals" / "secret.txt").write_text("not a report")
     s = Settings(data_dir=settings.data_dir, eval_results_dir=tmp_path / "evals")
-    with TestClient(create_app(s, engine=engine)) as c:
+    engine = engine_for(docs=OTTERS, decisions=tmp_path / "d.sqlite")
+    with server(engine=engine, settings=s) as c:
         c.post("/v1/query", json={"query": "What do otters do?", "collection": "kb"})
         yield c
-    store.close()
 
 
 def test_pages_answer_and_bad_input_is_a_clear_4xx(client):
-    for path in ("/ui/decisions", "/ui/overview", "/ui/evaluations", "/ui/evaluations/run1",
-                 "/ui/decisions?since=2020-01-01T00:00&until=1e10&q=otters&model=reader&limit=1000"):
-        assert client.get(path).status_code == 200, path
+    for path, title, shows in (
+            ("/ui/decisions", "Decisions", "What do otters do?"), ("/ui/overview", "Overview", "1 decision"),
+            ("/ui/evaluations", "Evaluations", "run1"), ("/ui/evaluations/run1", "run1", "squad"),
+            ("/ui/decisions?since=2020-01-01T00:00&until=1e10&q=otters&model=reader&limit=1000", "Decisions",
+             "What do otters do?")):
+        page = client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), path
+        assert f"<title>{title} - adaptive-rag inspector</title>" in page.text and shows in page.text, path
     assert "What do otters do?" in client.get("/ui/decisions?q=OTTERS").text
     assert "What do otters do?" not in client.get("/ui/decisions?q=beavers").text
     bad = client.get("/ui/decisions?since=yesterday")

@@ -8,11 +8,8 @@ import pytest
 from adaptive_rag.query import verify
 from adaptive_rag.models.lm import Message
 from adaptive_rag.models.panel import Models
-from adaptive_rag.testing import make_engine
-from adaptive_rag.retrieve import Retriever
 from adaptive_rag.types import SearchHit, SourceDocument
 from adaptive_rag.usage import Prices
-from ingest.pipeline import Ingestor
 from adaptive_rag.testing import FakeLM
 
 FACTS = {"otters": "hold hands"}
@@ -61,12 +58,10 @@ def test_support_finds_the_chunks_holding_the_answer():
 
 
 @pytest.fixture
-def panel(settings, store, fake_embedder):
-    Ingestor(settings, store, fake_embedder).run("kb", DOCS)
-
+def panel(engine_for, store):
     def make(weak, strong):
         models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10)}, strong=strong)
-        return make_engine(settings, store, fake_embedder, models, None, top_k=2)
+        return engine_for(models, store=store, docs=DOCS, decisions=None, top_k=2)
 
     return make
 

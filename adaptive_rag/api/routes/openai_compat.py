@@ -62,8 +62,9 @@ async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool
     engine cannot stream or the policy decides only after generating (self_route, cascade, ...);
     then the finish chunk, the usage chunk when asked, and [DONE]. The stream begins with
     `first_item`, the route or the finished decision (anything failing before is a plain HTTP
-    error); a failure after that ends the stream with an error event in OpenAI's shape (the
-    decision records it); a client that leaves cancels the request."""
+    error); a failure after that ends the stream with an error event in OpenAI's shape, with the
+    code and type a REST answer would have (the decision records it); a client that leaves
+    cancels the request."""
     import json
 
     base = {"id": f"chatcmpl-{decision_id}", "object": "chat.completion.chunk", "created": int(time.time()),
@@ -115,24 +116,11 @@ async def _sse(job: AnswerJob, decision_id: str, model: str, include_usage: bool
 
 
 def _stream_error(exc: BaseException, decision_id: str) -> dict:
-    """The error event that ends a stream, in OpenAI's error shape (the SDK raises APIError)."""
-    from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, Unavailable, UserError
-    from adaptive_rag.models.lm import BackendError
+    """The error event that ends a stream, in OpenAI's error shape (the SDK raises APIError): the
+    status and type REST would answer (adaptive_rag/api/errors.py), and the stream's decision id."""
+    from adaptive_rag.api.errors import error_body
 
-    if isinstance(exc, DeadlineExceeded):
-        kind, code = "timeout_error", 504
-    elif isinstance(exc, Unavailable):
-        kind, code = "unavailable_error", 503
-    elif isinstance(exc, RequestCancelled):
-        kind, code = "cancelled_error", 499
-    elif isinstance(exc, BackendError):
-        kind, code = "backend_error", 503 if exc.retryable else 502
-    elif isinstance(exc, UserError):
-        kind, code = "invalid_request_error", 400
-    else:
-        kind, code = "server_error", 500
-    message = f"model backend failed: {exc}" if isinstance(exc, BackendError) else str(exc) or type(exc).__name__
-    return {"error": {"message": message, "type": kind, "code": code}, "decision_id": decision_id}
+    return error_body(exc, decision_id)[1]
 
 
 @router.post("/v1/chat/completions")

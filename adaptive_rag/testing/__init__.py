@@ -1,7 +1,11 @@
 """Deterministic fakes that subclass the real interfaces, and `make_engine`, which wires a query
 engine from them. The tests and the benchmarks (python -m eval.bench ui / load) use them; they are
 installed with the package so the benchmarks work outside a source checkout. Nothing here
-downloads or loads a model."""
+downloads or loads a model.
+
+Beside them: `fake_server` (the real server loop over these fakes, in its own process:
+`python -m adaptive_rag.testing.fake_server`) and `postgres` (a private PostgreSQL server from
+Debian's postgresql package, for the decision log's tests and the replica load benchmark)."""
 
 from __future__ import annotations
 

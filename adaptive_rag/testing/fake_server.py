@@ -1,8 +1,8 @@
 """`arag serve`'s real server loop (uvicorn, admission, graceful shutdown, access log) over
 deterministic fake models, for tests and benchmarks that need a live process on loopback:
-disconnects, SIGTERM, kill -9, load.
+disconnects, SIGTERM, kill -9, load (tests/unit/test_live_server.py, `python -m eval.bench load --fake`).
 
-    python -m tests.live.fake_server --data-dir D --port P [--word-delay S] [--grace S]
+    python -m adaptive_rag.testing.fake_server --data-dir D --port P [--word-delay S] [--grace S]
 
 Settings (keys, decision store, admission) come from the environment as for `arag serve`. The
 collection "kb" holds one document about otters; "What do otters do?" is answered with
@@ -31,7 +31,6 @@ def main() -> None:
     from adaptive_rag.decision_store import decision_store_from_settings
     from adaptive_rag.models.panel import Models
     from adaptive_rag.testing import make_engine
-    from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
     from adaptive_rag.store.edge import EdgeStore
     from adaptive_rag.types import SourceDocument

@@ -1,7 +1,8 @@
-"""A PostgreSQL server for the tests: `ARAG_TEST_POSTGRES_URL` when set, otherwise a private server
+"""A private PostgreSQL server, for the tests (tests/conftest.py: `ARAG_TEST_POSTGRES_URL` when set,
+otherwise one of these) and the replica load benchmark (`python -m eval.bench load --replicas N`):
 started from Debian's `postgresql` package (initdb + pg_ctl in a temp directory, on a free loopback
-port, stopped at the end of the session). Without either, tests that need it fail and say how to
-install it (`.ci/run` installs the package); they never skip.
+port, stopped at the end). Without the package, `start_private_server` raises LookupError saying how
+to install it (`.ci/run` installs the package); the tests that need it fail, never skip.
 
 initdb refuses to run as root, so as root the server runs as the `postgres` user the package
 creates. Each test gets its own schema (`search_path` in the URL), dropped afterwards.

@@ -145,6 +145,11 @@ class TransformersLM(LanguageModel):
     def dtype(self) -> str:
         return self._dtype
 
+    @property
+    def model_file(self) -> Path:
+        """The GGUF file or Hugging Face directory the weights come from."""
+        return self._path
+
     def describe(self) -> dict:
         return {"engine": self.engine, "dtype": self._dtype, "threads": self._threads or "torch default",
                 "file": str(self._path)}
@@ -185,6 +190,43 @@ class TransformersLM(LanguageModel):
     def _first_token_id(self, word: str) -> int:
         ids = self._tokenizer(word, add_special_tokens=False)["input_ids"]
         return ids[0]
+
+    @property
+    def num_layers(self) -> int:
+        """Transformer blocks; hidden states are numbered 0 (the embeddings) to num_layers."""
+        return int(self._ensure_model().config.num_hidden_layers)
+
+    def hidden_states(self, messages: Sequence[Message], answer: str = "",
+                      layers: Sequence[int] | None = None) -> dict[str, "object"]:
+        """The model's internal state for an answer probe, from one forward pass over the chat
+        prompt followed by `answer`'s tokens:
+        - "prompt": the hidden state at the prompt's last token (the generation prompt), one row per
+          layer in `layers`: what the model holds just before it answers (a pre-generation probe);
+        - "answer": the mean of the hidden states over the answer's tokens, per layer (None when
+          the answer is empty): a post-generation probe.
+        Returns float32 numpy arrays of shape (len(layers), hidden size), plus "prompt_tokens" and
+        "answer_tokens" and "latency_ms" (the pass's wall time, the probe's cost when it runs
+        beside an answer). `layers` default: every hidden state, 0 (embeddings) to num_layers."""
+        import numpy as np
+        import torch
+
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        prompt_ids = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                                         return_dict=True)["input_ids"]
+        answer_ids = self._tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"] if answer else None
+        ids = prompt_ids if answer_ids is None else torch.cat([prompt_ids, answer_ids], dim=1)
+        model = self._ensure_model()
+        chosen = list(range(model.config.num_hidden_layers + 1)) if layers is None else list(layers)
+        n_prompt = int(prompt_ids.shape[1])
+        started = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            out = model(ids, attention_mask=torch.ones_like(ids), output_hidden_states=True, use_cache=False)
+        states = [out.hidden_states[i][0].float() for i in chosen]
+        prompt = np.stack([s[n_prompt - 1].numpy() for s in states])
+        answer_mean = np.stack([s[n_prompt:].mean(dim=0).numpy() for s in states]) if answer_ids is not None else None
+        return {"prompt": prompt, "answer": answer_mean, "layers": chosen, "prompt_tokens": n_prompt,
+                "answer_tokens": 0 if answer_ids is None else int(answer_ids.shape[1]),
+                "latency_ms": (time.perf_counter() - started) * 1e3}
 
     def sample(self, messages: Sequence[Message], max_new_tokens: int = 32, temperature: float = 0.7,
                seed: int = 0) -> Generation:

@@ -119,3 +119,19 @@ def test_under_a_request_the_answer_streams_and_a_cancel_stops_between_tokens(sm
     started = time.perf_counter()
     assert len(smollm2.generate(essay, 200).tokens) > 100
     assert cancelled_s < (time.perf_counter() - started) / 2
+
+
+def test_hidden_states_for_answer_probes(smollm2):
+    """One pass over prompt + answer: the prompt's last-token state (it cannot see the answer, the
+    model being causal, so it equals the state of the prompt alone) and the answer tokens' mean."""
+    messages = [Message("user", "What is the capital of France? Answer with one word.")]
+    layers = [0, smollm2.num_layers // 2, smollm2.num_layers]
+    both = smollm2.hidden_states(messages, "Paris", layers)
+    alone = smollm2.hidden_states(messages, "", layers)
+    assert both["layers"] == layers and both["prompt"].shape == (3, 576) and both["answer"].shape == (3, 576)
+    assert alone["answer"] is None and both["answer_tokens"] >= 1 and both["prompt_tokens"] == alone["prompt_tokens"]
+    import numpy as np
+
+    scale = np.abs(alone["prompt"]).max(axis=1, keepdims=True)
+    assert np.allclose(both["prompt"] / scale, alone["prompt"] / scale, atol=0.05)
+    assert not np.allclose(both["answer"], both["prompt"]) and both["latency_ms"] > 0

@@ -1,0 +1,171 @@
+"""Labels for internal-state probes: the reader answers seeded questions with RAG, each answer is
+scored against the gold answers, and the reader's hidden states are kept beside the label, so that
+probes are trained and compared without running a model again.
+
+Per question (a seeded sample of a data set's train + dev pool; never test or final questions):
+hybrid retrieval of the top `k` chunks from the data set's collection, the RAG answer of the reader
+on the transformers engine (greedy, the product's RAG prompt), its F1 / EM against the gold
+answers (correct = F1 >= 0.5, the routers' definition), the answer's log-prob signals and retrieval
+support (the signals the probes are compared with), and one forward pass over prompt + answer
+that reads the hidden states of the chosen layers:
+- `prompt`: at the prompt's last token, before any answer token (a pre-generation probe);
+- `answer`: the mean over the answer's tokens (a post-generation probe).
+
+Output folder: `labels.jsonl` (one row per question: id, question, f1, em, correct, answer, signals,
+support, tokens, latencies) and `hidden-NNNNN.npz` shards (ids, layers, prompt and answer states
+as float16 [n, layers, hidden]); `meta.json` names the model file (sha256), engine, dtype, layers,
+top_k and the command. A shard is written before its rows, so an interrupted run resumes where
+it stopped (`python -m eval.probe_labels ... --out DIR` again) and every row has its vectors.
+
+    python -m eval.probe_labels --dataset squad-dev --limit 400 --seed 0 --out eval/results/probes/squad-dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+SHARD = 25
+DEFAULT_LAYERS = (4, 8, 12, 16, 20, 24)
+CORRECT_F1 = 0.5
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def done_ids(out: Path) -> set[str]:
+    labels = out / "labels.jsonl"
+    if not labels.is_file():
+        return set()
+    return {json.loads(line)["id"] for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def pool(dataset: str, settings, limit: int, seed: int):
+    """`limit` questions drawn with `seed` from the data set's train and dev splits (their union, by id)."""
+    from eval.datasets import load_eval_set
+
+    seen, samples = set(), []
+    for split in ("train", "dev"):
+        for s in load_eval_set(dataset, settings, split).samples:
+            if s.id not in seen:
+                seen.add(s.id)
+                samples.append(s)
+    samples.sort(key=lambda s: s.id)
+    random.Random(seed).shuffle(samples)
+    return samples[:limit] if limit else samples
+
+
+def reader(settings):
+    """The settings' reader on the transformers engine (the engine whose hidden states are read)."""
+    from adaptive_rag.models.catalog import load_lm, resolve
+    from adaptive_rag.models.transformers_lm import TransformersLM
+
+    name = settings.reader_model
+    spec = resolve(settings.catalog, name).model_copy(update={"backend": "transformers"})
+    lm = load_lm(name, spec, settings.models_dir)
+    if not isinstance(lm, TransformersLM):  # pragma: no cover - the catalog decides
+        raise SystemExit(f"{name} does not run on the transformers engine here")
+    return lm
+
+
+def _flush(out: Path, rows: list[dict], prompt, answer, layers) -> None:
+    import numpy as np
+
+    index = len(list(out.glob("hidden-*.npz")))
+    tmp = out / f"hidden-{index:05d}.partial.npz"
+    np.savez_compressed(tmp, ids=np.array([r["id"] for r in rows]), layers=np.array(layers),
+                        prompt=np.stack(prompt).astype(np.float16), answer=np.stack(answer).astype(np.float16))
+    tmp.replace(out / f"hidden-{index:05d}.npz")
+    with open(out / "labels.jsonl", "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from adaptive_rag.answers import token_f1
+    from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.query import answer_routes
+    from adaptive_rag.retrieve import Retriever
+    from adaptive_rag.settings import Settings
+    from adaptive_rag.store import open_store
+    from eval.cli import _ensure_collections
+    from eval.datasets import load_eval_set
+    from eval.metrics import exact_match
+
+    settings = Settings()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    questions = pool(args.dataset, settings, args.limit, args.seed)
+    _ensure_collections(settings, load_eval_set(args.dataset, settings, "train").sources)
+    lm = reader(settings)
+    layers = [int(x) for x in args.layers.split(",")]
+    meta_path = out / "meta.json"
+    meta = {"dataset": args.dataset, "seed": args.seed, "limit": args.limit, "top_k": args.top_k,
+            "max_new_tokens": args.max_new_tokens, "model": lm.name, "engine": lm.engine, "dtype": lm.dtype,
+            "model_file": lm.model_file.name, "model_sha256": file_sha256(lm.model_file) if lm.model_file.is_file() else None,
+            "layers": layers, "correct_if_f1_at_least": CORRECT_F1,
+            "command": "python -m eval.probe_labels " + " ".join(sys.argv[1:])}
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        differ = [k for k in ("dataset", "seed", "top_k", "max_new_tokens", "model_sha256", "layers", "engine", "dtype")
+                  if old.get(k) != meta[k]]
+        if differ:
+            raise SystemExit(f"{out} was labelled with other {', '.join(differ)}: use another --out")
+    meta_path.write_text(json.dumps(meta, indent=2))
+    done = done_ids(out)
+    todo = [q for q in questions if q.id not in done]
+    print(f"{len(done)} labelled, {len(todo)} to go ({lm.name}, {lm.engine} {lm.dtype}, layers {layers})", file=sys.stderr)
+    store = open_store(settings)
+    retriever = Retriever(settings, store, load_embedder(settings))
+    rows, prompt, answer = [], [], []
+    try:
+        for n, q in enumerate(todo, 1):
+            hits = retriever.search(q.collection, q.question, k=args.top_k).hits
+            result = answer_routes.rag(lm, q.question, hits, args.max_new_tokens)
+            text = result.generation.text
+            states = lm.hidden_states(result.messages, text, layers)
+            f1 = max((token_f1(text, g) for g in q.answers), default=0.0)
+            rows.append({"id": q.id, "question": q.question, "dataset": args.dataset, "answer": text,
+                         "f1": f1, "em": exact_match(text, q.answers), "correct": f1 >= CORRECT_F1,
+                         "unanswerable": result.unanswerable, "signals": result.signals, "support": result.support,
+                         "gold_retrieved": bool(set(q.gold_doc_ids) & {h.doc_id for h in hits}),
+                         "prompt_tokens": result.generation.usage.input_tokens,
+                         "answer_tokens": result.generation.usage.output_tokens,
+                         "generation_ms": result.generation.latency_ms, "probe_ms": states["latency_ms"]})
+            prompt.append(states["prompt"])
+            answer.append(states["answer"] if states["answer"] is not None else np.zeros_like(states["prompt"]))
+            if len(rows) == SHARD or n == len(todo):
+                _flush(out, rows, prompt, answer, layers)
+                print(f"  {len(done) + n}/{len(questions)} ({time.strftime('%H:%M:%S')})", file=sys.stderr)
+                rows, prompt, answer = [], [], []
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.probe_labels", description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True, choices=("squad-dev", "hotpotqa"))
+    ap.add_argument("--limit", type=int, default=400, help="questions drawn from the train + dev pool")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--layers", default=",".join(map(str, DEFAULT_LAYERS)), help="hidden states to keep (0 = embeddings)")
+    ap.add_argument("--out", required=True)
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     long_context_budget: int = Field(
         4000, ge=256, description="Context tokens the long-context route may fill (Qwen 0.5B reads ~320 tokens/s here)."
     )
+    strong_long_context_budget: int = Field(8000, ge=256, description=(
+        "Context tokens the long-context route may fill on the panel's strong model (`always_strong_lc`). A llama.cpp "
+        "slot holds `context_window / parallel` tokens (8,192 with the defaults): lower `parallel` for more."))
     thresholds: dict[str, float] = Field(default_factory=dict, description=(
         "JSON of policy thresholds (adaptive_rag/query/policies.py), e.g. the line `arag calibrate` prints."))
     gatekeeper: str = Field("default", description=(

@@ -31,19 +31,22 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass(frozen=True)
 class QueryConfig:
     """What the query path reads of the settings: the policy of a request that names none, chunks
-    per answer, tokens per answer, the long-context budget and the thresholds (the defaults of
+    per answer, tokens per answer, the long-context budgets (of the long-context model, and of the
+    strong model when it reads whole documents) and the thresholds (the defaults of
     query/policies.py, updated by these)."""
 
     default_policy: str = "self_route"
     top_k: int = 5
     max_new_tokens: int = 32
     long_context_budget: int = 4000
+    strong_long_context_budget: int = 8000
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
         return cls(default_policy=settings.default_policy, top_k=settings.top_k, max_new_tokens=settings.max_new_tokens,
-                   long_context_budget=settings.long_context_budget, thresholds=dict(settings.thresholds))
+                   long_context_budget=settings.long_context_budget,
+                   strong_long_context_budget=settings.strong_long_context_budget, thresholds=dict(settings.thresholds))
 
 
 class QueryEngine:

@@ -250,6 +250,16 @@ def keeps_weak(p_true: float | None, support: float | None, unanswerable: bool, 
     return p_true >= thresholds["cascade_p_true_min"] and (support is None or support >= thresholds["cascade_support_min"])
 
 
+class AlwaysStrongLongContext(Policy):
+    """Long context on the panel's strong model: whole documents of the hits within
+    `strong_long_context_budget` tokens (Self-Route's escalation target with a stronger reader)."""
+
+    name = "always_strong_lc"
+
+    def run(self, q):
+        q.answer_with("long_context", "strong")
+
+
 class AlwaysWeakRag(Policy):
     """RAG on the panel's reader (the weak end of weak/strong routing)."""
 
@@ -333,6 +343,7 @@ class KnnRouterPolicy(Policy):
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
                                                           GatekeeperOnly, GatekeeperAdaptive, Adaptive, AlwaysWeakRag, AlwaysStrongRag,
+                                                          AlwaysStrongLongContext,
                                                           StrongClosedBook, AlwaysAbstain, Cascade,
                                                           KnnRouterPolicy)}
 

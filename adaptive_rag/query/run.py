@@ -132,10 +132,16 @@ class QueryRun:
         return self._record(routes.rag(lm, self.question, hits, self.engine.config.max_new_tokens), lm, started)
 
     def long_context(self, model: str | None = None) -> RouteResult:
+        """Whole documents of the hits, within the long-context budget; on the panel's strong
+        model within its own (larger) budget, `strong_long_context_budget`."""
         hits = self.hits(max(self.top_k, LONG_CONTEXT_DEPTH))
         lm, started = self._lm(model, "long_context"), time.perf_counter()
+        config = self.engine.config
+        strong = self.engine.models.strong
+        budget = config.strong_long_context_budget if strong is not None and lm.name == strong.name \
+            else config.long_context_budget
         result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.question,
-                                     hits, self.engine.config.max_new_tokens, self.engine.config.long_context_budget)
+                                     hits, config.max_new_tokens, budget)
         return self._record(result, lm, started)
 
     def route(self, route: str, model: str | None = None) -> RouteResult:

@@ -75,3 +75,21 @@ def test_a_panel_without_a_strong_model_says_so(settings, store, fake_embedder):
     lm = FakeLM("weak")
     with pytest.raises(UserError, match="no strong model"):
         Models(lm, lm, {}).get("strong")
+
+
+def test_always_strong_lc_reads_whole_documents_on_the_strong_model_within_its_budget(engine_for, store):
+    from adaptive_rag.query import policies
+
+    assert "always_strong_lc" in policies.POLICIES
+    filler = " ".join(f"Filler word{i}." for i in range(200))
+    long_doc = f"{filler} Sea otters hold hands while they sleep. {filler}"
+    weak, strong = FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS)
+    models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10)}, strong=strong)
+    engine = engine_for(models, store=store, docs=[SourceDocument("otters", long_doc)], decisions=None, top_k=1,
+                        long_context_budget=300, strong_long_context_budget=600)
+    d = engine.answer("kb", "What do otters do?", policy="always_strong_lc")
+    stage = d.stages[-1]
+    assert d.route == "long_context" and stage.model == "strong" and not weak.calls and d.answer == "hold hands"
+    assert 300 < stage.signals["context_tokens"] <= 600  # the strong model's budget, not the long-context model's
+    reader = engine.answer("kb", "What do otters do?", policy="always_lc")
+    assert reader.stages[-1].model == "weak" and reader.stages[-1].signals["context_tokens"] <= 300

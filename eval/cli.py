@@ -21,7 +21,9 @@ DEFAULT_POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
 def evaluate(
     ctx: typer.Context,
     dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, mixed, squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
-    split: Annotated[Optional[str], typer.Option(help="dev|test (SQuAD articles 0-31 | 32-47), train|test (HotpotQA); final: the declared final test questions, run once")] = None,
+    split: Annotated[Optional[str], typer.Option(help="train|dev (a seeded 70/30 cut of SQuAD articles 0-31 or HotpotQA train.csv; train+dev: both), "
+                                                     "test (SQuAD articles 32-47, HotpotQA test.csv); final, final2 (mixed: test, test2): "
+                                                     "declared final questions, each run once")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
     seed: Annotated[int, typer.Option()] = 0,
     policies: Annotated[str, typer.Option(help="Comma-separated policy names.")] = DEFAULT_POLICIES,

@@ -25,8 +25,8 @@ def _settings():
 def label(
     dataset: Annotated[str, typer.Option(help="squad-dev, hotpotqa, squad:PATH, hotpotqa:PATH, jsonl:PATH")],
     out: Annotated[Path, typer.Option(help="Directory for labels.jsonl (resumed when it exists).")],
-    split: Annotated[str, typer.Option(help="dev (SQuAD articles 0-31) or train (HotpotQA) to train on; test rows "
-                                               "are for `report --test-labels` and refused by `train`.")] = "dev",
+    split: Annotated[str, typer.Option(help="train to train on (dev: 30% held out for tuning; train+dev: both); test "
+                                               "rows are for `report --test-labels`; `train` refuses test and final rows.")] = "train",
     limit: Annotated[Optional[int], typer.Option(min=1, help="N seeded questions, the same ones `arag eval` picks for this seed.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     collection: Annotated[Optional[str], typer.Option()] = None,
@@ -76,8 +76,10 @@ def train(
     lookup(CLASSIFIERS, model, "gatekeeper model")
     s = _settings()
     rows = load_labels(labels)
-    if any(r.get("split") == "test" for r in rows):
-        raise UserError("these labels include test-split questions: train on training splits only")
+    from eval.datasets import HELD_OUT_SPLITS
+
+    if any(r.get("split") in HELD_OUT_SPLITS for r in rows):
+        raise UserError("these labels include test-split questions (test or final): train on training splits only")
     if feedback:
         from eval.feedback_labels import feedback_rows_from_settings
 
@@ -163,7 +165,9 @@ def knn(
 
 
 def _training_runs(records: List[Path]) -> list[dict]:
-    """Every record of these eval runs; a run on a test or final split is refused."""
+    """Every record of these eval runs; a run on a test or final split (test, final, final2, mixed's
+    test2) is refused."""
+    from eval.datasets import HELD_OUT_SPLITS
     from eval.runner import load_records
 
     rows = []
@@ -173,7 +177,7 @@ def _training_runs(records: List[Path]) -> list[dict]:
             raise UserError(f"{path} not found")
         summary = run_dir / "summary.json"
         meta = json.loads(summary.read_text()) if summary.is_file() else {}
-        if meta.get("split") in ("test", "final") or str(meta.get("dataset", "")).endswith((":test", ":final")):
+        if meta.get("split") in HELD_OUT_SPLITS or str(meta.get("dataset", "")).rpartition(":")[2] in HELD_OUT_SPLITS:
             raise UserError(f"{run_dir}: a run on a test or final split is never trained on")
         rows += load_records(path)
     return rows

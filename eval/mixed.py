@@ -19,10 +19,18 @@ Scoring: an `out_of_collection` question scores 1 (EM and F1) when the policy ab
 `abstain`, or the answer is the refusal word) and 0 otherwise; every other question scores the
 usual EM/F1 against its gold answers, so abstaining on it scores 0.
 
-Splits are disjoint by construction: SQuAD articles 0-31 and HotpotQA train.csv give `train`
-(70%) and `dev` (30%) by a seeded shuffle; `test` takes only the declared final questions
-(eval/splits/final.json: SQuAD articles 32-47 and HotpotQA test.csv questions no earlier run
-used); qa_wikidata prompts go to train/dev/test by index (i % 10 < 6 / < 8 / else).
+Splits are disjoint by construction:
+- `train` (70%) and `dev` (30%): SQuAD articles 0-31 and HotpotQA train.csv, cut by
+  eval/datasets.py's `train_or_dev` (a seeded shuffle of the sorted question ids), the same
+  function and so the same questions as `--dataset squad-dev|hotpotqa --split train|dev`;
+- `test`: only the first declared final questions (eval/splits/final.json: SQuAD articles 32-47
+  and HotpotQA test.csv questions no earlier run used); it reproduces the committed mixed-final;
+- `test2`: only the second declared final questions (eval/splits/final2.json, 2026-12-07: those of
+  final.json that no committed run, the final runs included, used), for the one final run at the
+  end of the probe, two-stage router and multi-step retrieval work;
+- qa_wikidata prompts go to train/dev/test by index (i % 10 < 6 / < 8 / else); test2 takes the
+  test band's indices that no committed run used (final2.json's `qa_wikidata`: mixed-final's 60
+  general questions are out).
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ COLLECTION = "mixed"
 PROPORTIONS = {"squad": 0.30, "hotpotqa": 0.20, "general": 0.30, "out_of_collection": 0.20}
 LEFT_OUT = frozenset(range(5, 48, 6))  # SQuAD article indexes kept out of the collection: 5, 11, ..., 47
 ABSTAIN = "<abstain>"
-SPLITS = ("train", "dev", "test")
+SPLITS = ("train", "dev", "test", "test2")
+FINAL_OF = {"test": "final", "test2": "final2"}  # a test split -> the declared split it draws from
 TEMPLATES = (  # qa_wikidata prompt -> question; prompts matching none are not used
     (re.compile(r"^The (.+) is$"), "What is the {0}?"),
     (re.compile(r"^(.+) is located in$"), "Where is {0} located?"),
@@ -56,26 +65,14 @@ def as_question(prompt: str) -> str | None:
     return None
 
 
-def _train_or_dev(ids: list[str], seed: int = 0) -> dict[str, str]:
-    order = sorted(ids)
-    random.Random(seed).shuffle(order)
-    cut = int(len(order) * 0.7)
-    return {i: ("train" if n < cut else "dev") for n, i in enumerate(order)}
-
-
 def _squad_pools(settings, split: str):
     """(answerable, out-of-collection) SQuAD samples of `split`."""
     from eval.datasets import SQUAD_TEST_FROM, load_eval_set
 
     articles = json.loads((Path(settings.shared_data_dir) / "squad_dev_v1.1.json").read_text(encoding="utf-8"))["data"]
     index_of = {a["title"]: i for i, a in enumerate(articles)}
-    if split == "test":
-        samples = load_eval_set("squad-dev", settings, "final").samples
-    else:
-        samples = load_eval_set("squad-dev", settings, "dev").samples
-        which = _train_or_dev([s.id for s in samples])
-        samples = [s for s in samples if which[s.id] == split]
-    assert all(index_of[s.gold_doc_ids[0]] < SQUAD_TEST_FROM for s in samples) or split == "test"
+    samples = load_eval_set("squad-dev", settings, FINAL_OF.get(split, split)).samples
+    assert all(index_of[s.gold_doc_ids[0]] < SQUAD_TEST_FROM for s in samples) or split in FINAL_OF
     inside = [s for s in samples if index_of[s.gold_doc_ids[0]] not in LEFT_OUT]
     outside = [s for s in samples if index_of[s.gold_doc_ids[0]] in LEFT_OUT]
     return inside, outside
@@ -84,16 +81,19 @@ def _squad_pools(settings, split: str):
 def _hotpot_pool(settings, split: str):
     from eval.datasets import load_eval_set
 
-    if split == "test":
-        return load_eval_set("hotpotqa", settings, "final").samples
-    samples = load_eval_set("hotpotqa", settings, "train").samples
-    which = _train_or_dev([s.id for s in samples])
-    return [s for s in samples if which[s.id] == split]
+    return load_eval_set("hotpotqa", settings, FINAL_OF.get(split, split)).samples
 
 
-def _general_pool(settings, split: str):
+def general_pool(settings, split: str):
+    """The qa_wikidata questions of `split`: its band of indices (test2: the test band's indices
+    listed in final2.json, those no committed run used)."""
     from eval.datasets import EvalSample
 
+    if split == "test2":
+        from eval.final_split import final_ids
+
+        keep = final_ids("qa_wikidata", "final2")
+        return [s for s in general_pool(settings, "test") if s.id in keep]
     data = json.loads((Path(settings.shared_data_dir) / "bigbench_qa_wikidata.json").read_text(encoding="utf-8"))
     band = {"train": range(0, 6), "dev": range(6, 8), "test": range(8, 10)}[split]
     out = []
@@ -145,7 +145,7 @@ def load_mixed(settings, split: str | None, limit: int | None, seed: int):
     if not (shared / "squad_dev_v1.1.json").is_file() or not (shared / "hotpotqa").is_dir():
         raise UserError(f"mixed needs SQuAD, HotpotQA and qa_wikidata under {shared}")
     inside, outside = _squad_pools(settings, split)
-    pools = {"squad": inside, "hotpotqa": _hotpot_pool(settings, split), "general": _general_pool(settings, split),
+    pools = {"squad": inside, "hotpotqa": _hotpot_pool(settings, split), "general": general_pool(settings, split),
              "out_of_collection": outside}
     total = limit or 200
     rng = random.Random(seed)

@@ -117,11 +117,13 @@ def test_squad_splits_never_overlap(settings):
     full = Path(settings.shared_data_dir) / "squad_dev_v1.1.json"
     if not full.is_file():
         pytest.skip("needs ../shared/data")
-    dev = datasets.load_eval_set("squad-dev", settings, "dev")
-    test = datasets.load_eval_set("squad-dev", settings, "test")
-    assert not {s.id for s in dev.samples} & {s.id for s in test.samples}
-    assert (len(dev.samples), len(test.samples)) == (7231, 10565 - 7231)  # articles 0-31 | 32-47
-    assert datasets.sample(test, 5, 0).samples == datasets.sample(test, 5, 0).samples
+    ids = {split: [s.id for s in datasets.load_eval_set("squad-dev", settings, split).samples]
+           for split in ("train", "dev", "train+dev", "test")}
+    train, dev, pool, test = (set(ids[split]) for split in ("train", "dev", "train+dev", "test"))
+    assert not pool & test and (len(pool), len(test)) == (7231, 10565 - 7231)  # articles 0-31 | 32-47
+    assert not train & dev and train | dev == pool and (len(train), len(dev)) == (5061, 2170)  # 70/30 by question
+    test_set = datasets.load_eval_set("squad-dev", settings, "test")
+    assert datasets.sample(test_set, 5, 0).samples == datasets.sample(test_set, 5, 0).samples
 
 
 def test_compare_two_runs(engine, tmp_path, capsys):

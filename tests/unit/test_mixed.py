@@ -40,6 +40,7 @@ def test_splits_are_disjoint_and_left_out_articles_are_out_of_the_collection(sha
 
     ids = {split: {s.id for s in mixed.load_mixed(shared, split, 400, seed=0).samples} for split in mixed.SPLITS}
     assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
+    assert not (ids["train"] | ids["dev"]) & ids["test2"]
     kept = json.loads(mixed.squad_in_collection(shared).read_text())["data"]
     assert len(kept) == 48 - len(mixed.LEFT_OUT)
     titles = {a["title"] for a in kept}
@@ -52,6 +53,54 @@ def test_splits_are_disjoint_and_left_out_articles_are_out_of_the_collection(sha
 
     final = final_ids("squad-dev") | final_ids("hotpotqa")
     assert all(s.id in final for s in test if s.kind in ("squad", "hotpotqa", "out_of_collection"))
+
+
+def test_train_and_dev_are_one_seeded_disjoint_cut_shared_with_squad_dev_and_hotpotqa(shared):
+    from eval.datasets import load_eval_set, train_or_dev
+
+    for dataset in ("squad-dev", "hotpotqa"):
+        ids = {split: [s.id for s in load_eval_set(dataset, shared, split).samples] for split in ("train", "dev", "train+dev")}
+        train, dev, pool = set(ids["train"]), set(ids["dev"]), set(ids["train+dev"])
+        assert not train & dev and train | dev == pool and len(ids["train"]) == len(train)
+        assert len(train) == int(len(pool) * 0.7)
+        assert ids["train"] == [s.id for s in load_eval_set(dataset, shared, "train").samples]  # deterministic
+        assert train_or_dev(reversed(ids["train+dev"])) == train_or_dev(ids["train+dev"])  # order does not matter
+    sizes = {(d, sp): len(load_eval_set(d, shared, sp).samples) for d in ("squad-dev", "hotpotqa") for sp in ("train", "dev")}
+    assert sizes == {("squad-dev", "train"): 5061, ("squad-dev", "dev"): 2170, ("hotpotqa", "train"): 350, ("hotpotqa", "dev"): 150}
+    # mixed cuts its pools with the same rule: a question is in mixed's train iff it is in squad-dev's (hotpotqa's) train
+    for split in ("train", "dev"):
+        inside, outside = mixed._squad_pools(shared, split)
+        assert {s.id for s in inside + outside} == {s.id for s in load_eval_set("squad-dev", shared, split).samples}
+        assert {s.id for s in mixed._hotpot_pool(shared, split)} == {s.id for s in load_eval_set("hotpotqa", shared, split).samples}
+
+
+def test_test2_draws_only_final2_questions_and_unused_qa_wikidata(shared):
+    from eval.final_split import final_ids, used_ids
+
+    final2 = final_ids("squad-dev", "final2") | final_ids("hotpotqa", "final2")
+    general = final_ids("qa_wikidata", "final2")
+    used = used_ids(skip=("final2",))  # every committed run and label file, the first final runs included
+    inside, outside = mixed._squad_pools(shared, "test2")
+    pools = {"squad": inside, "out_of_collection": outside, "hotpotqa": mixed._hotpot_pool(shared, "test2"),
+             "general": mixed.general_pool(shared, "test2")}
+    assert {kind: len(pool) for kind, pool in pools.items()} == {"squad": 2231, "out_of_collection": 543, "hotpotqa": 132,
+                                                                 "general": 3877}
+    eval_set = mixed.load_mixed(shared, "test2", 200, seed=0)
+    assert eval_set.name == "mixed:test2" and Counter(s.kind for s in eval_set.samples) == {
+        "squad": 60, "hotpotqa": 40, "general": 60, "out_of_collection": 40}
+    for s in eval_set.samples + [s for pool in pools.values() for s in pool]:
+        if s.kind == "general" or s.id.startswith("wikidata-"):
+            assert s.id in general and int(s.id.removeprefix("wikidata-")) % 10 in (8, 9)
+        else:
+            assert s.id in final2
+        assert s.id not in used
+    # mixed test (final.json) is unchanged: it reproduces the committed mixed-final's questions
+    import json
+
+    from eval.final_split import RESULTS
+
+    committed = {json.loads(line)["id"] for line in (RESULTS / "mixed-final" / "records.jsonl").open()}
+    assert {s.id for s in mixed.load_mixed(shared, "test", 200, seed=0).samples} == committed
 
 
 def test_abstaining_is_right_only_where_the_collection_has_no_answer():

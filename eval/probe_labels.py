@@ -2,7 +2,7 @@
 scored against the gold answers, and the reader's hidden states are kept beside the label, so that
 probes are trained and compared without running a model again.
 
-Per question (a seeded sample of a data set's train + dev pool; never test or final questions):
+Per question (seeded samples of a data set's train and dev splits; never test or final questions):
 hybrid retrieval of the top `k` chunks from the data set's collection, the RAG answer of the reader
 on the transformers engine (greedy, the product's RAG prompt), its F1 / EM against the gold
 answers (correct = F1 >= 0.5, the routers' definition), the answer's log-prob signals and retrieval
@@ -17,13 +17,12 @@ as float16 [n, layers, hidden]); `meta.json` names the model file (sha256), engi
 top_k and the command. A shard is written before its rows, so an interrupted run resumes where
 it stopped (`python -m eval.probe_labels ... --out DIR` again) and every row has its vectors.
 
-    python -m eval.probe_labels --dataset squad-dev --limit 400 --seed 0 --out eval/results/probes/squad-dev
+    python -m eval.probe_labels --dataset squad-dev --limit 400 --dev-limit 200 --seed 0 --out eval/results/probes/squad-dev
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
@@ -35,14 +34,6 @@ DEFAULT_LAYERS = (4, 8, 12, 16, 20, 24)
 CORRECT_F1 = 0.5
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def done_ids(out: Path) -> set[str]:
     labels = out / "labels.jsonl"
     if not labels.is_file():
@@ -50,19 +41,20 @@ def done_ids(out: Path) -> set[str]:
     return {json.loads(line)["id"] for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
-def pool(dataset: str, settings, limit: int, seed: int):
-    """`limit` questions drawn with `seed` from the data set's train and dev splits (their union, by id)."""
+def pool(dataset: str, settings, limit: int, dev_limit: int, seed: int):
+    """One seeded order over the data set's train and dev questions (sorted ids, shuffled with
+    `seed`); the first `limit` train questions in it, then the first `dev_limit` dev ones. (The
+    split itself is the same kind of shuffle with seed 0: with seed 0 the train questions come
+    first in this order, so both counts are taken from the order separately.)"""
     from eval.datasets import load_eval_set
 
-    seen, samples = set(), []
-    for split in ("train", "dev"):
-        for s in load_eval_set(dataset, settings, split).samples:
-            if s.id not in seen:
-                seen.add(s.id)
-                samples.append(s)
-    samples.sort(key=lambda s: s.id)
-    random.Random(seed).shuffle(samples)
-    return samples[:limit] if limit else samples
+    train = {s.id: s for s in load_eval_set(dataset, settings, "train").samples}
+    dev = {s.id: s for s in load_eval_set(dataset, settings, "dev").samples}
+    order = sorted({**train, **dev})
+    random.Random(seed).shuffle(order)
+    picked_train = [train[i] for i in order if i in train][:limit]
+    picked_dev = [dev[i] for i in order if i in dev][:dev_limit]
+    return picked_train + picked_dev
 
 
 def reader(settings):
@@ -96,6 +88,7 @@ def run(args) -> int:
 
     from adaptive_rag.answers import token_f1
     from adaptive_rag.models.embedder import load_embedder
+    from adaptive_rag.models.minilm_export import sha256_file
     from adaptive_rag.query import answer_routes
     from adaptive_rag.retrieve import Retriever
     from adaptive_rag.settings import Settings
@@ -107,14 +100,15 @@ def run(args) -> int:
     settings = Settings()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    questions = pool(args.dataset, settings, args.limit, args.seed)
+    questions = pool(args.dataset, settings, args.limit, args.dev_limit, args.seed)
     _ensure_collections(settings, load_eval_set(args.dataset, settings, "train").sources)
     lm = reader(settings)
     layers = [int(x) for x in args.layers.split(",")]
     meta_path = out / "meta.json"
-    meta = {"dataset": args.dataset, "seed": args.seed, "limit": args.limit, "top_k": args.top_k,
+    meta = {"dataset": args.dataset, "seed": args.seed, "limit": args.limit, "dev_limit": args.dev_limit,
+            "top_k": args.top_k,
             "max_new_tokens": args.max_new_tokens, "model": lm.name, "engine": lm.engine, "dtype": lm.dtype,
-            "model_file": lm.model_file.name, "model_sha256": file_sha256(lm.model_file) if lm.model_file.is_file() else None,
+            "model_file": lm.model_file.name, "model_sha256": sha256_file(lm.model_file) if lm.model_file.is_file() else None,
             "layers": layers, "correct_if_f1_at_least": CORRECT_F1,
             "command": "python -m eval.probe_labels " + " ".join(sys.argv[1:])}
     if meta_path.is_file():
@@ -158,7 +152,8 @@ def run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.probe_labels", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True, choices=("squad-dev", "hotpotqa"))
-    ap.add_argument("--limit", type=int, default=400, help="questions drawn from the train + dev pool")
+    ap.add_argument("--limit", type=int, default=400, help="train questions")
+    ap.add_argument("--dev-limit", type=int, default=200, help="dev questions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--max-new-tokens", type=int, default=32)

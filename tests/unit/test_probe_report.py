@@ -62,3 +62,21 @@ def test_the_comparison_refuses_when_train_and_dev_are_the_same_questions(tmp_pa
     monkeypatch.setattr(datasets, "load_eval_set", lambda *a, **k: Same())
     with pytest.raises(SystemExit, match="disjoint"):
         probe_report.splits("squad-dev", ["a"])
+
+
+def test_the_labels_draw_train_and_dev_questions_from_one_seeded_order(monkeypatch):
+    from eval import datasets, probe_labels
+
+    class Split:
+        def __init__(self, ids):
+            self.samples = [type("S", (), {"id": i})() for i in ids]
+
+    ids = [f"q{i:03d}" for i in range(100)]
+    which = datasets.train_or_dev(ids)
+    monkeypatch.setattr(datasets, "load_eval_set",
+                        lambda spec, settings, split: Split([i for i in ids if which[i] == split]))
+    picked = probe_labels.pool("squad-dev", None, 20, 10, seed=0)
+    train, dev = [s.id for s in picked[:20]], [s.id for s in picked[20:]]
+    assert len(train) == 20 and len(dev) == 10 and all(which[i] == "train" for i in train)
+    assert all(which[i] == "dev" for i in dev)
+    assert [s.id for s in probe_labels.pool("squad-dev", None, 20, 10, seed=0)] == train + dev  # deterministic

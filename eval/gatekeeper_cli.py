@@ -251,3 +251,46 @@ def panel(
         a = router.actions[action]
         auroc = f"{m['auroc']:.3f}" if m["auroc"] is not None else "-"
         typer.echo(f"| {action} | {m['positive_rate']:.2f} | {m['c']:g} | {auroc} | {m['ece']:.3f} | {a.cost:.6f} | {a.tokens:.0f} |")
+
+
+@app.command()
+def probe(
+    labels: Annotated[Path, typer.Option(help="A folder of `python -m eval.probe_labels` (labels.jsonl, hidden-*.npz, meta.json).")],
+    name: Annotated[str, typer.Option(help="Saved as <data dir>/routers/NAME/answer_probe.json.")],
+    kind: Annotated[str, typer.Option(help="answer (the answer tokens' mean state, after generating) or prompt "
+                                           "(the prompt's last state, before generating).")] = "answer",
+) -> None:
+    """Train an internal-state probe, P(the answer is wrong), from stored hidden states (no model
+    runs): layer and regularisation chosen by 5-fold cross-validated AUROC on the train questions,
+    the logistic regression then fitted on train and dev. It serves only the model file, engine
+    and dtype that produced the states."""
+    import numpy as np
+
+    from eval import probe_report
+    from gatekeeper import answer_probe
+
+    if kind not in answer_probe.KINDS:
+        raise UserError(f"unknown probe kind {kind!r}; valid: {', '.join(answer_probe.KINDS)}")
+    if not (labels / "labels.jsonl").is_file() or not (labels / "meta.json").is_file():
+        raise UserError(f"{labels}: labels.jsonl and meta.json are needed (python -m eval.probe_labels)")
+    meta = json.loads((labels / "meta.json").read_text())
+    rows, states = probe_report.load(labels)
+    wrong = np.array([not r["correct"] for r in rows])
+    is_train = probe_report.splits(meta["dataset"], [r["id"] for r in rows])
+    layers = states["layers"].tolist()
+    X = states[kind]
+    best = None
+    for li, layer in enumerate(layers):
+        for c in probe_report.C_GRID:
+            score = probe_report._auroc(probe_report._cross_fitted(X[is_train][:, li], wrong[is_train].astype(int),
+                                                                   "logistic", c), wrong[is_train])
+            if best is None or score > best[0] + 1e-9:
+                best = (score, li, layer, c)
+    cv_auroc, li, layer, c = best
+    mean, scale, coef, intercept = answer_probe.fit(X[:, li], wrong, c)
+    probe = answer_probe.AnswerProbe(kind, layer, mean, scale, coef, intercept, meta["model_sha256"], meta["engine"],
+                                     meta["dtype"], {"name": name, "dataset": meta["dataset"], "questions": len(rows),
+                                                     "c": c, "cv_auroc_train": cv_auroc, "labels": str(labels)})
+    path = probe.save(_settings().data_dir, name)
+    typer.echo(f"answer probe {name!r} ({kind}, layer {layer}, C {c:g}): cross-validated AUROC on train {cv_auroc:.3f}; "
+               f"fitted on {len(rows)} questions; saved in {path}")

@@ -3,37 +3,12 @@ alone, scored once on dev, and compared with the output signals on the same ques
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from eval import probe_report
-from eval.probe_labels import _flush, done_ids
-
-
-def _write(folder, n=160, d=12, layers=(4, 8, 12), seed=0):
-    """Rows whose `answer` state at layer 8 carries "wrong" in its first coordinate; the prompt
-    states and the log-probs are noise, except mean_logprob, which is weakly informative."""
-    rng = np.random.default_rng(seed)
-    wrong = rng.random(n) < 0.4
-    rows, prompt, answer = [], [], []
-    for i in range(n):
-        a = rng.normal(size=(len(layers), d))
-        a[1, 0] += 2.5 if wrong[i] else -2.5
-        prompt.append(rng.normal(size=(len(layers), d)))
-        answer.append(a)
-        rows.append({"id": f"q{i:03d}", "question": f"q{i}", "correct": not wrong[i], "f1": 0.0 if wrong[i] else 1.0,
-                     "unanswerable": False, "support": 0.5, "answer_tokens": 3,
-                     "signals": {"mean_logprob": float(rng.normal(-1.0 if wrong[i] else -0.5, 0.6)),
-                                 "min_logprob": float(rng.normal()), "first_logprob": float(rng.normal()),
-                                 "mean_entropy": float(rng.normal()), "refusal_logprob": None}})
-    folder.mkdir(parents=True)
-    for start in range(0, n, 40):
-        _flush(folder, rows[start:start + 40], prompt[start:start + 40], answer[start:start + 40], list(layers))
-    (folder / "meta.json").write_text(json.dumps({"dataset": "squad-dev", "model": "fake", "engine": "transformers",
-                                                  "dtype": "float32"}))
-    return rows
+from eval.probe_labels import done_ids
+from tests.unit.helpers import write_probe_labels as _write
 
 
 def test_the_probe_is_chosen_on_train_and_beats_the_output_signals_on_dev(tmp_path, monkeypatch):

@@ -1,0 +1,95 @@
+"""A trained internal-state probe: P(the answer is wrong) from one layer of the answering model's
+hidden states (eval/probe_labels.py collects them; `arag gatekeeper probe` trains one).
+
+Kinds: `prompt`, the state at the prompt's last token (before generating), and `answer`, the mean
+of the states over the answer's tokens (after generating). Model: a logistic regression on
+standardised states, P(wrong) = 1 / (1 + exp(-(((x - mean) / scale) . coef + intercept))).
+
+A probe reads one model's states as one engine computes them, so it is keyed by the model file's
+sha256, the engine and its dtype, and the layer; `check_serves` refuses any other combination (a
+probe of another model, or of the same model in float32 rather than bfloat16, would give numbers
+that look right and mean nothing). Stored as plain numbers in
+`<data dir>/routers/<name>/answer_probe.json` (no pickle), beside the routers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adaptive_rag.errors import ConfigError, NotFoundError
+from gatekeeper.knn_router import checked_name, routers_dir
+
+FORMAT = 1
+KINDS = ("prompt", "answer")
+FILE = "answer_probe.json"
+
+
+@dataclass
+class AnswerProbe:
+    kind: str
+    layer: int
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    model_sha256: str
+    engine: str
+    dtype: str
+    meta: dict = field(default_factory=dict)
+
+    def p_wrong(self, state) -> float:
+        """P(the answer is wrong) for one hidden state (this probe's kind and layer)."""
+        z = float(((np.asarray(state, dtype=np.float64) - self.mean) / self.scale) @ self.coef + self.intercept)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def check_serves(self, model_sha256: str, engine: str, dtype: str) -> None:
+        """ConfigError unless the serving model, engine and dtype are the ones it was trained on."""
+        want = (self.model_sha256, self.engine, self.dtype)
+        if (model_sha256, engine, dtype) != want:
+            raise ConfigError(f"the answer probe was trained on model {self.model_sha256[:12]}... on {self.engine} "
+                              f"{self.dtype}; this model is {str(model_sha256)[:12]}... on {engine} {dtype}: "
+                              "retrain it on this model's states (arag gatekeeper probe)")
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "kind": self.kind, "layer": self.layer, "model_sha256": self.model_sha256,
+                "engine": self.engine, "dtype": self.dtype, "intercept": self.intercept, "meta": self.meta,
+                **{k: [round(float(v), 8) for v in getattr(self, k)] for k in ("mean", "scale", "coef")}}
+
+    def save(self, data_dir: Path, name: str) -> Path:
+        folder = routers_dir(data_dir) / checked_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (FILE + ".partial")
+        tmp.write_text(json.dumps(self.to_json()))
+        tmp.replace(folder / FILE)
+        return folder / FILE
+
+
+def load(data_dir: Path, name: str) -> AnswerProbe:
+    path = routers_dir(data_dir) / checked_name(name) / FILE
+    if not path.is_file():
+        raise NotFoundError(f"no answer probe {name!r} (train one: arag gatekeeper probe --labels DIR --name {name})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the answer probe {path}: {exc}") from None
+    if data.get("format") != FORMAT:
+        raise ConfigError(f"{path}: answer probe format {data.get('format')!r}, this version reads {FORMAT}")
+    return AnswerProbe(data["kind"], int(data["layer"]), np.array(data["mean"]), np.array(data["scale"]),
+                       np.array(data["coef"]), float(data["intercept"]), data["model_sha256"], data["engine"],
+                       data["dtype"], data.get("meta", {}))
+
+
+def fit(X: np.ndarray, wrong: np.ndarray, c: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, scale, coef, intercept) of a logistic regression of `wrong` on standardised X."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit((X - mean) / scale, wrong.astype(int))
+    return mean, scale, model.coef_[0].copy(), float(model.intercept_[0])

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import typer
 
 from adaptive_rag.settings import DEMO_SAMPLE, Settings
+from gatekeeper.panel_router import CORRECT_F1  # what the router's labels call correct
 
 DEMO_QUESTIONS = 3
-CORRECT_F1 = 0.5  # as the panel router's training labels (gatekeeper/panel_router.py CORRECT_F1)
 
 
 @dataclass(frozen=True)

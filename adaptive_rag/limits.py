@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from adaptive_rag.errors import UserError
+from adaptive_rag.errors import ConfigError, UserError
 
 MAX_QUERY_CHARS = 4000
 MAX_TOP_K = 50
@@ -60,8 +60,6 @@ def check_range(name: str, value: int, high: int, low: int = 1) -> int:
 
 def check_artifact_name(name: str, what: str) -> str:
     """The name of a trained artifact (a router, a gatekeeper): 1-64 letters, digits, '_', '-' or '.'."""
-    from adaptive_rag.errors import ConfigError
-
     if not isinstance(name, str) or not ARTIFACT_NAME.match(name):
         raise ConfigError(f"{what} name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
     return name

@@ -277,17 +277,10 @@ def probe(
     rows, states = probe_report.load(labels)
     wrong = np.array([not r["correct"] for r in rows])
     is_train = probe_report.splits(meta["dataset"], [r["id"] for r in rows])
-    layers = states["layers"].tolist()
     X = states[kind]
-    best = None
-    for li, layer in enumerate(layers):
-        for c in probe_report.C_GRID:
-            score = probe_report._auroc(probe_report._cross_fitted(X[is_train][:, li], wrong[is_train].astype(int),
-                                                                   "logistic", c), wrong[is_train])
-            if best is None or score > best[0] + 1e-9:
-                best = (score, li, layer, c)
-    cv_auroc, li, layer, c = best
-    mean, scale, coef, intercept = answer_probe.fit(X[:, li], wrong, c)
+    best = probe_report.choose_probe(X[is_train], states["layers"].tolist(), wrong[is_train].astype(int), ("logistic",))
+    cv_auroc, layer, c = best["cv_auroc"], best["layer"], best["hyper"]
+    mean, scale, coef, intercept = answer_probe.fit(X[:, best["layer_index"]], wrong, c)
     probe = answer_probe.AnswerProbe(kind, layer, mean, scale, coef, intercept, meta["model_sha256"], meta["engine"],
                                      meta["dtype"], {"name": name, "dataset": meta["dataset"], "questions": len(rows),
                                                      "c": c, "cv_auroc_train": cv_auroc, "labels": str(labels)})

@@ -31,7 +31,6 @@ from pathlib import Path
 
 SHARD = 25
 DEFAULT_LAYERS = (4, 8, 12, 16, 20, 24)
-CORRECT_F1 = 0.5
 
 
 def done_ids(out: Path) -> set[str]:
@@ -86,7 +85,6 @@ def _flush(out: Path, rows: list[dict], prompt, answer, layers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from adaptive_rag.answers import token_f1
     from adaptive_rag.models.embedder import load_embedder
     from adaptive_rag.models.minilm_export import sha256_file
     from adaptive_rag.query import answer_routes
@@ -95,7 +93,8 @@ def run(args) -> int:
     from adaptive_rag.store import open_store
     from eval.cli import _ensure_collections
     from eval.datasets import load_eval_set
-    from eval.metrics import exact_match
+    from eval.metrics import exact_match, f1_score
+    from gatekeeper.panel_router import CORRECT_F1
 
     settings = Settings()
     out = Path(args.out)
@@ -130,7 +129,7 @@ def run(args) -> int:
             result = answer_routes.rag(lm, q.question, hits, args.max_new_tokens)
             text = result.generation.text
             states = lm.hidden_states(result.messages, text, layers)
-            f1 = max((token_f1(text, g) for g in q.answers), default=0.0)
+            f1 = f1_score(text, q.answers)
             rows.append({"id": q.id, "question": q.question, "dataset": args.dataset, "answer": text,
                          "f1": f1, "em": exact_match(text, q.answers), "correct": f1 >= CORRECT_F1,
                          "unanswerable": result.unanswerable, "signals": result.signals, "support": result.support,

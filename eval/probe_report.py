@@ -116,11 +116,14 @@ def _cross_fitted(X: np.ndarray, y: np.ndarray, kind: str, hyper: float, seed: i
     return out
 
 
-def choose_probe(X_layers: np.ndarray, layers: list[int], y: np.ndarray) -> dict:
+MODELS = {"logistic": C_GRID, "mlp": ALPHA_GRID}  # probe model -> its hyper-parameter grid
+
+
+def choose_probe(X_layers: np.ndarray, layers: list[int], y: np.ndarray, models=tuple(MODELS)) -> dict:
     """The (model, hyper-parameter, layer) with the best cross-validated AUROC on these (train) rows."""
     best = None
     for li, layer in enumerate(layers):
-        for kind, grid in (("logistic", C_GRID), ("mlp", ALPHA_GRID)):
+        for kind, grid in ((m, MODELS[m]) for m in models):
             for hyper in grid:
                 score = _auroc(_cross_fitted(X_layers[:, li], y, kind, hyper), y.astype(bool))
                 if best is None or score > best["cv_auroc"] + 1e-9:

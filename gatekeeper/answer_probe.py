@@ -23,6 +23,7 @@ import numpy as np
 
 from adaptive_rag.errors import ConfigError, NotFoundError
 from gatekeeper.knn_router import checked_name, routers_dir
+from gatekeeper.panel_router import fit_logistic
 
 FORMAT = 1
 KINDS = ("prompt", "answer")
@@ -85,11 +86,6 @@ def load(data_dir: Path, name: str) -> AnswerProbe:
 
 
 def fit(X: np.ndarray, wrong: np.ndarray, c: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(mean, scale, coef, intercept) of a logistic regression of `wrong` on standardised X."""
-    from sklearn.linear_model import LogisticRegression
-
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit((X - mean) / scale, wrong.astype(int))
-    return mean, scale, model.coef_[0].copy(), float(model.intercept_[0])
+    """(mean, scale, coef, intercept) of a logistic regression of `wrong` on standardised X (the
+    panel router's fit, panel_router.fit_logistic, with more iterations for hundreds of features)."""
+    return fit_logistic(X, wrong.astype(float), c, seed, max_iter=3000)

@@ -245,7 +245,9 @@ def _folds(n: int, seed: int, folds: int = FOLDS) -> list[np.ndarray]:
     return [order[i::folds] for i in range(folds)]
 
 
-def _fit(X: np.ndarray, y: np.ndarray, c: float, seed: int):
+def fit_logistic(X: np.ndarray, y: np.ndarray, c: float, seed: int, max_iter: int = 2000):
+    """(mean, scale, coef, intercept): a logistic regression of y on X standardised by X's own mean
+    and standard deviation; one class only gives its shrunk rate as a constant."""
     from sklearn.linear_model import LogisticRegression
 
     mean = X.mean(axis=0)
@@ -254,7 +256,7 @@ def _fit(X: np.ndarray, y: np.ndarray, c: float, seed: int):
     if y.min() == y.max():  # one class only: a constant probability, slightly shrunk
         p = (y.sum() + 0.5) / (len(y) + 1.0)
         return mean, scale, np.zeros(X.shape[1]), math.log(p / (1 - p))
-    model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    model = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
     model.fit((X - mean) / scale, y)
     return mean, scale, model.coef_[0].copy(), float(model.intercept_[0])
 
@@ -274,7 +276,7 @@ def _cross_fitted(X: np.ndarray, y: np.ndarray, c: float, seed: int) -> np.ndarr
     out = np.zeros(len(y))
     for held in _folds(len(y), seed):
         train = np.setdiff1d(np.arange(len(y)), held)
-        out[held] = _predict(_fit(X[train], y[train], c, seed), X[held])
+        out[held] = _predict(fit_logistic(X[train], y[train], c, seed), X[held])
     return out
 
 
@@ -295,7 +297,7 @@ def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: i
         scores = {c: _log_loss(_cross_fitted(X, y, c, seed), y) for c in C_GRID}
         c = min(C_GRID, key=lambda v: (round(scores[v], 9), v))
         cross = _cross_fitted(X, y, c, seed)
-        mean, scale, coef, intercept = _fit(X, y, c, seed)
+        mean, scale, coef, intercept = fit_logistic(X, y, c, seed)
         costs = [r["outcomes"][action]["cost"] for r in rows]
         tokens = [r["outcomes"][action]["tokens"] for r in rows]
         actions[action] = ActionModel(mean, scale, coef, intercept, float(np.mean(costs)), float(np.mean(tokens)), c)

@@ -103,7 +103,7 @@ class PostgresDecisionStore(SQLDecisionStore):
                     yield _execute(conn)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DecisionStoreUnavailable(f"the decision log {self.where} is unavailable: "
-                                         f"{_one_line(exc, self.url)}") from None
+                                           f"{_one_line(exc, self.url)}") from None
 
     def close(self) -> None:
         self._pool.close()

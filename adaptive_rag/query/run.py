@@ -146,9 +146,8 @@ class QueryRun:
 
     def route(self, route: str, model: str | None = None) -> RouteResult:
         """Run `route` ("closed_book", "rag" or "long_context") on `model`: a (route, model) pair."""
-        run_route = lookup({"closed_book": self.closed_book, "rag": self.rag, "long_context": self.long_context},
-                           route, "route")
-        return run_route(model)
+        lookup(dict.fromkeys(routes.ANSWER_ROUTES), route, "route")
+        return getattr(self, route)(model)
 
     def answer_with(self, route: str, model: str | None = None) -> None:
         """Run `route` on `model` and make its answer final, committed before it is generated, so

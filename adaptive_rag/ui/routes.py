@@ -29,13 +29,14 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from adaptive_rag.api.auth import Caller, Forbidden, Unauthorized
 from adaptive_rag.errors import NotFoundError, UserError
+from adaptive_rag.query.answer_routes import ANSWER_ROUTES
 from adaptive_rag.ui import views
 from adaptive_rag.ui.signin import SignIn
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "arag_key"
 PAGE_SIZES = (25, 50, 100, 250, 1000)
-ROUTES = ("closed_book", "rag", "long_context", "abstain")
+ROUTES = (*ANSWER_ROUTES, "abstain")
 STATUSES = ("ok", "error", "timeout", "cancelled")
 _FORM_SECRET = secrets.token_bytes(32)  # an open server's form token key (per process)
 

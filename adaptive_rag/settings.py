@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     strong_long_context_budget: int = Field(8000, ge=256, description=(
         "Context tokens the long-context route may fill on the panel's strong model (`always_strong_lc`). A llama.cpp "
         "slot holds `context_window / parallel` tokens (8,192 with the defaults): lower `parallel` for more."))
+    verify_escalation: str = Field("rag:strong", description=(
+        "Where `verified_rag` and `adaptive` (with an answer probe) send a reader's RAG answer the probe doubts: "
+        "ROUTE:ROLE, e.g. `rag:strong` or `long_context:strong`."))
     thresholds: dict[str, float] = Field(default_factory=dict, description=(
         "JSON of policy thresholds (adaptive_rag/query/policies.py), e.g. the line `arag calibrate` prints."))
     gatekeeper: str = Field("default", description=(
@@ -171,6 +174,10 @@ class Settings(BaseSettings):
         "`{\"panel\": \"prior\"}`. Slots: `panel` (`adaptive`), `gatekeeper` (`gatekeeper`, `gatekeeper_adaptive`), "
         "`weak_strong` (`knn_router`). Unset slots follow ARAG_PANEL_ROUTER, ARAG_GATEKEEPER and "
         "ARAG_WEAK_STRONG_ROUTER; a router named here must load or the engine does not start."))
+    answer_probes: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Internal-state probes to serve (`arag gatekeeper probe --name`), comma-separated or a JSON list: "
+        "each is attached to the panel model it was trained on (same file, engine and dtype, or the engine does not "
+        "start) and read from that model's own generations; `verified_rag` and `adaptive` escalate on it."))
     # Admission control in `arag serve` (adaptive_rag/api/admission.py).
     max_concurrent_requests: int = Field(2, ge=1, le=32, description=(
         "`arag serve`'s admission control: requests generating answers at once (`/healthz` shows the counts)."))
@@ -229,9 +236,21 @@ class Settings(BaseSettings):
         names = [self.reader_model, self.long_context_model, self.strong_model, *self.panel]
         return list(dict.fromkeys(n for n in names if n))
 
-    @field_validator("panel", mode="before")
+    @field_validator("verify_escalation")
     @classmethod
-    def _split_panel(cls, value):
+    def _route_and_role(cls, value: str) -> str:
+        """ROUTE:ROLE with a panel role; the route is checked where routes live (QueryConfig)."""
+        from adaptive_rag.models.panel import ROLES
+
+        route, _, role = value.partition(":")
+        if not route or role not in ROLES:
+            raise ValueError(f"{value!r} is not ROUTE:ROLE with a role of {', '.join(ROLES)} (e.g. rag:strong)")
+        return value
+
+    @field_validator("panel", "answer_probes", mode="before")
+    @classmethod
+    def _split_list(cls, value):
+        """A JSON list or comma-separated names."""
         if isinstance(value, str):
             import json
 

@@ -105,6 +105,10 @@ class CachedLM(LanguageModel):
     def label(self) -> str:
         return self.inner.label
 
+    @property
+    def probe_signals(self) -> tuple[str, ...]:
+        return self.inner.probe_signals
+
     def load(self) -> None:
         self.inner.load()
 

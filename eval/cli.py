@@ -66,13 +66,14 @@ def evaluate(
 def _write(records: list[dict], names, meta: dict, out: Path, title: str) -> None:
     from eval import replay, report
     from eval.cascade_replay import cascade_sweep
-    from eval.router_sweeps import adaptive_sweep, knn_sweep
+    from eval.router_sweeps import adaptive_sweep, knn_sweep, verified_sweep
 
     fixed = {"closed_book", "always_rag", "always_lc"}
     probe_curve = replay.probe_sweep(replay.from_records(records)) if "probe" in names and fixed <= set(names) else None
     weak_strong = {"always_weak_rag", "always_strong_rag"} <= set(names)
     sweeps = {"cascade": cascade_sweep(records) if weak_strong and "cascade" in names else None,
               "knn_router": knn_sweep(records) if weak_strong and "knn_router" in names else None,
+              "verified_rag": verified_sweep(records) if weak_strong and "verified_rag" in names else None,
               "adaptive": adaptive_sweep(records) if weak_strong and "adaptive" in names else None}
     summary = report.summarize(records, probe_curve, sweeps)
     summary.update(meta)

@@ -259,10 +259,12 @@ def probe(
     name: Annotated[str, typer.Option(help="Saved as <data dir>/routers/NAME/answer_probe.json.")],
     kind: Annotated[str, typer.Option(help="answer (the answer tokens' mean state, after generating) or prompt "
                                            "(the prompt's last state, before generating).")] = "answer",
+    fit_on: Annotated[str, typer.Option(help="train+dev (to serve), or train (to evaluate the probe on dev "
+                                              "questions it never saw).")] = "train+dev",
 ) -> None:
     """Train an internal-state probe, P(the answer is wrong), from stored hidden states (no model
     runs): layer and regularisation chosen by 5-fold cross-validated AUROC on the train questions,
-    the logistic regression then fitted on train and dev. It serves only the model file, engine
+    the logistic regression then fitted on train and dev (`--fit-on train`: on train only). It serves only the model file, engine
     and dtype that produced the states."""
     import numpy as np
 
@@ -271,6 +273,8 @@ def probe(
 
     if kind not in answer_probe.KINDS:
         raise UserError(f"unknown probe kind {kind!r}; valid: {', '.join(answer_probe.KINDS)}")
+    if fit_on not in ("train", "train+dev"):
+        raise UserError(f"--fit-on {fit_on!r}: choose train or train+dev")
     if not (labels / "labels.jsonl").is_file() or not (labels / "meta.json").is_file():
         raise UserError(f"{labels}: labels.jsonl and meta.json are needed (python -m eval.probe_labels)")
     meta = json.loads((labels / "meta.json").read_text())
@@ -280,10 +284,12 @@ def probe(
     X = states[kind]
     best = probe_report.choose_probe(X[is_train], states["layers"].tolist(), wrong[is_train].astype(int), ("logistic",))
     cv_auroc, layer, c = best["cv_auroc"], best["layer"], best["hyper"]
-    mean, scale, coef, intercept = answer_probe.fit(X[:, best["layer_index"]], wrong, c)
+    fitted = is_train if fit_on == "train" else np.ones(len(rows), dtype=bool)
+    mean, scale, coef, intercept = answer_probe.fit(X[fitted][:, best["layer_index"]], wrong[fitted], c)
     probe = answer_probe.AnswerProbe(kind, layer, mean, scale, coef, intercept, meta["model_sha256"], meta["engine"],
-                                     meta["dtype"], {"name": name, "dataset": meta["dataset"], "questions": len(rows),
-                                                     "c": c, "cv_auroc_train": cv_auroc, "labels": str(labels)})
+                                     meta["dtype"], {"name": name, "dataset": meta["dataset"], "questions": int(fitted.sum()),
+                                                     "fit_on": fit_on, "model": meta.get("model"), "c": c,
+                                                     "cv_auroc_train": cv_auroc, "labels": str(labels)})
     path = probe.save(_settings().data_dir, name)
     typer.echo(f"answer probe {name!r} ({kind}, layer {layer}, C {c:g}): cross-validated AUROC on train {cv_auroc:.3f}; "
-               f"fitted on {len(rows)} questions; saved in {path}")
+               f"fitted on {int(fitted.sum())} {fit_on} questions; saved in {path}")

@@ -110,9 +110,12 @@ def summarize(records: list[dict], probe_sweep: list[dict] | None = None, sweeps
     fixed = {p: table[p] for p in FIXED if p in table}
     summary: dict = {"policies": table, "correct_if_f1_at_least": CORRECT_F1}
     if "always_weak_rag" in by_policy:
-        from eval.verification import weak_wrong_aurocs
+        from eval.verification import weak_wrong_aurocs, weak_wrong_paired
 
         summary["weak_wrong_auroc"] = weak_wrong_aurocs(records)
+        paired = weak_wrong_paired(records)
+        if paired:
+            summary["weak_wrong_auroc_paired"] = paired
     if "adaptive" in by_policy:
         from eval.router_sweeps import panel_calibration
 
@@ -265,6 +268,15 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
         lines += ["", "AUROC of each signal for \"the weak model's RAG answer is wrong\" (0.5 = chance): "
                   + ", ".join(f"{name} {_fmt(v['auroc'])} (n={v['n']}, {v['wrong']} wrong)"
                               for name, v in summary["weak_wrong_auroc"].items())]
+    paired = summary.get("weak_wrong_auroc_paired")
+    if paired:
+        ref = paired["reference"]
+        lines += ["", f"The same signals on the {paired['n']} questions where all have a value ({paired['wrong']} wrong "
+                      "answers), with 95% paired-bootstrap intervals" + (f"; difference to `{ref}`:" if ref else ":"), "",
+                  "| signal | AUROC [95% CI] | difference [95% CI] |", "|---|---|---|"]
+        for name, v in sorted(paired["signals"].items(), key=lambda kv: -kv[1]["auroc"]):
+            diff = f"{v['diff_vs_' + ref]:+.3f} [{v['diff_ci'][0]:+.3f}, {v['diff_ci'][1]:+.3f}]" if "diff_ci" in v else "-"
+            lines.append(f"| {name} | {v['auroc']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}] | {diff} |")
     if summary.get("panel_calibration"):
         lines += ["", "The panel router's P(correct) per action against what that action's fixed policy scored "
                       "(ECE over 10 bins; AUROC of P(correct) for \"correct\"):", "",

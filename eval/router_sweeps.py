@@ -1,6 +1,6 @@
 """The weak/strong routers replayed over their thresholds from one evaluation's records, with no
-model run: `knn_router` over `knn_weak_min` and `adaptive` (the panel router) over
-`adaptive_cost_weight`. Each sweep has the shape of eval/cascade_replay.py's (a curve of F1,
+model run: `knn_router` over `knn_weak_min`, `verified_rag` over `probe_escalate_min` and
+`adaptive` (the panel router's first stage) over `adaptive_cost_weight`. Each sweep has the shape of eval/cascade_replay.py's (a curve of F1,
 cost, tokens and the share of questions sent to the strong model; the share of the weak-to-strong
 F1 gap recovered at 50%/80% strong calls) so the report treats the three alike.
 
@@ -12,9 +12,12 @@ as wrong.
 
 from __future__ import annotations
 
+from adaptive_rag.query.policies import probe_escalates
+from adaptive_rag.query.signals import says_unanswerable
 from eval.cascade_replay import _recovered, by_question
 
 KNN_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
+PROBE_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.01)
 COST_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0)
 
 
@@ -47,6 +50,29 @@ def knn_sweep(records: list[dict], thresholds=KNN_THRESHOLDS) -> dict | None:
     def pick(r, t):
         weak = r["knn_router"]["signals"]["knn_router"]["p_weak_suffices"] >= t
         return r["always_weak_rag" if weak else "always_strong_rag"], not weak
+
+    return _sweep(rows, thresholds, pick, len(by) - len(rows), "threshold")
+
+
+def verified_sweep(records: list[dict], thresholds=PROBE_THRESHOLDS) -> dict | None:
+    """`verified_rag` at every `probe_escalate_min`: the reader's RAG answer (always_weak_rag's
+    record) is kept unless it refused or its probe P(wrong), from verified_rag's verify_probe
+    stage, is at least the threshold; an escalated question pays both answers and scores the
+    strong RAG answer (always_strong_rag's record). Only for the default escalation (RAG on the
+    strong model): None when a live escalation ended on another route."""
+    need = ("always_weak_rag", "always_strong_rag", "verified_rag")
+    by = by_question(records, need)
+    rows = [r for r in by.values() if len(r) == len(need) and "verify_probe" in (r["verified_rag"].get("signals") or {})]
+    if not rows or any(r["verified_rag"]["lm_calls"] > 1 and r["verified_rag"]["route"] != "rag" for r in rows):
+        return None
+
+    def pick(r, t):
+        weak, strong = r["always_weak_rag"], r["always_strong_rag"]
+        p_wrong = r["verified_rag"]["signals"]["verify_probe"].get("probe_p_wrong")
+        if not probe_escalates(p_wrong, says_unanswerable(weak["answer"]), {"probe_escalate_min": t}):
+            return weak, False
+        both = {k: weak[k] + strong[k] for k in ("cost", "total_tokens")}
+        return {**strong, **both}, True
 
     return _sweep(rows, thresholds, pick, len(by) - len(rows), "threshold")
 

@@ -10,10 +10,17 @@ sha256, the engine and its dtype, and the layer; `check_serves` refuses any othe
 probe of another model, or of the same model in float32 rather than bfloat16, would give numbers
 that look right and mean nothing). Stored as plain numbers in
 `<data dir>/routers/<name>/answer_probe.json` (no pickle), beside the routers.
+
+Serving (setting `answer_probes`, ARAG_ANSWER_PROBES): each named probe is attached to the panel
+model whose file, engine and dtype it was trained on (`attach`), and that engine reads the layer
+from the answer's own generation, so the probe costs no second pass; the answer's stage then
+records `probe_p_wrong` (answer kind) or `probe_pre_p_wrong` (prompt kind). Engines that cannot
+read hidden states (llama.cpp, openai) refuse a probe at start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -28,6 +35,7 @@ from gatekeeper.panel_router import fit_logistic
 FORMAT = 1
 KINDS = ("prompt", "answer")
 FILE = "answer_probe.json"
+SIGNALS = {"answer": "probe_p_wrong", "prompt": "probe_pre_p_wrong"}
 
 
 @dataclass
@@ -47,6 +55,16 @@ class AnswerProbe:
         """P(the answer is wrong) for one hidden state (this probe's kind and layer)."""
         z = float(((np.asarray(state, dtype=np.float64) - self.mean) / self.scale) @ self.coef + self.intercept)
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    @property
+    def signal(self) -> str:
+        """The stage signal this probe's P(wrong) is recorded as."""
+        return SIGNALS[self.kind]
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the probe's numbers: generations made with it are cached under it."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
 
     def check_serves(self, model_sha256: str, engine: str, dtype: str) -> None:
         """ConfigError unless the serving model, engine and dtype are the ones it was trained on."""
@@ -89,3 +107,31 @@ def fit(X: np.ndarray, wrong: np.ndarray, c: float, seed: int = 0) -> tuple[np.n
     """(mean, scale, coef, intercept) of a logistic regression of `wrong` on standardised X (the
     panel router's fit, panel_router.fit_logistic, with more iterations for hundreds of features)."""
     return fit_logistic(X, wrong.astype(float), c, seed, max_iter=3000)
+
+
+def attach(names, models, data_dir: Path) -> dict[str, AnswerProbe]:
+    """Load each named probe and attach it to the panel model it was trained on (same model file
+    sha256, engine and dtype); ConfigError when no panel model matches, or when that model's
+    engine cannot read hidden states. Returns name -> probe."""
+    from adaptive_rag.models.minilm_export import sha256_file
+
+    attached: dict[str, AnswerProbe] = {}
+    hashes: dict[str, tuple] = {}
+    for name in names:
+        probe = load(data_dir, name)
+        for lm in models.all().values():
+            if getattr(lm, "engine", None) != probe.engine or getattr(lm, "dtype", None) != probe.dtype:
+                continue
+            path = Path(lm.model_file)
+            if lm.name not in hashes:
+                hashes[lm.name] = sha256_file(path) if path.is_file() else None
+            if hashes[lm.name] == probe.model_sha256:
+                lm.attach_probe(probe)
+                attached[name] = probe
+                break
+        else:
+            panel = ", ".join(f"{lm.name} ({lm.label})" for lm in models.all().values())
+            raise ConfigError(f"answer probe {name!r} was trained on model file {probe.model_sha256[:12]}... on "
+                              f"{probe.engine} {probe.dtype}; no panel model is that file on that engine "
+                              f"(panel: {panel})")
+    return attached

@@ -95,6 +95,20 @@ class LanguageModel(ABC):
         """Model and engine: answers cached under one identity are never served for another."""
         return f"{self.name}|{self.label}"
 
+    @property
+    def probe_signals(self) -> tuple[str, ...]:
+        """The probe signals this model's generations carry (attach_probe); none by default."""
+        return ()
+
+    def attach_probe(self, probe) -> None:
+        """Read `probe` (gatekeeper.answer_probe.AnswerProbe) from every greedy generation and record
+        its P(wrong) in the Generation's `extra` under `probe.signal`. Only engines that can read
+        their own hidden states can (transformers)."""
+        from adaptive_rag.errors import ConfigError
+
+        raise ConfigError(f"the {self.engine} engine cannot read hidden states, so model {self.name!r} cannot "
+                          "serve an answer probe (probes run on the transformers engine)")
+
     def load(self) -> None:
         """Load weights or start the engine now (a server does at start, so no request waits)."""
 

@@ -108,6 +108,21 @@ def _controlled(control, tokenizer) -> dict:
     return extra
 
 
+def _pooled(hidden_states, n_text_tokens: int, layers) -> dict:
+    """The probe states of one greedy generation, from `generate`'s own hidden states (no second
+    pass), as {"prompt": {layer: vector}, "answer": {layer: vector} or None}: step 0 holds the
+    prompt's states (the last position is the pre-generation state); step s >= 1 holds the state of
+    the token generated at step s-1, so the answer's text tokens are steps 1..n and "answer" is
+    their mean (an answer cut at max_new_tokens misses its last token, which no step fed)."""
+    import torch
+
+    prompt = {layer: hidden_states[0][layer][0, -1].float().numpy() for layer in layers}
+    steps = hidden_states[1:1 + n_text_tokens]
+    answer = {layer: torch.stack([step[layer][0, -1] for step in steps]).float().mean(dim=0).numpy()
+              for layer in layers} if steps else None
+    return {"prompt": prompt, "answer": answer}
+
+
 class TransformersLM(LanguageModel):
     engine = "transformers"
     spec_fields = frozenset({"pull", "path", "dtype", "threads"})
@@ -128,6 +143,7 @@ class TransformersLM(LanguageModel):
         self._model = self._tokenizer_obj = None
         self._tokenizer_lock = threading.Lock()
         self._lock = threading.Lock()  # one forward pass at a time: the CPU is the bottleneck anyway
+        self._probes: dict[str, object] = {}  # kind -> AnswerProbe read from every greedy generation
 
     @classmethod
     def check_spec(cls, name: str, spec: "ModelSpec") -> None:
@@ -153,6 +169,36 @@ class TransformersLM(LanguageModel):
     def describe(self) -> dict:
         return {"engine": self.engine, "dtype": self._dtype, "threads": self._threads or "torch default",
                 "file": str(self._path)}
+
+    def attach_probe(self, probe) -> None:
+        """Read `probe` from the hidden states of every greedy generation (one probe per kind)."""
+        if probe.kind in self._probes:
+            raise ConfigError(f"model {self.name!r} already serves a {probe.kind} probe; attach one per kind")
+        self._probes[probe.kind] = probe
+
+    @property
+    def probe_signals(self) -> tuple[str, ...]:
+        return tuple(p.signal for p in self._probes.values())
+
+    @property
+    def identity(self) -> str:
+        """Model, engine and the attached probes: a cached answer carries its probes' readings."""
+        base = super().identity
+        if not self._probes:
+            return base
+        return base + "|probes " + ",".join(f"{k}:{p.fingerprint}" for k, p in sorted(self._probes.items()))
+
+    def _read_probes(self, pooled: dict) -> dict:
+        """Each attached probe's P(wrong) from the generation's own pooled states (`_pooled`)."""
+        import numpy as np
+
+        started = time.perf_counter()
+        out: dict = {}
+        for kind, probe in self._probes.items():
+            rows = pooled[kind]
+            out[probe.signal] = None if rows is None else probe.p_wrong(np.asarray(rows[probe.layer], dtype=np.float64))
+        out["probe_ms"] = (time.perf_counter() - started) * 1e3
+        return out
 
     @property
     def _tokenizer(self):
@@ -235,7 +281,18 @@ class TransformersLM(LanguageModel):
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 32,
                  first_token_candidates: Sequence[str] = (), sampling: tuple[float, int] | None = None) -> Generation:
         """Greedy, or with `sampling` = (temperature, seed) a sampled answer whose log-probs are
-        read from the raw logits (the model's own distribution, before temperature)."""
+        read from the raw logits (the model's own distribution, before temperature). A greedy
+        generation carries the attached probes' readings in `extra`."""
+        return self._generate(messages, max_new_tokens, first_token_candidates, sampling)[0]
+
+    def generate_with_states(self, messages: Sequence[Message], layers: Sequence[int], max_new_tokens: int = 32,
+                             first_token_candidates: Sequence[str] = ()) -> tuple[Generation, dict]:
+        """A greedy generation and its probe states at `layers`, read from the same pass (what a
+        probe attached to this engine reads): {"prompt": {layer: vector}, "answer": {layer:
+        vector} or None}. eval/probe_labels.py trains probes on these."""
+        return self._generate(messages, max_new_tokens, first_token_candidates, None, tuple(layers))
+
+    def _generate(self, messages, max_new_tokens, first_token_candidates, sampling, layers=()) -> tuple[Generation, dict | None]:
         import torch
 
         chat = [{"role": m.role, "content": m.content} for m in messages]
@@ -247,6 +304,10 @@ class TransformersLM(LanguageModel):
         model = self._ensure_model()
         started = time.perf_counter()
         decoding = {"do_sample": False, "output_scores": True}
+        probed = bool(self._probes) and sampling is None
+        state_layers = sorted({*layers, *(p.layer for p in self._probes.values())}) if sampling is None else []
+        if state_layers:
+            decoding["output_hidden_states"] = True
         if sampling is not None:
             decoding = {"do_sample": True, "temperature": sampling[0], "top_k": 0, "top_p": 1.0, "output_logits": True}
         control = current_control()
@@ -280,6 +341,10 @@ class TransformersLM(LanguageModel):
                 top=tuple((self._tokenizer.decode([i]), float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())),
             ))
         text = self._tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+        pooled = _pooled(out.hidden_states, len(tokens), state_layers) if state_layers else None
+        if probed:
+            extra.update(self._read_probes(pooled))
         finish = "length" if len(new_ids) >= max_new_tokens and (not new_ids or new_ids[-1] != self._tokenizer.eos_token_id) else "stop"
-        return Generation(text=text, tokens=tuple(tokens), usage=TokenUsage(prompt_tokens, len(new_ids)),
-                          model=self.name, latency_ms=latency_ms, finish_reason=finish, extra=extra)
+        gen = Generation(text=text, tokens=tuple(tokens), usage=TokenUsage(prompt_tokens, len(new_ids)),
+                         model=self.name, latency_ms=latency_ms, finish_reason=finish, extra=extra)
+        return gen, pooled

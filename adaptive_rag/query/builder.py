@@ -21,8 +21,20 @@ def build_engine(settings: Settings) -> QueryEngine:
     get_policy(settings.default_policy)  # fail early on a misconfigured default
     embedder = load_embedder(settings)
     retriever = Retriever(settings, open_store(settings), embedder)
-    return QueryEngine(retriever, build_panel(settings), decision_store_from_settings(settings),
-                       QueryConfig.from_settings(settings), load_routers(settings, embedder))
+    models = build_panel(settings)
+    probes = attach_probes(settings, models)
+    return QueryEngine(retriever, models, decision_store_from_settings(settings), QueryConfig.from_settings(settings),
+                       load_routers(settings, embedder), probes)
+
+
+def attach_probes(settings: Settings, models: Models) -> dict:
+    """The settings' answer probes, each attached to its panel model (gatekeeper/answer_probe.py):
+    name -> probe. A named probe that is missing or fits no panel model stops the engine."""
+    if not settings.answer_probes:
+        return {}
+    from gatekeeper.answer_probe import attach
+
+    return attach(settings.answer_probes, models, settings.data_dir)
 
 
 def build_panel(settings: Settings) -> Models:

@@ -21,6 +21,7 @@ from adaptive_rag.models.lm import BackendError
 from adaptive_rag.models.panel import Models
 from adaptive_rag.query.policies import DEFAULT_THRESHOLDS, get_policy
 from adaptive_rag.query.run import QueryRun
+from adaptive_rag.registry import lookup
 from adaptive_rag.retrieve import Retriever
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,30 +41,40 @@ class QueryConfig:
     max_new_tokens: int = 32
     long_context_budget: int = 4000
     strong_long_context_budget: int = 8000
+    verify_escalation: tuple[str, str] = ("rag", "strong")  # (route, role) a doubted answer escalates to
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
+        from adaptive_rag.query.answer_routes import ANSWER_ROUTES
+
+        escalation = tuple(settings.verify_escalation.split(":", 1))
+        lookup(dict.fromkeys(ANSWER_ROUTES), escalation[0], "route (ARAG_VERIFY_ESCALATION)")
         return cls(default_policy=settings.default_policy, top_k=settings.top_k, max_new_tokens=settings.max_new_tokens,
                    long_context_budget=settings.long_context_budget,
-                   strong_long_context_budget=settings.strong_long_context_budget, thresholds=dict(settings.thresholds))
+                   strong_long_context_budget=settings.strong_long_context_budget,
+                   verify_escalation=escalation,
+                   thresholds=dict(settings.thresholds))
 
 
 class QueryEngine:
     """Answers questions over the store's collections with the panel's models.
 
     `routers`: slot -> the Router that serves it, or a sentence saying why none can (a policy that
-    needs that slot then refuses with it; the others work). `observers`: callables given every
+    needs that slot then refuses with it; the others work). `probes`: name -> the answer probes
+    attached to panel models (gatekeeper/answer_probe.py). `observers`: callables given every
     finished decision (the server's metrics)."""
 
     def __init__(self, retriever: Retriever, models: Models, decision_store: DecisionStore | None,
-                 config: QueryConfig | None = None, routers: Mapping[str, "Router | str"] | None = None):
+                 config: QueryConfig | None = None, routers: Mapping[str, "Router | str"] | None = None,
+                 probes: Mapping[str, object] | None = None):
         self.retriever = retriever
         self.models = models
         self.decision_store = decision_store
         self.config = config or QueryConfig()
         self.thresholds = {**DEFAULT_THRESHOLDS, **self.config.thresholds}
         self.routers: dict[str, Router | str] = dict(routers or {})
+        self.probes: dict[str, object] = dict(probes or {})
         self.observers: list = []
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,

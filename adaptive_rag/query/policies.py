@@ -48,6 +48,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "knn_weak_min": 0.5,
     # adaptive (the panel router): F1 probability given up to save one call of the priciest action
     "adaptive_cost_weight": 0.1,
+    # verified_rag, and adaptive with an answer probe: the reader's RAG answer escalates
+    # (settings: verify_escalation) when the probe's P(wrong) is at least this
+    "probe_escalate_min": 0.5,
 }
 # Which recorded signal each threshold is compared with, and how: ">=" means the rule fires when the
 # signal is at least the threshold (the inspector shows the comparison beside both values).
@@ -56,6 +59,7 @@ THRESHOLD_SIGNALS: dict[str, tuple[str, str]] = {
     "adaptive_refusal_min_logprob": ("refusal_logprob", ">="), "adaptive_draft_min": ("p_draft_correct", ">="),
     "adaptive_rag_min": ("p_rag_correct", ">="), "cascade_p_true_min": ("p_true", ">="),
     "cascade_support_min": ("support", ">="), "knn_weak_min": ("p_weak_suffices", ">="),
+    "probe_escalate_min": ("probe_p_wrong", ">="),
 }
 
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
@@ -91,6 +95,13 @@ def gate_plan(probs, thresholds) -> str:
 
 def after_draft(probs, thresholds) -> str:
     return "long_context" if probs["long_context"] >= thresholds["adaptive_long_context_min"] else "rag"
+
+
+def probe_escalates(p_wrong: float | None, unanswerable: bool, thresholds) -> bool:
+    """`verified_rag` (and `adaptive` with an answer probe): escalate the reader's RAG answer when
+    it said unanswerable, when the probe has no reading (an empty answer), or when the probe's
+    P(wrong) is at least `probe_escalate_min`."""
+    return unanswerable or p_wrong is None or p_wrong >= thresholds["probe_escalate_min"]
 
 
 def keeps_adaptive_draft(p_draft: float, unanswerable: bool, thresholds) -> bool:
@@ -223,22 +234,54 @@ class GatekeeperAdaptive(Policy):
         q.finish(q.long_context() if escalate else result)
 
 
+def verify_and_escalate(q: "QueryRun", result) -> None:
+    """Finish with the reader's RAG `result`, or escalate it (settings: verify_escalation) when
+    the answer probe doubts it (probe_escalates); the check is a `verify_probe` stage."""
+    p_wrong = q.probe_p_wrong(result)
+    route, role = q.engine.config.verify_escalation
+    escalate = probe_escalates(p_wrong, result.unanswerable, q.thresholds)
+    q.note("verify_probe", {"probe_p_wrong": p_wrong, "said_unanswerable": result.unanswerable,
+                            "probe_ms": result.generation.extra.get("probe_ms")},
+           {"probe_escalate_min": q.threshold("probe_escalate_min")},
+           f"escalate to {route} on {role}" if escalate else "keep the reader's answer")
+    q.finish(q.route(route, role) if escalate else result)
+
+
+class VerifiedRag(Policy):
+    """AutoMix-style verify and escalate, with an internal-state probe as the verifier: the reader
+    answers with RAG, its answer probe (read from the same generation, no extra model call) gives
+    P(wrong), and a doubted answer escalates to `verify_escalation` (strong RAG by default)."""
+
+    name = "verified_rag"
+    uses = ("probe_escalate_min",)
+
+    def run(self, q):
+        verify_and_escalate(q, q.rag("reader"))
+
+
 class Adaptive(Policy):
     """The panel router (gatekeeper/panel_router.py) picks (route, model) before anything is
     generated: abstain, closed-book or RAG, on the reader or the strong model, whichever has the
     best P(correct) less `adaptive_cost_weight` times its relative price. Chosen on the `mixed`
-    dev split among the learned routers by the rule declared in docs/evaluation.md."""
+    dev split among the learned routers by the rule declared in docs/evaluation.md.
+
+    Second stage, where the reader serves an answer probe (ARAG_ANSWER_PROBES): a RAG answer of the
+    reader is verified by the probe and may escalate as in `verified_rag` (its text then reaches a
+    streaming client only after the check)."""
 
     name = "adaptive"
-    uses = ("adaptive_cost_weight",)
+    uses = ("adaptive_cost_weight", "probe_escalate_min")
     router_slot = "panel"
 
     def run(self, q):
         from gatekeeper.panel_router import ACTIONS
 
         route, role, _ = ACTIONS[q.consult(self.router_slot).choice]
+        reader = q.engine.models.reader
         if route == "abstain":
             q.abstain("the panel router found no route likely to answer")
+        elif route == "rag" and q.engine.models.get(role).name == reader.name and "probe_p_wrong" in reader.probe_signals:
+            verify_and_escalate(q, q.rag(role))
         else:
             q.answer_with(route, role)
 
@@ -342,7 +385,8 @@ class KnnRouterPolicy(Policy):
 
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
-                                                          GatekeeperOnly, GatekeeperAdaptive, Adaptive, AlwaysWeakRag, AlwaysStrongRag,
+                                                          GatekeeperOnly, GatekeeperAdaptive, Adaptive, VerifiedRag,
+                                                          AlwaysWeakRag, AlwaysStrongRag,
                                                           AlwaysStrongLongContext,
                                                           StrongClosedBook, AlwaysAbstain, Cascade,
                                                           KnnRouterPolicy)}

@@ -23,6 +23,8 @@ from gatekeeper.router import Router, RouterVerdict
 if TYPE_CHECKING:  # pragma: no cover
     from adaptive_rag.query.engine import QueryEngine
 
+# what an engine that reads answer probes from its own generation adds to the answer's stage
+PROBE_FACTS = ("probe_p_wrong", "probe_pre_p_wrong", "probe_ms")
 ABSTAIN_ANSWER = "The collection does not answer this question."
 # long context reads documents of hits down to this rank until its budget is full: on a corpus of
 # short documents (HotpotQA paragraphs) the top-k alone would leave most of the budget unused
@@ -100,7 +102,7 @@ class QueryRun:
         gen = result.generation
         outcome = "unanswerable" if result.unanswerable else "answered"
         engine_facts = {k: gen.extra[k] for k in ("cached_prompt_tokens", "slot_wait_ms", "refusal_probe_ms",
-                                                  "refusal_probe_new_tokens")
+                                                  "refusal_probe_new_tokens", *PROBE_FACTS)
                         if k in gen.extra}
         if result.route != "closed_book":  # how much of the answer the chunks it read hold
             engine_facts.update(support=result.support, supporting_chunks=len(result.supporting))
@@ -203,6 +205,16 @@ class QueryRun:
         """Add a model call's tokens and their price to the decision's totals."""
         self.decision.usage = self.decision.usage + usage
         self.decision.cost += usage.cost(self.engine.models.prices.get(lm.name, Prices()))
+
+    def probe_p_wrong(self, result: RouteResult) -> float | None:
+        """The answer probe's P(this answer is wrong), read by the answering model from its own
+        generation (None when the answer is empty). A UserError when that model serves no answer
+        probe: the policy that asked needs one (ARAG_ANSWER_PROBES)."""
+        if "probe_p_wrong" not in result.generation.extra:
+            raise UserError(f"policy {self.decision.policy!r} needs an answer probe on model "
+                            f"{result.generation.model!r}: train one (arag gatekeeper probe) and serve it "
+                            "(ARAG_ANSWER_PROBES)")
+        return result.generation.extra["probe_p_wrong"]
 
     def p_true(self, result: RouteResult, model: str | None = None) -> float | None:
         """P(True) of `result`'s answer, asked of `model` (default: the model that answered), as

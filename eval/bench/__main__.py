@@ -98,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--out", type=Path, help="also write the JSON result to this file")
     u.add_argument("--decisions", type=int, default=1000)
     u.add_argument("--repeats", type=int, default=10)
+    pr = sub.add_parser("probe", help="an answer probe read from the answer's own generation: added latency, "
+                                      "agreement with a second pass, AUROC of both")
+    pr.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    pr.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    pr.add_argument("--labels", type=Path, required=True, help="a `python -m eval.probe_labels` folder")
+    pr.add_argument("--probe", required=True, help="a probe trained on it (`arag gatekeeper probe --fit-on train`)")
+    pr.add_argument("--questions", type=int, default=100, help="dev questions of the folder")
     return ap
 
 
@@ -114,6 +121,7 @@ def _clean(obj: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.benchmark == "retrieval":
         from eval.bench import retrieval as bench
     elif args.benchmark == "query":
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import load as bench
     elif args.benchmark == "ui":
         from eval.bench import ui as bench
+    elif args.benchmark == "probe":
+        from eval.bench import probe as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

@@ -135,3 +135,54 @@ def test_hidden_states_for_answer_probes(smollm2):
     scale = np.abs(alone["prompt"]).max(axis=1, keepdims=True)
     assert np.allclose(both["prompt"] / scale, alone["prompt"] / scale, atol=0.05)
     assert not np.allclose(both["answer"], both["prompt"]) and both["latency_ms"] > 0
+
+
+def test_an_attached_probe_reads_the_generations_own_states(smollm2):
+    """A probe attached to the engine reads the same states from the answer's own generation as a
+    second pass over prompt + answer does: the prompt's last state, and the mean over the
+    answer's tokens, with no second forward pass."""
+    import numpy as np
+
+    from adaptive_rag.models.transformers_lm import TransformersLM
+    from gatekeeper.answer_probe import AnswerProbe
+
+    lm = TransformersLM("smollm2-probed", smollm2.model_file, CACHE, 8192, smollm2.dtype)
+    layer = lm.num_layers // 2
+    messages = [Message("user", "What is the capital of France? Answer with one word.")]
+    states = lm.hidden_states(messages, lm.generate(messages, 8).text, [layer])
+    rng = np.random.default_rng(0)
+    probes = {}
+    for kind in ("answer", "prompt"):
+        x = states[kind][0].astype(np.float64)
+        # scaled so that another state (the prompt's for the answer's, or another answer's) moves
+        # P(wrong) by 0.2-0.5: a reading off by a token fails the check
+        coef = 4 * rng.normal(size=x.shape) / np.sqrt(x.size)
+        probes[kind] = AnswerProbe(kind, layer, np.zeros_like(x), np.ones_like(x), coef, float(-(x @ coef)),
+                                   "unused", "transformers", lm.dtype)  # P(wrong) 0.5 at the second pass's state
+        lm.attach_probe(probes[kind])
+    assert "probes answer:" in lm.identity and set(lm.probe_signals) == {"probe_p_wrong", "probe_pre_p_wrong"}
+    gen = lm.generate(messages, 8)
+    assert gen.extra["probe_pre_p_wrong"] == pytest.approx(0.5, abs=0.1)
+    assert gen.extra["probe_p_wrong"] == pytest.approx(0.5, abs=0.1) and gen.extra["probe_ms"] >= 0
+    with pytest.raises(Exception, match="already serves a answer probe"):
+        lm.attach_probe(probes["answer"])
+
+
+def test_probe_labels_read_the_states_a_served_probe_reads(smollm2):
+    """eval/probe_labels.py keeps the states of the answer's own generation: the same vectors, up
+    to bf16 rounding, as a second pass over prompt + answer."""
+    import numpy as np
+
+    from adaptive_rag.query import answer_routes
+    from adaptive_rag.types import SearchHit
+    from eval.probe_labels import _Capturing
+
+    layer = smollm2.num_layers // 2
+    capturing = _Capturing(smollm2, [layer])
+    hits = [SearchHit("c1", "d1", "paris", 1.0, "Paris is the capital and largest city of France.")]
+    result = answer_routes.rag(capturing, "What is the capital of France?", hits, 8)
+    second = smollm2.hidden_states(result.messages, result.generation.text, [layer])
+    for kind in ("prompt", "answer"):
+        a, b = capturing.states[kind][layer], second[kind][0]
+        assert float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.99
+    assert "first_token_logprobs" in result.generation.extra  # the route's own request went through

@@ -146,6 +146,25 @@ def test_signal_aurocs_for_a_wrong_weak_answer():
     assert "refusal_logprob" not in result  # no values: no figure
 
 
+def test_signals_are_compared_on_the_same_questions_with_paired_intervals():
+    from eval.verification import weak_wrong_paired
+
+    records = []
+    for i in range(40):
+        wrong = i % 2 == 0
+        rag = {"min_logprob": -1.0 - (i % 3) * 0.1, "probe_p_wrong": 0.8 if wrong else 0.2}
+        if i >= 30:
+            rag.pop("probe_p_wrong")  # the probe is missing on ten questions: none of the ten is compared
+        records.append({"id": f"q{i}", "policy": "always_weak_rag", "f1": 0.0 if wrong else 1.0, "signals": {"rag": rag}})
+    result = weak_wrong_paired(records)
+    assert result["n"] == 30 and result["wrong"] == 15 and result["reference"] == "min_logprob"
+    probe = result["signals"]["probe_p_wrong"]
+    assert probe["auroc"] == 1.0 and tuple(probe["ci"]) == (1.0, 1.0)
+    assert probe["diff_vs_min_logprob"] > 0.3 and probe["diff_ci"][0] > 0  # the probe separates, min log-prob does not
+    assert "diff_ci" not in result["signals"]["min_logprob"]
+    assert weak_wrong_paired(records[:5]) is None  # too few common questions to say anything
+
+
 def test_the_cascade_replay_reproduces_the_live_rule_at_every_threshold():
     from eval.cascade_replay import cascade_sweep
 

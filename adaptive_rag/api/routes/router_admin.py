@@ -25,6 +25,15 @@ def routers(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
             for slot, r in sorted(engine.routers.items())}
 
 
+@router.get("/v1/probes")
+def probes(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
+    """The answer probes served (ARAG_ANSWER_PROBES): kind, layer, the signal each stage records,
+    and the model file, engine and dtype each was trained on."""
+    return {name: {"kind": p.kind, "layer": p.layer, "signal": p.signal, "model_sha256": p.model_sha256,
+                   "engine": p.engine, "dtype": p.dtype, "fingerprint": p.fingerprint, "meta": p.meta}
+            for name, p in sorted(engine.probes.items())}
+
+
 @router.get("/v1/gatekeeper")
 def gatekeeper(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
     from gatekeeper.artifact import Gatekeeper

@@ -1,0 +1,238 @@
+"""Answer probes at serving time: attached to the panel model they were trained on (and refused for
+any other), their P(wrong) recorded on the answer's stage, `verified_rag` escalating exactly when
+the probe doubts the reader, `adaptive` verifying the reader's RAG answers, and the replay of
+`verified_rag` over its threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptive_rag.errors import ConfigError, UserError
+from adaptive_rag.models.panel import Models
+from adaptive_rag.settings import Settings
+from adaptive_rag.testing import FakeLM
+from adaptive_rag.types import SourceDocument
+from adaptive_rag.usage import Prices
+from gatekeeper import answer_probe
+from gatekeeper.router import Router, RouterVerdict
+
+FACTS = {"otters": "hold hands"}
+DOCS = [SourceDocument("otters", "Sea otters hold hands while they sleep.", title="Otters"),
+        SourceDocument("beavers", "Beavers build dams from branches and mud.", title="Beavers")]
+QUESTION = "What do otters do while they sleep?"
+
+
+class ProbedFakeLM(FakeLM):
+    """A fake reader that serves an answer probe, as the transformers engine does: every greedy
+    generation carries the probe's P(wrong) in `extra` (here 0.9 for its "unsure guess", 0.2 for
+    any other answer). `model_file`, `engine` and `dtype` are what `attach` matches a probe on."""
+
+    engine = "transformers"
+    dtype = "bfloat16"
+
+    def __init__(self, *args, model_file=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_file = model_file
+        self.probes = []
+
+    @property
+    def probe_signals(self):
+        return tuple(p.signal for p in self.probes)
+
+    def attach_probe(self, probe):
+        self.probes.append(probe)
+
+    def _answer(self, messages):
+        gen = super()._answer(messages)
+        if self.probes:
+            gen.extra.update(probe_p_wrong=0.9 if gen.text == "unsure guess" else 0.2, probe_ms=0.3)
+        return gen
+
+
+class ChoosingRouter(Router):
+    """A panel router that always chooses `action`."""
+
+    kind, stage = "choosing", "panel_router"
+
+    def __init__(self, action):
+        self.action = action
+
+    @classmethod
+    def load(cls, name, data_dir, embedder):
+        return cls(name)
+
+    @property
+    def label(self):
+        return f"always {self.action}"
+
+    def verdict(self, run):
+        return RouterVerdict({self.action: 1.0}, self.action)
+
+
+def _probe(sha: str, engine="transformers", dtype="bfloat16", kind="answer") -> answer_probe.AnswerProbe:
+    z = np.zeros(3)
+    return answer_probe.AnswerProbe(kind, 1, z, np.ones(3), z, 0.0, sha, engine, dtype)
+
+
+@pytest.fixture
+def panel(engine_for, store):
+    def make(weak, strong, **config):
+        models = Models(weak, weak, {"weak": Prices(1, 1), "strong": Prices(10, 10)}, strong=strong)
+        return engine_for(models, store=store, docs=DOCS, decisions=None, top_k=2, **config)
+
+    return make
+
+
+def _probed_reader(tmp_path, **kwargs) -> ProbedFakeLM:
+    reader = ProbedFakeLM("weak", facts=FACTS, model_file=tmp_path / "weak.gguf", **kwargs)
+    reader.attach_probe(_probe("00"))
+    return reader
+
+
+def test_verified_rag_keeps_an_answer_the_probe_trusts(panel, tmp_path):
+    strong = FakeLM("strong", facts=FACTS)
+    d = panel(_probed_reader(tmp_path), strong).answer("kb", QUESTION, policy="verified_rag")
+    assert d.answer == "hold hands" and not strong.calls
+    assert [s.name for s in d.stages] == ["retrieve", "rag", "verify_probe"]
+    rag, check = d.stages[1], d.stages[2]
+    assert rag.signals["probe_p_wrong"] == 0.2 and rag.signals["probe_ms"] == 0.3  # on the answer's own stage
+    assert check.signals["probe_p_wrong"] == 0.2 and check.thresholds == {"probe_escalate_min": 0.5}
+    assert check.outcome == "keep the reader's answer" and check.usage.total_tokens == 0  # no model call
+
+
+def test_verified_rag_escalates_exactly_when_the_probe_doubts(panel, tmp_path):
+    strong = FakeLM("strong", facts=FACTS)
+    engine = panel(_probed_reader(tmp_path, misses_context=True), strong)
+    d = engine.answer("kb", QUESTION, policy="verified_rag")
+    assert d.answer == "hold hands" and d.stages[-1].model == "strong" and d.route == "rag"
+    assert d.stages[2].outcome == "escalate to rag on strong"
+    kept = engine.answer("kb", QUESTION, policy="verified_rag", thresholds={"probe_escalate_min": 0.95})
+    assert kept.answer == "unsure guess" and kept.stages[-1].name == "verify_probe"
+
+
+def test_verified_rag_escalates_where_the_settings_say(panel, tmp_path):
+    strong = FakeLM("strong", facts=FACTS)
+    engine = panel(_probed_reader(tmp_path, misses_context=True), strong, verify_escalation=("long_context", "strong"))
+    d = engine.answer("kb", QUESTION, policy="verified_rag")
+    assert d.route == "long_context" and d.stages[-1].model == "strong"
+    assert d.stages[2].outcome == "escalate to long_context on strong"
+
+
+def test_verified_rag_without_a_probe_says_what_is_missing(panel):
+    engine = panel(FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS))
+    with pytest.raises(UserError, match="needs an answer probe on model 'weak'.*ARAG_ANSWER_PROBES"):
+        engine.answer("kb", QUESTION, policy="verified_rag")
+
+
+def test_adaptive_verifies_the_readers_rag_answer_when_a_probe_is_served(panel, tmp_path):
+    strong = FakeLM("strong", facts=FACTS)
+    engine = panel(_probed_reader(tmp_path, misses_context=True), strong)
+    engine.routers["panel"] = ChoosingRouter("rag:reader")
+    d = engine.answer("kb", QUESTION, policy="adaptive")
+    assert [s.name for s in d.stages][-3:] == ["rag", "verify_probe", "rag"] and d.stages[-1].model == "strong"
+    # without a probe the router's choice is final, as before
+    plain = panel(FakeLM("weak", facts=FACTS, misses_context=True), strong)
+    plain.routers["panel"] = ChoosingRouter("rag:reader")
+    assert plain.answer("kb", QUESTION, policy="adaptive").answer == "unsure guess"
+
+
+def test_probes_attach_to_the_model_they_were_trained_on(tmp_path):
+    weak_file, strong_file = tmp_path / "weak.gguf", tmp_path / "strong.gguf"
+    weak_file.write_bytes(b"weak weights")
+    strong_file.write_bytes(b"strong weights")
+    from adaptive_rag.models.minilm_export import sha256_file
+
+    weak = ProbedFakeLM("weak", model_file=weak_file)
+    strong = ProbedFakeLM("strong", model_file=strong_file)
+    models = Models(weak, weak, {}, strong=strong)
+    _probe(sha256_file(strong_file)).save(tmp_path, "for-strong")
+    attached = answer_probe.attach(["for-strong"], models, tmp_path)
+    assert list(attached) == ["for-strong"] and strong.probe_signals == ("probe_p_wrong",) and not weak.probes
+    for name, probe in {"other-file": _probe("ff" * 32), "other-dtype": _probe(sha256_file(weak_file), dtype="float32"),
+                        "other-engine": _probe(sha256_file(weak_file), engine="llamacpp")}.items():
+        probe.save(tmp_path, name)
+        with pytest.raises(ConfigError, match="no panel model is that file on that engine"):
+            answer_probe.attach([name], models, tmp_path)
+
+
+def test_an_engine_that_cannot_read_hidden_states_refuses_a_probe():
+    with pytest.raises(ConfigError, match="cannot read hidden states"):
+        FakeLM("weak").attach_probe(_probe("00"))
+
+
+def test_the_escalation_setting_is_a_route_and_a_role(monkeypatch):
+    monkeypatch.setenv("ARAG_VERIFY_ESCALATION", "long_context:strong")
+    monkeypatch.setenv("ARAG_ANSWER_PROBES", "squad-answer, hotpot-answer")
+    settings = Settings()
+    assert settings.verify_escalation == "long_context:strong"
+    assert settings.answer_probes == ["squad-answer", "hotpot-answer"]
+    monkeypatch.setenv("ARAG_VERIFY_ESCALATION", "rag:oracle")
+    with pytest.raises(ValueError, match="is not ROUTE:ROLE"):
+        Settings()
+    from adaptive_rag.errors import ConfigError
+    from adaptive_rag.query.engine import QueryConfig
+
+    monkeypatch.setenv("ARAG_VERIFY_ESCALATION", "teleport:strong")
+    with pytest.raises(ConfigError, match="teleport"):
+        QueryConfig.from_settings(Settings())
+
+
+def _record(qid, policy, f1, cost, answer="a", p_wrong=None, lm_calls=1):
+    signals = {"rag": {}}
+    if p_wrong is not None:
+        signals["verify_probe"] = {"probe_p_wrong": p_wrong}
+    return {"id": qid, "policy": policy, "f1": f1, "cost": cost, "total_tokens": int(cost * 100), "answer": answer,
+            "signals": signals, "route": "rag", "lm_calls": lm_calls}
+
+
+def test_verified_rag_replays_over_its_threshold():
+    from eval.router_sweeps import verified_sweep
+
+    records = []
+    # q1: the reader is right and the probe trusts it; q2: wrong and doubted; q3: refused
+    for qid, weak_f1, p_wrong, answer in (("q1", 1.0, 0.1, "a"), ("q2", 0.0, 0.8, "b"), ("q3", 0.0, 0.05, "unanswerable")):
+        records += [_record(qid, "always_weak_rag", weak_f1, 1.0, answer), _record(qid, "always_strong_rag", 1.0, 3.0),
+                    _record(qid, "verified_rag", 0.0, 0.0, p_wrong=p_wrong)]
+    sweep = verified_sweep(records, thresholds=(0.0, 0.5, 1.01))
+    at = {pt["threshold"]: pt for pt in sweep["curve"]}
+    assert at[0.0]["strong_share"] == 1.0 and at[0.0]["cost_per_query"] == pytest.approx(4.0)
+    # at 0.5: q2 (doubted) and q3 (refused) escalate, paying both answers; q1 keeps the reader's
+    assert at[0.5]["f1"] == pytest.approx(1.0) and at[0.5]["cost_per_query"] == pytest.approx((1 + 4 + 4) / 3)
+    assert at[1.01]["strong_share"] == pytest.approx(1 / 3) and at[1.01]["f1"] == pytest.approx(2 / 3)
+    assert sweep["weak_f1"] == pytest.approx(1 / 3) and sweep["strong_f1"] == 1.0 and sweep["left_out"] == 0
+
+
+def test_the_api_lists_served_probes_and_the_inspector_shows_the_check(engine_for, store, settings, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from adaptive_rag.api.app import create_app
+
+    reader = _probed_reader(tmp_path, misses_context=True)
+    models = Models(reader, reader, {"weak": Prices(1, 1), "strong": Prices(10, 10)}, strong=FakeLM("strong", facts=FACTS))
+    engine = engine_for(models, store=store, docs=DOCS, top_k=2)
+    engine.probes = {"squad-answer": reader.probes[0]}
+    with TestClient(create_app(settings, engine=engine)) as client:
+        listed = client.get("/v1/probes").json()
+        body = client.post("/v1/query", json={"query": QUESTION, "collection": "kb", "policy": "verified_rag"}).json()
+        page = client.get(f"/ui/decisions/{body['decision']['id']}").text
+    assert listed["squad-answer"]["signal"] == "probe_p_wrong" and listed["squad-answer"]["engine"] == "transformers"
+    check = next(s for s in body["decision"]["stages"] if s["name"] == "verify_probe")
+    assert check["signals"]["probe_p_wrong"] == 0.9 and body["answer"] == "hold hands"
+    assert "verify_probe" in page and "probe_escalate_min" in page and "0.9" in page
+
+
+def test_the_probe_benchmark_summarises_paired_latency_and_agreement():
+    from eval.bench.probe import format_result, summarise
+
+    rows = [{"id": f"q{i}", "wrong": i % 2 == 0, "same_answer": True, "p_inline": 0.7 if i % 2 == 0 else 0.3,
+             "p_second_pass": 0.71 if i % 2 == 0 else 0.29, "plain_ms": 1000.0 + i, "probed_ms": 1010.0 + i,
+             "read_ms": 0.2, "second_pass_ms": 800.0} for i in range(20)]
+    r = summarise(rows)
+    assert r["added"]["p50_ms"] == pytest.approx(10.0) and r["added"]["share_of_answer_p50"] == pytest.approx(10 / 1009.5)
+    assert r["second_pass"]["share_of_answer_p50"] == pytest.approx(800 / 1009.5)
+    assert r["p_gap"]["max"] == pytest.approx(0.01) and r["auroc"]["in_generation"]["auroc"] == 1.0
+    assert r["ece_in_generation"] == pytest.approx(0.3)  # says 0.7 / 0.3 where the truth is 1 / 0
+    text = format_result({**r, "machine": {"cpu": {"model": "cpu", "physical_cores": 2, "flags": ["avx2"]}},
+                          "probe": "p", "kind": "answer", "layer": 12, "model": "m", "engine": "e"})
+    assert "added p50 +10.0 ms" in text and "AUROC in_generation: 1.000" in text

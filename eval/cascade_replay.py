@@ -68,8 +68,15 @@ def cascade_sweep(records: list[dict], thresholds=THRESHOLDS) -> dict | None:
     weak = sum(q["weak_f1"] for q in questions) / n
     strong = sum(q["strong_f1"] for q in questions) / n
     return {"questions": n, "left_out": missing, "curve": curve, "weak_f1": weak, "strong_f1": strong,
-            "gap_recovered_at_strong_share": {"50%": _recovered(curve, weak, strong, 0.5),
-                                              "80%": _recovered(curve, weak, strong, 0.8)}}
+            "gap_recovered_at_strong_share": gap_recovered(curve, weak, strong)}
+
+
+STRONG_SHARES = (0.3, 0.5, 0.8)  # 30%: the self-knowledge target (>= 50% of the gap with <= 30% strong calls)
+
+
+def gap_recovered(curve: list[dict], weak: float, strong: float) -> dict[str, float | None]:
+    """The share of the weak-to-strong gap recovered at 30%, 50% and 80% strong calls."""
+    return {f"{share:.0%}": _recovered(curve, weak, strong, share) for share in STRONG_SHARES}
 
 
 def _recovered(curve: list[dict], weak: float, strong: float, share: float) -> float | None:

@@ -331,8 +331,8 @@ def write_report(summary: dict, out_dir: Path, title: str) -> None:
                      f" and {_fmt(m.get('tokens_vs_self_route'))} of self_route (F1 {_fmt(m.get('f1_minus_self_route'))} vs it)")
         if "gap_recovered_at_strong_share" in m:
             gap = m["gap_recovered_at_strong_share"]
-            extra += (f"; share of the weak-to-strong F1 gap recovered with 50% / 80% of questions sent to the strong "
-                      f"model: {_fmt(gap['50%'])} / {_fmt(gap['80%'])} ({m['left_out']} questions left out)")
+            extra += (f"; share of the weak-to-strong F1 gap recovered with {' / '.join(gap)} of questions sent to the "
+                      f"strong model: {' / '.join(_fmt(v) for v in gap.values())} ({m['left_out']} questions left out)")
         lines.append(f"- `{policy}`: APGR {_fmt(m['apgr'])}, CPT(50%) {_fmt(m['cpt50'])}, CPT(80%) {_fmt(m['cpt80'])}{extra}")
     lines += ["", "APGR / CPT: RouteLLM's definitions over a threshold sweep with cost share for the share of strong "
                   "calls, unclipped, both ends on the curve (a random mix of the two ends scores APGR 0.5)."]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from adaptive_rag.query.policies import probe_escalates
 from adaptive_rag.query.signals import says_unanswerable
-from eval.cascade_replay import _recovered, by_question
+from eval.cascade_replay import by_question, gap_recovered
 
 KNN_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 PROBE_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.01)
@@ -35,8 +35,7 @@ def _sweep(rows: list[dict[str, dict]], settings, pick, left_out: int, name: str
     weak_f1 = sum(r["always_weak_rag"]["f1"] for r in rows) / n
     strong_f1 = sum(r["always_strong_rag"]["f1"] for r in rows) / n
     return {"questions": n, "left_out": left_out, "curve": curve, "weak_f1": weak_f1, "strong_f1": strong_f1,
-            "gap_recovered_at_strong_share": {"50%": _recovered(curve, weak_f1, strong_f1, 0.5),
-                                              "80%": _recovered(curve, weak_f1, strong_f1, 0.8)}}
+            "gap_recovered_at_strong_share": gap_recovered(curve, weak_f1, strong_f1)}
 
 
 def knn_sweep(records: list[dict], thresholds=KNN_THRESHOLDS) -> dict | None:

@@ -109,6 +109,10 @@ class CachedLM(LanguageModel):
     def probe_signals(self) -> tuple[str, ...]:
         return self.inner.probe_signals
 
+    @property
+    def answer_probe(self):
+        return self.inner.answer_probe
+
     def load(self) -> None:
         self.inner.load()
 

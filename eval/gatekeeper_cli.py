@@ -285,11 +285,15 @@ def probe(
     best = probe_report.choose_probe(X[is_train], states["layers"].tolist(), wrong[is_train].astype(int), ("logistic",))
     cv_auroc, layer, c = best["cv_auroc"], best["layer"], best["hyper"]
     fitted = is_train if fit_on == "train" else np.ones(len(rows), dtype=bool)
+    # how often a threshold escalates right and wrong answers, from out-of-fold predictions on train
+    held_out = probe_report._cross_fitted(X[is_train][:, best["layer_index"]], wrong[is_train].astype(int), "logistic", c)
+    rates = answer_probe.rates_table(held_out, wrong[is_train])
     mean, scale, coef, intercept = answer_probe.fit(X[fitted][:, best["layer_index"]], wrong[fitted], c)
     probe = answer_probe.AnswerProbe(kind, layer, mean, scale, coef, intercept, meta["model_sha256"], meta["engine"],
                                      meta["dtype"], {"name": name, "dataset": meta["dataset"], "questions": int(fitted.sum()),
                                                      "fit_on": fit_on, "model": meta.get("model"), "c": c,
-                                                     "cv_auroc_train": cv_auroc, "labels": str(labels)})
+                                                     "cv_auroc_train": cv_auroc, "labels": str(labels),
+                                                     "escalation_rates": rates})
     path = probe.save(_settings().data_dir, name)
     typer.echo(f"answer probe {name!r} ({kind}, layer {layer}, C {c:g}): cross-validated AUROC on train {cv_auroc:.3f}; "
                f"fitted on {int(fitted.sum())} {fit_on} questions; saved in {path}")

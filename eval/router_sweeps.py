@@ -107,13 +107,34 @@ def _adaptive_rows(records: list[dict]) -> tuple[list[dict[str, dict]], int]:
 
 def _adaptive_pick(r: dict[str, dict], weight: float) -> tuple[str, dict]:
     """The action the panel router takes at `weight` (among the actions whose fixed policy ran)
-    and that policy's record: its outcome."""
+    and its outcome: that policy's record, or, where the run served an answer probe (a
+    `verify_plan` stage), the verified reader's outcome for `rag:reader` and for the verified
+    action (`_verified_outcome`), which competes as the live policy lets it."""
+    from adaptive_rag.query.policies import VERIFIED_READER, with_verified_reader
     from gatekeeper.panel_router import ACTIONS, choose
 
     panel = r["adaptive"]["router"]["panel"]
     available = [a for a in panel["probabilities"] if ACTIONS[a][2] in r]
-    action, _ = choose(panel["probabilities"], panel["costs"], available, weight)
+    action, utility = choose(panel["probabilities"], panel["costs"], available, weight)
+    plan = (r["adaptive"].get("signals") or {}).get("verify_plan")
+    if not plan or "always_weak_rag" not in r or "always_strong_rag" not in r:
+        return action, r[ACTIONS[action][2]]
+    rates = (plan["escalate_if_right"], plan["escalate_if_wrong"])
+    pick, _ = with_verified_reader(panel["probabilities"], panel["costs"], utility, weight, rates)
+    if pick or action == "rag:reader":
+        return VERIFIED_READER, _verified_outcome(r, plan["at_probe_escalate_min"])
     return action, r[ACTIONS[action][2]]
+
+
+def _verified_outcome(r: dict[str, dict], threshold: float) -> dict:
+    """The reader's RAG answer kept, or, when its probe (recorded on always_weak_rag's rag stage)
+    doubts it or it refused, the strong RAG answer after paying for both."""
+    weak, strong = r["always_weak_rag"], r["always_strong_rag"]
+    p_wrong = ((weak.get("signals") or {}).get("rag") or {}).get("probe_p_wrong")
+    if not probe_escalates(p_wrong, says_unanswerable(weak["answer"]), {"probe_escalate_min": threshold}):
+        return {**weak, "escalated": False}
+    return {**strong, "cost": weak["cost"] + strong["cost"], "total_tokens": weak["total_tokens"] + strong["total_tokens"],
+            "escalated": True}
 
 
 def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
@@ -126,7 +147,7 @@ def adaptive_sweep(records: list[dict], weights=COST_WEIGHTS) -> dict | None:
 
     def pick(r, w):
         action, chosen = _adaptive_pick(r, w)
-        return chosen, ACTIONS[action][1] == "strong"
+        return chosen, chosen.get("escalated", action in ACTIONS and ACTIONS[action][1] == "strong")
 
     return _sweep(rows, weights, pick, left_out, "cost_weight")
 

@@ -22,7 +22,7 @@ from eval.metrics import exact_match, f1_score
 from eval.mixed import ABSTAIN, abstained
 
 LM_STAGES = ("closed_book", "rag", "long_context")
-VERIFY_STAGES = ("verify", "self_consistency", "knn_router", "verify_probe")  # their signals are kept for eval/verification.py
+VERIFY_STAGES = ("verify", "self_consistency", "knn_router", "verify_probe", "verify_plan")  # their signals are kept for eval/verification.py
 
 
 def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None) -> dict:

@@ -63,8 +63,23 @@ class AnswerProbe:
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of the probe's numbers: generations made with it are cached under it."""
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash of what the probe computes (its numbers, layer, kind and model; not its
+        meta): generations made with it are cached under it."""
+        numbers = {k: v for k, v in self.to_json().items() if k != "meta"}
+        return hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()[:12]
+
+    def escalation_rates(self, threshold: float) -> tuple[float, float] | None:
+        """(P(P(wrong) >= threshold | the answer is right), the same | wrong): how often a
+        verifier at `threshold` escalates right and wrong answers, from the probe's cross-fitted
+        predictions on its training questions (meta "escalation_rates", made by `arag gatekeeper
+        probe`; linear between the stored thresholds). None for a probe trained without them."""
+        grid = self.meta.get("escalation_rates")
+        if not grid:
+            return None
+        ts = [row["threshold"] for row in grid]
+        right = float(np.interp(threshold, ts, [row["if_right"] for row in grid]))
+        wrong = float(np.interp(threshold, ts, [row["if_wrong"] for row in grid]))
+        return right, wrong
 
     def check_serves(self, model_sha256: str, engine: str, dtype: str) -> None:
         """ConfigError unless the serving model, engine and dtype are the ones it was trained on."""
@@ -101,6 +116,17 @@ def load(data_dir: Path, name: str) -> AnswerProbe:
     return AnswerProbe(data["kind"], int(data["layer"]), np.array(data["mean"]), np.array(data["scale"]),
                        np.array(data["coef"]), float(data["intercept"]), data["model_sha256"], data["engine"],
                        data["dtype"], data.get("meta", {}))
+
+
+RATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def rates_table(p_wrong: np.ndarray, wrong: np.ndarray) -> list[dict]:
+    """The escalation rates of `escalation_rates` at thresholds 0, 0.05, ..., 1 from (cross-fitted)
+    predictions and outcomes."""
+    p_wrong, wrong = np.asarray(p_wrong, float), np.asarray(wrong, bool)
+    return [{"threshold": t, "if_right": float(np.mean(p_wrong[~wrong] >= t)) if (~wrong).any() else 0.0,
+             "if_wrong": float(np.mean(p_wrong[wrong] >= t)) if wrong.any() else 0.0} for t in RATE_THRESHOLDS]
 
 
 def fit(X: np.ndarray, wrong: np.ndarray, c: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

@@ -100,6 +100,11 @@ class LanguageModel(ABC):
         """The probe signals this model's generations carry (attach_probe); none by default."""
         return ()
 
+    @property
+    def answer_probe(self):
+        """The attached answer-kind probe (gatekeeper.answer_probe.AnswerProbe), or None."""
+        return None
+
     def attach_probe(self, probe) -> None:
         """Read `probe` (gatekeeper.answer_probe.AnswerProbe) from every greedy generation and record
         its P(wrong) in the Generation's `extra` under `probe.signal`. Only engines that can read

@@ -181,6 +181,10 @@ class TransformersLM(LanguageModel):
         return tuple(p.signal for p in self._probes.values())
 
     @property
+    def answer_probe(self):
+        return self._probes.get("answer")
+
+    @property
     def identity(self) -> str:
         """Model, engine and the attached probes: a cached answer carries its probes' readings."""
         base = super().identity

@@ -104,6 +104,33 @@ def probe_escalates(p_wrong: float | None, unanswerable: bool, thresholds) -> bo
     return unanswerable or p_wrong is None or p_wrong >= thresholds["probe_escalate_min"]
 
 
+VERIFIED_READER = "rag:reader+verify"
+
+
+def verified_reader(probs, costs, rates: tuple[float, float]) -> tuple[float, float]:
+    """P(correct) and expected cost of `adaptive`'s verified action: RAG on the reader, checked by
+    its answer probe, escalated to RAG on the strong model when the probe doubts it. `rates` =
+    (P(escalate | the reader is right), P(escalate | it is wrong)) at the request's threshold
+    (AnswerProbe.escalation_rates). Approximation, stated: the strong model's P(correct) on an
+    escalated question is taken as its P(correct) on the question, although escalated questions
+    are the harder ones."""
+    p_reader, p_strong = probs["rag:reader"], probs["rag:strong"]
+    if_right, if_wrong = rates
+    escalated = p_reader * if_right + (1 - p_reader) * if_wrong
+    p_correct = p_reader * (1 - if_right) + escalated * p_strong
+    return p_correct, costs["rag:reader"] + escalated * costs["rag:strong"]
+
+
+def with_verified_reader(probs, costs, utility, cost_weight: float, rates) -> tuple[str, dict]:
+    """The panel router's choice once the verified action competes: (VERIFIED_READER or None,
+    its P(correct), cost and utility, on the panel router's utility scale)."""
+    p, cost = verified_reader(probs, costs, rates)
+    top = max(costs.values()) or 1.0
+    value = p - cost_weight * cost / top
+    best = max(utility.values())
+    return (VERIFIED_READER if value > best + 1e-12 else None), {"p_correct": p, "cost": cost, "utility": value}
+
+
 def keeps_adaptive_draft(p_draft: float, unanswerable: bool, thresholds) -> bool:
     return not unanswerable and p_draft >= thresholds["adaptive_draft_min"]
 
@@ -265,9 +292,13 @@ class Adaptive(Policy):
     best P(correct) less `adaptive_cost_weight` times its relative price. Chosen on the `mixed`
     dev split among the learned routers by the rule declared in docs/evaluation.md.
 
-    Second stage, where the reader serves an answer probe (ARAG_ANSWER_PROBES): a RAG answer of the
-    reader is verified by the probe and may escalate as in `verified_rag` (its text then reaches a
-    streaming client only after the check)."""
+    Two stages where the reader serves an answer probe (ARAG_ANSWER_PROBES) and escalation goes to
+    strong RAG (the default ARAG_VERIFY_ESCALATION):
+    - before generating, a sixth action competes, `rag:reader+verify` (verified_reader): its
+      P(correct) and expected cost follow from the router's P(correct) of reader and strong RAG and
+      the probe's escalation rates at `probe_escalate_min`; a `verify_plan` stage records them;
+    - after generating, every RAG answer of the reader is checked by the probe and may escalate
+      as in `verified_rag` (its text then reaches a streaming client after the check)."""
 
     name = "adaptive"
     uses = ("adaptive_cost_weight", "probe_escalate_min")
@@ -276,8 +307,23 @@ class Adaptive(Policy):
     def run(self, q):
         from gatekeeper.panel_router import ACTIONS
 
-        route, role, _ = ACTIONS[q.consult(self.router_slot).choice]
+        verdict = q.consult(self.router_slot)
+        route, role, _ = ACTIONS[verdict.choice]
         reader = q.engine.models.reader
+        probe = reader.answer_probe
+        if probe is not None and q.engine.config.verify_escalation == ("rag", "strong") and q.has_model("strong"):
+            signals = verdict.shown()
+            rates = probe.escalation_rates(q.threshold("probe_escalate_min"))
+            if rates is not None and {"utility", "costs"} <= set(signals):
+                pick, plan = with_verified_reader(verdict.probabilities, signals["costs"], signals["utility"],
+                                                  q.threshold("adaptive_cost_weight"), rates)
+                q.note("verify_plan", {**plan, "escalate_if_right": rates[0], "escalate_if_wrong": rates[1],
+                                       "router_choice": verdict.choice,
+                                       "at_probe_escalate_min": q.threshold("probe_escalate_min")},
+                       {k: q.threshold(k) for k in self.uses},
+                       "rag on the reader, verified" if pick else f"keep {verdict.choice}")
+                if pick:
+                    route, role = "rag", "reader"
         if route == "abstain":
             q.abstain("the panel router found no route likely to answer")
         elif route == "rag" and q.engine.models.get(role).name == reader.name and "probe_p_wrong" in reader.probe_signals:

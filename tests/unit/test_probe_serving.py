@@ -40,6 +40,10 @@ class ProbedFakeLM(FakeLM):
     def probe_signals(self):
         return tuple(p.signal for p in self.probes)
 
+    @property
+    def answer_probe(self):
+        return next((p for p in self.probes if p.kind == "answer"), None)
+
     def attach_probe(self, probe):
         self.probes.append(probe)
 
@@ -51,12 +55,13 @@ class ProbedFakeLM(FakeLM):
 
 
 class ChoosingRouter(Router):
-    """A panel router that always chooses `action`."""
+    """A panel router that always chooses `action`; with `probs`, it scores and chooses like the
+    panel router (choice_verdict at the request's cost weight, reader RAG costing 1, strong 3)."""
 
     kind, stage = "choosing", "panel_router"
 
-    def __init__(self, action):
-        self.action = action
+    def __init__(self, action, probs=None):
+        self.action, self.probs = action, probs
 
     @classmethod
     def load(cls, name, data_dir, embedder):
@@ -67,12 +72,19 @@ class ChoosingRouter(Router):
         return f"always {self.action}"
 
     def verdict(self, run):
-        return RouterVerdict({self.action: 1.0}, self.action)
+        if self.probs is None:
+            return RouterVerdict({self.action: 1.0}, self.action)
+        from gatekeeper.panel_router import choice_verdict
+
+        costs = {"abstain": 0.0, "closed_book:reader": 0.5, "closed_book:strong": 1.5, "rag:reader": 1.0,
+                 "rag:strong": 3.0}
+        return choice_verdict(self.probs, costs, run, {})
 
 
-def _probe(sha: str, engine="transformers", dtype="bfloat16", kind="answer") -> answer_probe.AnswerProbe:
+def _probe(sha: str, engine="transformers", dtype="bfloat16", kind="answer", rates=None) -> answer_probe.AnswerProbe:
     z = np.zeros(3)
-    return answer_probe.AnswerProbe(kind, 1, z, np.ones(3), z, 0.0, sha, engine, dtype)
+    meta = {"escalation_rates": rates} if rates else {}
+    return answer_probe.AnswerProbe(kind, 1, z, np.ones(3), z, 0.0, sha, engine, dtype, meta)
 
 
 @pytest.fixture
@@ -236,3 +248,84 @@ def test_the_probe_benchmark_summarises_paired_latency_and_agreement():
     text = format_result({**r, "machine": {"cpu": {"model": "cpu", "physical_cores": 2, "flags": ["avx2"]}},
                           "probe": "p", "kind": "answer", "layer": 12, "model": "m", "engine": "e"})
     assert "added p50 +10.0 ms" in text and "AUROC in_generation: 1.000" in text
+
+
+def test_escalation_rates_come_from_held_out_predictions_and_interpolate():
+    p_wrong = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
+    wrong = np.array([False, False, True, False, True, True])
+    table = answer_probe.rates_table(p_wrong, wrong)
+    at = {row["threshold"]: row for row in table}
+    assert at[0.5] == {"threshold": 0.5, "if_right": pytest.approx(1 / 3), "if_wrong": pytest.approx(2 / 3)}
+    assert at[0.0]["if_right"] == 1.0 and at[1.0]["if_wrong"] == 0.0
+    probe = _probe("00", rates=table)
+    assert probe.escalation_rates(0.5) == pytest.approx((1 / 3, 2 / 3))
+    assert probe.escalation_rates(0.525) == pytest.approx((1 / 3, 2 / 3))  # between 0.5 and 0.55: the same step
+    assert _probe("00").escalation_rates(0.5) is None
+    # meta (such as these rates) is not part of what the probe computes: cached answers stay valid
+    assert probe.fingerprint == _probe("00").fingerprint
+
+
+def test_the_verified_reader_action_adds_up_the_two_branches():
+    from adaptive_rag.query.policies import verified_reader, with_verified_reader
+
+    probs = {"rag:reader": 0.6, "rag:strong": 0.9}
+    costs = {"rag:reader": 1.0, "rag:strong": 3.0}
+    p, cost = verified_reader(probs, costs, (0.2, 0.8))
+    escalated = 0.6 * 0.2 + 0.4 * 0.8
+    assert p == pytest.approx(0.6 * 0.8 + escalated * 0.9) and cost == pytest.approx(1 + escalated * 3)
+    utility = {"rag:reader": 0.6 - 0.5 / 3, "rag:strong": 0.9 - 0.5}
+    pick, plan = with_verified_reader(probs, costs, utility, 0.5, (0.2, 0.8))
+    assert pick == "rag:reader+verify" and plan["utility"] == pytest.approx(p - 0.5 * cost / 3)
+    assert with_verified_reader(probs, costs, utility, 0.5, (1.0, 1.0))[0] is None  # it would always escalate
+
+
+def test_adaptive_chooses_the_verified_reader_before_generating(panel, tmp_path):
+    from adaptive_rag.query.policies import verified_reader
+
+    rates = answer_probe.rates_table(np.array([0.2, 0.2, 0.9, 0.9]), np.array([False, False, True, True]))
+    reader = ProbedFakeLM("weak", facts=FACTS, model_file=tmp_path / "w.gguf", misses_context=True)
+    reader.attach_probe(_probe("00", rates=rates))
+    strong = FakeLM("strong", facts=FACTS)
+    engine = panel(reader, strong)
+    probs = {"abstain": 0.0, "closed_book:reader": 0.1, "closed_book:strong": 0.2, "rag:reader": 0.5, "rag:strong": 0.9}
+    engine.routers["panel"] = ChoosingRouter(None, probs)
+    d = engine.answer("kb", QUESTION, policy="adaptive", thresholds={"adaptive_cost_weight": 0.3})
+    names = [s.name for s in d.stages]
+    assert names[names.index("panel_router") + 1] == "verify_plan"
+    router, plan = d.stages[names.index("panel_router")], d.stages[names.index("verify_plan")]
+    assert router.outcome == "rag:strong"  # the router alone buys the strong model
+    assert plan.signals["p_correct"] == pytest.approx(verified_reader(probs, {"rag:reader": 1.0, "rag:strong": 3.0},
+                                                                      (0.0, 1.0))[0])
+    assert plan.outcome == "rag on the reader, verified" and plan.thresholds["probe_escalate_min"] == 0.5
+    # the reader answered, its probe doubted it (0.9), so the strong model answered after all
+    assert names[-3:] == ["rag", "verify_probe", "rag"] and d.answer == "hold hands"
+    # a probe that escalates right and wrong answers alike buys nothing: the strong choice stands
+    useless = ProbedFakeLM("weak", facts=FACTS, model_file=tmp_path / "w.gguf", misses_context=True)
+    useless.attach_probe(_probe("00", rates=answer_probe.rates_table(np.array([0.2, 0.9, 0.2, 0.9]),
+                                                                     np.array([False, False, True, True]))))
+    engine = panel(useless, strong)
+    engine.routers["panel"] = ChoosingRouter(None, probs)
+    plain = engine.answer("kb", QUESTION, policy="adaptive", thresholds={"adaptive_cost_weight": 0.0})
+    assert [s for s in plain.stages if s.name == "verify_plan"][0].outcome == "keep rag:strong"
+    assert [s.model for s in plain.stages if s.name == "rag"] == ["strong"]
+
+
+def test_the_adaptive_replay_lets_the_verified_reader_compete():
+    from eval.router_sweeps import adaptive_sweep
+
+    costs = {"abstain": 0.0, "closed_book:reader": 0.5, "closed_book:strong": 1.5, "rag:reader": 1.0, "rag:strong": 3.0}
+    probs = {"abstain": 0.0, "closed_book:reader": 0.1, "closed_book:strong": 0.2, "rag:reader": 0.5, "rag:strong": 0.9}
+    records = []
+    for qid, weak_f1, p_wrong in (("q1", 1.0, 0.1), ("q2", 0.0, 0.9)):
+        weak = _record(qid, "always_weak_rag", weak_f1, 1.0)
+        weak["signals"]["rag"]["probe_p_wrong"] = p_wrong
+        adaptive = _record(qid, "adaptive", 0.0, 0.0)
+        adaptive["signals"]["verify_plan"] = {"escalate_if_right": 0.0, "escalate_if_wrong": 1.0,
+                                              "at_probe_escalate_min": 0.5}
+        adaptive["router"] = {"panel": {"probabilities": probs, "costs": costs}}
+        records += [weak, _record(qid, "always_strong_rag", 1.0, 3.0), adaptive]
+    sweep = adaptive_sweep(records, weights=(0.0, 0.3))
+    at = {pt["cost_weight"]: pt for pt in sweep["curve"]}
+    # weight 0: the perfect verifier's 0.95 beats the strong model's 0.9; q1 keeps the reader, q2 escalates
+    assert at[0.0]["f1"] == 1.0 and at[0.0]["strong_share"] == 0.5 and at[0.0]["cost_per_query"] == pytest.approx(2.5)
+    assert at[0.3] == {**at[0.0], "cost_weight": 0.3}

@@ -332,6 +332,25 @@ class Adaptive(Policy):
             q.answer_with(route, role)
 
 
+class AdaptiveV1(Policy):
+    """`adaptive` as it was before answer probes: the panel router's choice is final (no verified
+    action, no check after generating), whether or not the reader serves a probe. The baseline that
+    shows what the probe's two stages add, on the same questions."""
+
+    name = "adaptive_v1"
+    uses = ("adaptive_cost_weight",)
+    router_slot = "panel"
+
+    def run(self, q):
+        from gatekeeper.panel_router import ACTIONS
+
+        route, role, _ = ACTIONS[q.consult(self.router_slot).choice]
+        if route == "abstain":
+            q.abstain("the panel router found no route likely to answer")
+        else:
+            q.answer_with(route, role)
+
+
 def keeps_weak(p_true: float | None, support: float | None, unanswerable: bool, thresholds) -> bool:
     """`cascade`: keep the weak model's answer (a missing signal never keeps it)."""
     if unanswerable or p_true is None:
@@ -431,7 +450,7 @@ class KnnRouterPolicy(Policy):
 
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
-                                                          GatekeeperOnly, GatekeeperAdaptive, Adaptive, VerifiedRag,
+                                                          GatekeeperOnly, GatekeeperAdaptive, Adaptive, AdaptiveV1, VerifiedRag,
                                                           AlwaysWeakRag, AlwaysStrongRag,
                                                           AlwaysStrongLongContext,
                                                           StrongClosedBook, AlwaysAbstain, Cascade,

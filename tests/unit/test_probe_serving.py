@@ -143,6 +143,9 @@ def test_adaptive_verifies_the_readers_rag_answer_when_a_probe_is_served(panel, 
     engine.routers["panel"] = ChoosingRouter("rag:reader")
     d = engine.answer("kb", QUESTION, policy="adaptive")
     assert [s.name for s in d.stages][-3:] == ["rag", "verify_probe", "rag"] and d.stages[-1].model == "strong"
+    # adaptive_v1 ignores the probe: the router's choice is final
+    v1 = engine.answer("kb", QUESTION, policy="adaptive_v1")
+    assert v1.answer == "unsure guess" and "verify_probe" not in [s.name for s in v1.stages]
     # without a probe the router's choice is final, as before
     plain = panel(FakeLM("weak", facts=FACTS, misses_context=True), strong)
     plain.routers["panel"] = ChoosingRouter("rag:reader")

@@ -107,22 +107,29 @@ def _adaptive_rows(records: list[dict]) -> tuple[list[dict[str, dict]], int]:
 
 def _adaptive_pick(r: dict[str, dict], weight: float) -> tuple[str, dict]:
     """The action the panel router takes at `weight` (among the actions whose fixed policy ran)
-    and its outcome: that policy's record, or, where the run served an answer probe (a
-    `verify_plan` stage), the verified reader's outcome for `rag:reader` and for the verified
-    action (`_verified_outcome`), which competes as the live policy lets it."""
-    from adaptive_rag.query.policies import VERIFIED_READER, with_verified_reader
+    and its outcome: that policy's record; or, where the run served an answer probe (a
+    `verify_plan` stage), the live policy's two stages replayed at this weight: the escalation
+    point (escalation_threshold), the verified action competing with the probe's recorded
+    escalation rates, and the verified reader's outcome (`_verified_outcome`) for it and for
+    `rag:reader`."""
+    from adaptive_rag.query.policies import VERIFIED_READER, escalation_threshold, with_verified_reader
+    from gatekeeper.answer_probe import interpolate_rates
     from gatekeeper.panel_router import ACTIONS, choose
 
     panel = r["adaptive"]["router"]["panel"]
-    available = [a for a in panel["probabilities"] if ACTIONS[a][2] in r]
-    action, utility = choose(panel["probabilities"], panel["costs"], available, weight)
+    probs, costs = panel["probabilities"], panel["costs"]
+    available = [a for a in probs if ACTIONS[a][2] in r]
+    action, utility = choose(probs, costs, available, weight)
     plan = (r["adaptive"].get("signals") or {}).get("verify_plan")
     if not plan or "always_weak_rag" not in r or "always_strong_rag" not in r:
         return action, r[ACTIONS[action][2]]
-    rates = (plan["escalate_if_right"], plan["escalate_if_wrong"])
-    pick, _ = with_verified_reader(panel["probabilities"], panel["costs"], utility, weight, rates)
+    at = escalation_threshold(probs["rag:strong"], costs["rag:strong"], max(costs.values()), weight)
+    pick = None
+    if plan.get("escalation_rates"):
+        table = [{"threshold": t, "if_right": right, "if_wrong": wrong} for t, right, wrong in plan["escalation_rates"]]
+        pick, _ = with_verified_reader(probs, costs, utility, weight, interpolate_rates(table, at))
     if pick or action == "rag:reader":
-        return VERIFIED_READER, _verified_outcome(r, plan["at_probe_escalate_min"])
+        return VERIFIED_READER, _verified_outcome(r, at)
     return action, r[ACTIONS[action][2]]
 
 

@@ -74,12 +74,7 @@ class AnswerProbe:
         predictions on its training questions (meta "escalation_rates", made by `arag gatekeeper
         probe`; linear between the stored thresholds). None for a probe trained without them."""
         grid = self.meta.get("escalation_rates")
-        if not grid:
-            return None
-        ts = [row["threshold"] for row in grid]
-        right = float(np.interp(threshold, ts, [row["if_right"] for row in grid]))
-        wrong = float(np.interp(threshold, ts, [row["if_wrong"] for row in grid]))
-        return right, wrong
+        return interpolate_rates(grid, threshold) if grid else None
 
     def check_serves(self, model_sha256: str, engine: str, dtype: str) -> None:
         """ConfigError unless the serving model, engine and dtype are the ones it was trained on."""
@@ -119,6 +114,14 @@ def load(data_dir: Path, name: str) -> AnswerProbe:
 
 
 RATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def interpolate_rates(table: list[dict], threshold: float) -> tuple[float, float]:
+    """(P(escalate | right), P(escalate | wrong)) at `threshold` from a `rates_table`, linear
+    between its thresholds (beyond them, the end values)."""
+    ts = [row["threshold"] for row in table]
+    return (float(np.interp(threshold, ts, [row["if_right"] for row in table])),
+            float(np.interp(threshold, ts, [row["if_wrong"] for row in table])))
 
 
 def rates_table(p_wrong: np.ndarray, wrong: np.ndarray) -> list[dict]:

@@ -60,6 +60,8 @@ THRESHOLD_SIGNALS: dict[str, tuple[str, str]] = {
     "adaptive_rag_min": ("p_rag_correct", ">="), "cascade_p_true_min": ("p_true", ">="),
     "cascade_support_min": ("support", ">="), "knn_weak_min": ("p_weak_suffices", ">="),
     "probe_escalate_min": ("probe_p_wrong", ">="),
+    # adaptive's escalation point, derived from its cost weight (escalation_threshold), not set
+    "probe_escalate_at": ("probe_p_wrong", ">="),
 }
 
 ADAPTIVE_THRESHOLDS = ("adaptive_closed_book_min", "adaptive_draft_min", "adaptive_long_context_min",
@@ -261,17 +263,28 @@ class GatekeeperAdaptive(Policy):
         q.finish(q.long_context() if escalate else result)
 
 
-def verify_and_escalate(q: "QueryRun", result) -> None:
+def verify_and_escalate(q: "QueryRun", result, threshold: tuple[str, float] | None = None) -> None:
     """Finish with the reader's RAG `result`, or escalate it (settings: verify_escalation) when
-    the answer probe doubts it (probe_escalates); the check is a `verify_probe` stage."""
+    the answer probe doubts it (probe_escalates at `threshold`, (name, value); default the
+    request's `probe_escalate_min`); the check is a `verify_probe` stage."""
     p_wrong = q.probe_p_wrong(result)
+    name, value = threshold or ("probe_escalate_min", q.threshold("probe_escalate_min"))
     route, role = q.engine.config.verify_escalation
-    escalate = probe_escalates(p_wrong, result.unanswerable, q.thresholds)
+    escalate = probe_escalates(p_wrong, result.unanswerable, {"probe_escalate_min": value})
     q.note("verify_probe", {"probe_p_wrong": p_wrong, "said_unanswerable": result.unanswerable,
                             "probe_ms": result.generation.extra.get("probe_ms")},
-           {"probe_escalate_min": q.threshold("probe_escalate_min")},
-           f"escalate to {route} on {role}" if escalate else "keep the reader's answer")
+           {name: value}, f"escalate to {route} on {role}" if escalate else "keep the reader's answer")
     q.finish(q.route(route, role) if escalate else result)
+
+
+def escalation_threshold(p_strong: float, cost_strong: float, top_cost: float, cost_weight: float) -> float:
+    """`adaptive`'s probe threshold, from its one cost weight. Escalating a reader's answer that is
+    wrong with probability p to the strong model (right with p_strong) gains p x p_strong where the
+    reader was wrong and loses (1 - p) x (1 - p_strong) where it was right: p + p_strong - 1 in
+    P(correct), for cost_weight x cost_strong / top_cost of utility (the panel router's scale). So
+    escalate when p >= 1 - p_strong + cost_weight x cost_strong / top_cost (kept within [0, 1.01];
+    1.01 never escalates). The same approximation as verified_reader."""
+    return min(max(1.0 - p_strong + cost_weight * cost_strong / (top_cost or 1.0), 0.0), 1.01)
 
 
 class VerifiedRag(Policy):
@@ -292,16 +305,17 @@ class Adaptive(Policy):
     best P(correct) less `adaptive_cost_weight` times its relative price. Chosen on the `mixed`
     dev split among the learned routers by the rule declared in docs/evaluation.md.
 
-    Two stages where the reader serves an answer probe (ARAG_ANSWER_PROBES) and escalation goes to
-    strong RAG (the default ARAG_VERIFY_ESCALATION):
-    - before generating, a sixth action competes, `rag:reader+verify` (verified_reader): its
-      P(correct) and expected cost follow from the router's P(correct) of reader and strong RAG and
-      the probe's escalation rates at `probe_escalate_min`; a `verify_plan` stage records them;
-    - after generating, every RAG answer of the reader is checked by the probe and may escalate
-      as in `verified_rag` (its text then reaches a streaming client after the check)."""
+    Two stages where the reader serves an answer probe (ARAG_ANSWER_PROBES), the panel has a strong
+    model and doubted answers escalate to its RAG (the default ARAG_VERIFY_ESCALATION), all tuned
+    by the one cost weight (a `verify_plan` stage records the plan):
+    - the probe's escalation point follows from the weight (escalation_threshold);
+    - before generating, a sixth action competes, `rag:reader+verify` (verified_reader), with the
+      probe's escalation rates at that point;
+    - after generating, a RAG answer of the reader is checked by the probe at that point and may
+      escalate as in `verified_rag` (its text then reaches a streaming client after the check)."""
 
     name = "adaptive"
-    uses = ("adaptive_cost_weight", "probe_escalate_min")
+    uses = ("adaptive_cost_weight",)
     router_slot = "panel"
 
     def run(self, q):
@@ -309,27 +323,39 @@ class Adaptive(Policy):
 
         verdict = q.consult(self.router_slot)
         route, role, _ = ACTIONS[verdict.choice]
-        reader = q.engine.models.reader
-        probe = reader.answer_probe
-        if probe is not None and q.engine.config.verify_escalation == ("rag", "strong") and q.has_model("strong"):
-            signals = verdict.shown()
-            rates = probe.escalation_rates(q.threshold("probe_escalate_min"))
-            if rates is not None and {"utility", "costs"} <= set(signals):
-                pick, plan = with_verified_reader(verdict.probabilities, signals["costs"], signals["utility"],
-                                                  q.threshold("adaptive_cost_weight"), rates)
-                q.note("verify_plan", {**plan, "escalate_if_right": rates[0], "escalate_if_wrong": rates[1],
-                                       "router_choice": verdict.choice,
-                                       "at_probe_escalate_min": q.threshold("probe_escalate_min")},
-                       {k: q.threshold(k) for k in self.uses},
-                       "rag on the reader, verified" if pick else f"keep {verdict.choice}")
-                if pick:
-                    route, role = "rag", "reader"
+        plan = _verification_plan(q, verdict)
+        if plan is not None and plan["pick"]:
+            route, role = "rag", "reader"
         if route == "abstain":
             q.abstain("the panel router found no route likely to answer")
-        elif route == "rag" and q.engine.models.get(role).name == reader.name and "probe_p_wrong" in reader.probe_signals:
-            verify_and_escalate(q, q.rag(role))
+        elif plan is not None and route == "rag" and q.engine.models.get(role).name == q.engine.models.reader.name:
+            verify_and_escalate(q, q.rag(role), ("probe_escalate_at", plan["at"]))
         else:
             q.answer_with(route, role)
+
+
+def _verification_plan(q: "QueryRun", verdict) -> dict | None:
+    """`adaptive`'s probe stages for this request, recorded as a `verify_plan` stage: the
+    escalation point and whether the verified reader wins; None where they do not apply."""
+    probe = q.engine.models.reader.answer_probe
+    signals = verdict.shown()
+    if probe is None or q.engine.config.verify_escalation != ("rag", "strong") or not q.has_model("strong") \
+            or not {"utility", "costs"} <= set(signals) or "rag:strong" not in verdict.probabilities:
+        return None
+    weight, costs, probs = q.threshold("adaptive_cost_weight"), signals["costs"], verdict.probabilities
+    at = escalation_threshold(probs["rag:strong"], costs["rag:strong"], max(costs.values()), weight)
+    shown = {"probe_escalate_at": at, "router_choice": verdict.choice}
+    pick = None
+    table = probe.meta.get("escalation_rates")
+    if table:
+        rates = probe.escalation_rates(at)
+        pick, value = with_verified_reader(probs, costs, signals["utility"], weight, rates)
+        shown.update(value, escalate_if_right=rates[0], escalate_if_wrong=rates[1],
+                     escalation_rates=[[row["threshold"], round(row["if_right"], 4), round(row["if_wrong"], 4)]
+                                       for row in table])
+    q.note("verify_plan", shown, {"adaptive_cost_weight": weight},
+           "rag on the reader, verified" if pick or verdict.choice == "rag:reader" else f"keep {verdict.choice}")
+    return {"pick": pick, "at": at}
 
 
 class AdaptiveV1(Policy):

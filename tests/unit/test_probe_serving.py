@@ -140,9 +140,15 @@ def test_verified_rag_without_a_probe_says_what_is_missing(panel):
 def test_adaptive_verifies_the_readers_rag_answer_when_a_probe_is_served(panel, tmp_path):
     strong = FakeLM("strong", facts=FACTS)
     engine = panel(_probed_reader(tmp_path, misses_context=True), strong)
-    engine.routers["panel"] = ChoosingRouter("rag:reader")
+    probs = {"abstain": 0.0, "closed_book:reader": 0.1, "closed_book:strong": 0.2, "rag:reader": 0.8, "rag:strong": 0.85}
+    engine.routers["panel"] = ChoosingRouter(None, probs)
     d = engine.answer("kb", QUESTION, policy="adaptive")
     assert [s.name for s in d.stages][-3:] == ["rag", "verify_probe", "rag"] and d.stages[-1].model == "strong"
+    # the escalation point follows from the one cost weight: 1 - P(strong right) + 0.1 x 3 / 3
+    plan, check = (next(s for s in d.stages if s.name == name) for name in ("verify_plan", "verify_probe"))
+    assert plan.signals["router_choice"] == "rag:reader" and plan.thresholds == {"adaptive_cost_weight": 0.1}
+    assert check.thresholds == {"probe_escalate_at": pytest.approx(0.25)} and check.signals["probe_p_wrong"] == 0.9
+    assert plan.signals["probe_escalate_at"] == pytest.approx(0.25) and "escalate_if_right" not in plan.signals
     # adaptive_v1 ignores the probe: the router's choice is final
     v1 = engine.answer("kb", QUESTION, policy="adaptive_v1")
     assert v1.answer == "unsure guess" and "verify_probe" not in [s.name for s in v1.stages]
@@ -297,9 +303,10 @@ def test_adaptive_chooses_the_verified_reader_before_generating(panel, tmp_path)
     assert names[names.index("panel_router") + 1] == "verify_plan"
     router, plan = d.stages[names.index("panel_router")], d.stages[names.index("verify_plan")]
     assert router.outcome == "rag:strong"  # the router alone buys the strong model
+    at = 1 - 0.9 + 0.3 * 3 / 3
+    assert plan.outcome == "rag on the reader, verified" and plan.signals["probe_escalate_at"] == pytest.approx(at)
     assert plan.signals["p_correct"] == pytest.approx(verified_reader(probs, {"rag:reader": 1.0, "rag:strong": 3.0},
-                                                                      (0.0, 1.0))[0])
-    assert plan.outcome == "rag on the reader, verified" and plan.thresholds["probe_escalate_min"] == 0.5
+                                                                      answer_probe.interpolate_rates(rates, at))[0])
     # the reader answered, its probe doubted it (0.9), so the strong model answered after all
     assert names[-3:] == ["rag", "verify_probe", "rag"] and d.answer == "hold hands"
     # a probe that escalates right and wrong answers alike buys nothing: the strong choice stands
@@ -323,12 +330,16 @@ def test_the_adaptive_replay_lets_the_verified_reader_compete():
         weak = _record(qid, "always_weak_rag", weak_f1, 1.0)
         weak["signals"]["rag"]["probe_p_wrong"] = p_wrong
         adaptive = _record(qid, "adaptive", 0.0, 0.0)
-        adaptive["signals"]["verify_plan"] = {"escalate_if_right": 0.0, "escalate_if_wrong": 1.0,
-                                              "at_probe_escalate_min": 0.5}
+        # a perfect verifier: it escalates every wrong answer and no right one, at any point
+        adaptive["signals"]["verify_plan"] = {"escalation_rates": [[0.0, 0.0, 1.0], [1.0, 0.0, 1.0]]}
         adaptive["router"] = {"panel": {"probabilities": probs, "costs": costs}}
         records += [weak, _record(qid, "always_strong_rag", 1.0, 3.0), adaptive]
-    sweep = adaptive_sweep(records, weights=(0.0, 0.3))
+    sweep = adaptive_sweep(records, weights=(0.0, 0.3, 2.0))
     at = {pt["cost_weight"]: pt for pt in sweep["curve"]}
-    # weight 0: the perfect verifier's 0.95 beats the strong model's 0.9; q1 keeps the reader, q2 escalates
-    assert at[0.0]["f1"] == 1.0 and at[0.0]["strong_share"] == 0.5 and at[0.0]["cost_per_query"] == pytest.approx(2.5)
-    assert at[0.3] == {**at[0.0], "cost_weight": 0.3}
+    # weight 0: the perfect verifier's 0.95 beats the strong model's 0.9; the escalation point is
+    # 1 - 0.9 = 0.1: q1 (P(wrong) 0.1) escalates too, q2 (0.9) escalates
+    assert at[0.0]["f1"] == 1.0 and at[0.0]["strong_share"] == 1.0 and at[0.0]["cost_per_query"] == pytest.approx(4.0)
+    # weight 0.3: the point moves to 0.4, so q1 keeps the reader's answer
+    assert at[0.3]["f1"] == 1.0 and at[0.3]["strong_share"] == 0.5 and at[0.3]["cost_per_query"] == pytest.approx(2.5)
+    # weight 2: the point passes 1 (never escalate) and the reader answers alone
+    assert at[2.0]["cost_per_query"] == 1.0 and at[2.0]["strong_share"] == 0.0 and at[2.0]["f1"] == 0.5

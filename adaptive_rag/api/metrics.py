@@ -9,6 +9,8 @@ decision counts, the failed ones included:
 - arag_router_probability{action}: every router's probability per action or label it scored (the panel
   router's P(correct) of each action, the gatekeeper's probability of each label: closed_book, rag,
   long_context, none)
+- arag_probe_checks_total{outcome} (escalate / keep) and arag_probe_p_wrong: the answer probe's
+  checks of reader answers (`verified_rag`, `adaptive`) and the P(wrong) it read
 - arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
   at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
@@ -41,6 +43,10 @@ class ServerMetrics:
                                             "The panel router's P(correct) per action; the gatekeeper's per label.",
                                             ["action"], buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         self.refused = Counter("arag_admission_refused", "Requests refused with 429.", registry=r)
+        self.probe_checks = Counter("arag_probe_checks", "Answer-probe checks of reader answers, by outcome.",
+                                    ["outcome"], registry=r)
+        self.probe_p_wrong = Histogram("arag_probe_p_wrong", "The answer probe's P(wrong) at each check.",
+                                       buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         from collections import deque
 
         self.refusal_times: deque = deque(maxlen=100_000)  # for the inspector's refusals over time
@@ -73,4 +79,8 @@ class ServerMetrics:
             if stage.name in self.router_stages:  # the routers' probabilities per action/label
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
+            if stage.name == "verify_probe":
+                self.probe_checks.labels("escalate" if stage.outcome.startswith("escalate") else "keep").inc()
+                if stage.signals.get("probe_p_wrong") is not None:
+                    self.probe_p_wrong.observe(stage.signals["probe_p_wrong"])
 

@@ -237,10 +237,12 @@ def test_the_api_lists_served_probes_and_the_inspector_shows_the_check(engine_fo
         listed = client.get("/v1/probes").json()
         body = client.post("/v1/query", json={"query": QUESTION, "collection": "kb", "policy": "verified_rag"}).json()
         page = client.get(f"/ui/decisions/{body['decision']['id']}").text
+        metrics = client.get("/metrics").text
     assert listed["squad-answer"]["signal"] == "probe_p_wrong" and listed["squad-answer"]["engine"] == "transformers"
     check = next(s for s in body["decision"]["stages"] if s["name"] == "verify_probe")
     assert check["signals"]["probe_p_wrong"] == 0.9 and body["answer"] == "hold hands"
     assert "verify_probe" in page and "probe_escalate_min" in page and "0.9" in page
+    assert 'arag_probe_checks_total{outcome="escalate"} 1.0' in metrics and "arag_probe_p_wrong_count 1.0" in metrics
 
 
 def test_the_probe_benchmark_summarises_paired_latency_and_agreement():

@@ -80,7 +80,7 @@ def run(args) -> dict[str, Any]:
                 log(f"{n + 1}/{len(dev)}")
     finally:
         store.close()
-    return {"machine": machine_info(), "command": "python -m eval.bench probe " + " ".join(args.argv),
+    return {"machine": machine_info(), "command": "python -m eval.bench " + " ".join(args.argv),
             "date": time.strftime("%Y-%m-%d"), "labels": str(labels), "probe": args.probe, "kind": probe.kind,
             "layer": probe.layer, "engine": plain.label, "model": plain.name, **summarise(out), "questions": out}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
+from adaptive_rag.errors import UserError
 from adaptive_rag.registry import lookup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,7 +124,7 @@ def verified_reader(probs, costs, rates: tuple[float, float]) -> tuple[float, fl
     return p_correct, costs["rag:reader"] + escalated * costs["rag:strong"]
 
 
-def with_verified_reader(probs, costs, utility, cost_weight: float, rates) -> tuple[str, dict]:
+def with_verified_reader(probs, costs, utility, cost_weight: float, rates) -> tuple[str | None, dict]:
     """The panel router's choice once the verified action competes: (VERIFIED_READER or None,
     its P(correct), cost and utility, on the panel router's utility scale)."""
     p, cost = verified_reader(probs, costs, rates)
@@ -296,6 +297,10 @@ class VerifiedRag(Policy):
     uses = ("probe_escalate_min",)
 
     def run(self, q):
+        route, role = q.engine.config.verify_escalation
+        if not q.has_model(role):  # refuse before answering, not only when an answer escalates
+            raise UserError(f"policy verified_rag escalates to {route} on the panel's {role} model, and the panel has "
+                            f"none (set ARAG_{role.upper()}_MODEL or ARAG_VERIFY_ESCALATION)")
         verify_and_escalate(q, q.rag("reader"))
 
 

@@ -131,6 +131,14 @@ def test_verified_rag_escalates_where_the_settings_say(panel, tmp_path):
     assert d.stages[2].outcome == "escalate to long_context on strong"
 
 
+def test_verified_rag_without_a_strong_model_refuses_before_answering(engine_for, store, tmp_path):
+    reader = _probed_reader(tmp_path)
+    engine = engine_for(Models(reader, reader, {}), store=store, docs=DOCS, decisions=None, top_k=2)
+    with pytest.raises(UserError, match="the panel has none"):
+        engine.answer("kb", QUESTION, policy="verified_rag")
+    assert not reader.calls
+
+
 def test_verified_rag_without_a_probe_says_what_is_missing(panel):
     engine = panel(FakeLM("weak", facts=FACTS), FakeLM("strong", facts=FACTS))
     with pytest.raises(UserError, match="needs an answer probe on model 'weak'.*ARAG_ANSWER_PROBES"):

@@ -237,6 +237,20 @@ class QueryRun:
                      started)
         return value
 
+    def judge(self, result: RouteResult, model: str | None = None) -> float | None:
+        """The judge's P(`result`'s answer is correct), without a gold answer (query/judge.py), from
+        `model` (default: the panel's strong model), as a "judge" stage with its tokens and cost.
+        The judge reads the chunks the answer was given (none for closed-book)."""
+        from adaptive_rag.query.judge import judge
+
+        lm = self._lm(model, "strong")
+        started = time.perf_counter()
+        verdict = judge(lm, self.question, [h.text for h in result.sources], result.generation.text)
+        self._charge("judge", lm, [verdict.generation],
+                     {"p_correct": verdict.p_correct, "of_route": result.route, "of_model": result.generation.model},
+                     {}, {True: "correct", False: "wrong", None: "no verdict"}[verdict.correct], started)
+        return verdict.p_correct
+
     def abstain(self, reason: str) -> None:
         """The final answer is "the collection does not answer this", with no citations."""
         if self.events is not None:

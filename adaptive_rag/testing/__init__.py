@@ -61,8 +61,9 @@ class FakeLM(LanguageModel):
     """Deterministic reader. Closed-book: answers `closed_book_answer` with per-token log-prob
     `closed_book_logprob`. With a context: answers `facts[question keyword]` when the context holds
     that answer (log-prob -0.1, refusal -6.0), else "unanswerable" (refusal -0.05); with
-    `misses_context`, "unsure guess" (log-prob -1.2) whatever the context. Asked P(True), it says
-    "Yes" (log-prob -0.1, "No" -2.5) when the answer it gave is one of its facts, else the reverse.
+    `misses_context`, "unsure guess" (log-prob -1.2) whatever the context. Asked P(True), or asked
+    to judge an answer (query/judge.py), it says "Yes" (log-prob -0.1, "No" -2.5) when the answer
+    is one of its facts, else the reverse.
     `sample` returns `sample_answers[seed]`, or the greedy answer."""
 
     def __init__(self, name="fake-lm", facts=None, closed_book_answer="I think Paris", closed_book_logprob=-1.5,
@@ -121,8 +122,13 @@ class FakeLM(LanguageModel):
             raise self.fail_with
         prompt = messages[-1].content
         prompt_tokens = sum(self.count_tokens(m.content) for m in messages)
-        if prompt == P_TRUE_QUESTION:  # P(True): "Yes" is likely when the answer it gave is a known fact
-            right = messages[-2].content in self.facts.values()
+        from adaptive_rag.query.judge import QUESTION as JUDGE_QUESTION
+
+        if prompt == P_TRUE_QUESTION or prompt.endswith(JUDGE_QUESTION):
+            # P(True), or judging an answer: "Yes" is likely when the answer is one of its facts
+            answer = messages[-2].content if prompt == P_TRUE_QUESTION else \
+                prompt.rsplit("\nAnswer: ", 1)[1].rsplit("\n\n" + JUDGE_QUESTION, 1)[0]
+            right = answer in self.facts.values()
             gen = self._gen(YES if right else NO, -0.1, -6.0, prompt_tokens)
             return Generation(gen.text, gen.tokens, gen.usage, gen.model,
                               extra={"first_token_logprobs": {YES: -0.1 if right else -2.5, NO: -2.5 if right else -0.1}})

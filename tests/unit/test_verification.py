@@ -215,3 +215,41 @@ def test_choose_cost_weight_follows_the_declared_rule():
                    {"cost_weight": 0.5, "f1": 0.40, "tokens_per_query": 100}]}}}
     assert choose(summary)["cost_weight"] == 0.2  # best F1 within 600 tokens; the tie goes to fewer tokens
     assert choose(summary, share=0.05)["cost_weight"] == 0.5  # nothing that cheap: the cheapest point
+
+
+def test_the_judge_grades_an_answer_without_a_gold_answer(panel):
+    from adaptive_rag.decisions import Decision
+    from adaptive_rag.query.judge import QUESTION, judge_messages
+    from adaptive_rag.query.run import QueryRun
+
+    weak, strong = FakeLM("weak", facts=FACTS, misses_context=True), FakeLM("strong", facts=FACTS)
+    engine = panel(weak, strong)
+    run = QueryRun(engine, Decision(collection="kb", policy="x", query="What do otters do?"), 2, engine.thresholds)
+    guess = run.rag("reader")
+    p_wrong_answer = run.judge(guess)
+    right = run.rag("strong")
+    p_right_answer = run.judge(right)
+    assert p_right_answer == pytest.approx(math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.5)))
+    assert p_wrong_answer == pytest.approx(1 - p_right_answer)
+    stage = run.decision.stages[-1]
+    assert stage.name == "judge" and stage.model == "strong" and stage.outcome == "correct"
+    assert stage.signals["of_model"] == "strong" and stage.usage.input_tokens > 0
+    assert run.decision.stages[2].outcome == "wrong"  # the reader's guess, judged by the strong model
+    # the judge reads the chunks the answer was given, and no reference answer
+    prompt = strong.calls[-1][-1].content
+    assert "Sea otters hold hands" in prompt and prompt.endswith(QUESTION)
+    assert "(no context)" in judge_messages("q?", [], "a")[-1].content
+
+
+def test_judge_agreement_figures():
+    from eval.judge_agreement import agreement, cohen_kappa
+
+    assert cohen_kappa([True, True, False, False], [True, True, False, False]) == 1.0
+    assert cohen_kappa([True, False, True, False], [True, True, False, False]) == 0.0  # agreement at chance
+    assert cohen_kappa([True, True], [True, True]) is None
+    rows = [{"p_correct": 0.9, "gold_correct": True}, {"p_correct": 0.6, "gold_correct": False},
+            {"p_correct": 0.2, "gold_correct": False}, {"p_correct": None, "gold_correct": True}]
+    a = agreement(rows)
+    assert a["n"] == 3 and a["no_verdict"] == 1 and a["accuracy"] == pytest.approx(2 / 3)
+    assert a["auroc"] == 1.0 and a["judged_correct_share"] == pytest.approx(2 / 3)
+    assert a["kappa"] == pytest.approx((2 / 3 - (2 / 3 * 1 / 3 + 1 / 3 * 2 / 3)) / (1 - (2 / 3 * 1 / 3 + 1 / 3 * 2 / 3)))

@@ -13,7 +13,7 @@ read from the answer's own generation as a served probe reads them
 - `answer`: the mean over the answer's tokens (a post-generation probe).
 Folders labelled before 2026-12-07 read them with a second forward pass over prompt + answer
 (meta.json: "states_from": "second_pass"); the two readings agree to a median |P(wrong)|
-difference of 0.0003 on SQuAD (`python -m eval.bench probe`).
+difference of 0.0007 on 150 SQuAD dev questions (`python -m eval.bench probe`).
 
 Output folder: `labels.jsonl` (one row per question: id, question, f1, em, correct, answer, signals,
 support, tokens, latencies) and `hidden-NNNNN.npz` shards (ids, layers, prompt and answer states

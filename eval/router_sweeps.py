@@ -1,6 +1,7 @@
 """The weak/strong routers replayed over their thresholds from one evaluation's records, with no
 model run: `knn_router` over `knn_weak_min`, `verified_rag` over `probe_escalate_min` and
-`adaptive` (the panel router's first stage) over `adaptive_cost_weight`. Each sweep has the shape of eval/cascade_replay.py's (a curve of F1,
+`adaptive` over `adaptive_cost_weight` (the panel router's choice, and where the run served an
+answer probe its two stages too). Each sweep has the shape of eval/cascade_replay.py's (a curve of F1,
 cost, tokens and the share of questions sent to the strong model; the share of the weak-to-strong
 F1 gap recovered at 50%/80% strong calls) so the report treats the three alike.
 

@@ -261,6 +261,8 @@ def probe(
                                            "(the prompt's last state, before generating).")] = "answer",
     fit_on: Annotated[str, typer.Option(help="train+dev (to serve), or train (to evaluate the probe on dev "
                                               "questions it never saw).")] = "train+dev",
+    combine: Annotated[bool, typer.Option(help="answer probes: stack a combiner that also reads the answer's "
+                                               "output signals (log-probs, support, length).")] = True,
 ) -> None:
     """Train an internal-state probe, P(the answer is wrong), from stored hidden states (no model
     runs): layer and regularisation chosen by 5-fold cross-validated AUROC on the train questions,
@@ -285,15 +287,22 @@ def probe(
     best = probe_report.choose_probe(X[is_train], states["layers"].tolist(), wrong[is_train].astype(int), ("logistic",))
     cv_auroc, layer, c = best["cv_auroc"], best["layer"], best["hyper"]
     fitted = is_train if fit_on == "train" else np.ones(len(rows), dtype=bool)
-    # how often a threshold escalates right and wrong answers, from out-of-fold predictions on train
-    held_out = probe_report._cross_fitted(X[is_train][:, best["layer_index"]], wrong[is_train].astype(int), "logistic", c)
-    rates = answer_probe.rates_table(held_out, wrong[is_train])
+    y = wrong[fitted].astype(int)
+    held_out = probe_report._cross_fitted(X[fitted][:, best["layer_index"]], y, "logistic", c)  # out of fold
+    combiner = None
+    if combine and kind == "answer":
+        signals = np.column_stack([probe_report.signal_values(rows, n) for n in answer_probe.COMBINER_SIGNALS])[fitted]
+        combiner = answer_probe.fit_combiner(held_out, signals, y)
+        held_out = probe_report._cross_fitted(answer_probe.combiner_features(held_out, signals), y, "logistic", 1.0)
+    # how often a threshold escalates right and wrong answers, from out-of-fold predictions
+    rates = answer_probe.rates_table(held_out, y.astype(bool))
     mean, scale, coef, intercept = answer_probe.fit(X[fitted][:, best["layer_index"]], wrong[fitted], c)
     probe = answer_probe.AnswerProbe(kind, layer, mean, scale, coef, intercept, meta["model_sha256"], meta["engine"],
                                      meta["dtype"], {"name": name, "dataset": meta["dataset"], "questions": int(fitted.sum()),
                                                      "fit_on": fit_on, "model": meta.get("model"), "c": c,
                                                      "cv_auroc_train": cv_auroc, "labels": str(labels),
-                                                     "escalation_rates": rates})
+                                                     "escalation_rates": rates}, combiner)
     path = probe.save(_settings().data_dir, name)
-    typer.echo(f"answer probe {name!r} ({kind}, layer {layer}, C {c:g}): cross-validated AUROC on train {cv_auroc:.3f}; "
+    typer.echo(f"answer probe {name!r} ({kind}, layer {layer}, C {c:g}{', with output signals' if combiner else ''}): "
+               f"cross-validated AUROC on train {cv_auroc:.3f} (states alone); "
                f"fitted on {int(fitted.sum())} {fit_on} questions; saved in {path}")

@@ -149,6 +149,27 @@ def bootstrap(scores: dict[str, np.ndarray], wrong: np.ndarray, reference: str |
     return out
 
 
+def _combined(rows, states, choice, probe_dev, wrong, tr, dv) -> dict[str, np.ndarray]:
+    """Dev scores of two learned combinations, fitted on train: the answer probe stacked with the
+    output signals (gatekeeper.answer_probe's combiner, on out-of-fold probe predictions, as
+    `arag gatekeeper probe` fits it), and the output signals alone in one logistic regression (the
+    fair baseline for it: more than the best single signal)."""
+    from gatekeeper.answer_probe import COMBINER_SIGNALS, combiner_features, fit_combiner
+    from gatekeeper.panel_router import fit_logistic
+
+    X = states["answer"][:, choice["layer_index"]]
+    y = wrong.astype(int)
+    held_out = _cross_fitted(X[tr], y[tr], choice["model"], choice["hyper"])
+    S = np.column_stack([signal_values(rows, n) for n in COMBINER_SIGNALS])
+    combiner = fit_combiner(held_out, S[tr], y[tr])
+    features_dev = combiner_features(probe_dev, S[dv])
+    z = ((features_dev - combiner["mean"]) / combiner["scale"]) @ np.array(combiner["coef"]) + combiner["intercept"]
+    alone = combiner_features(np.full(len(rows), 0.5), S)[:, 1:]  # the signals, missing ones filled
+    mean, scale, coef, intercept = fit_logistic(alone[tr], y[tr].astype(float), 1.0, 0, max_iter=3000)
+    z_alone = ((alone[dv] - mean) / scale) @ coef + intercept
+    return {"probe_answer+signals": 1 / (1 + np.exp(-z)), "signals_combined": 1 / (1 + np.exp(-z_alone))}
+
+
 def analyse(folder: Path) -> dict:
     meta = json.loads((folder / "meta.json").read_text())
     rows, states = load(folder)
@@ -166,6 +187,7 @@ def analyse(folder: Path) -> dict:
         model = _fit(choice["model"], choice["hyper"], X[tr][:, choice["layer_index"]], wrong[tr].astype(int))
         dev_scores[f"probe_{kind}"] = model.predict_proba(X[dv][:, choice["layer_index"]])[:, 1]
         result["probes"][kind] = choice
+    dev_scores.update(_combined(rows, states, result["probes"]["answer"], dev_scores["probe_answer"], wrong, tr, dv))
     directions = {}
     for name in SIGNALS:
         values = signal_values(rows, name)

@@ -29,7 +29,8 @@ SIGNALS = {
     "refusal_logprob": ("always_weak_rag", "rag", "refusal_logprob", +1),
     "panel_p_weak_rag": ("adaptive", "panel", "rag:reader", -1),
     # internal-state probes the reader read from the same generation (ARAG_ANSWER_PROBES)
-    "probe_p_wrong": ("always_weak_rag", "rag", "probe_p_wrong", +1),
+    "probe_p_wrong": ("always_weak_rag", "rag", "probe_p_wrong", +1),  # with its combiner, if it has one
+    "probe_state_p_wrong": ("always_weak_rag", "rag", "probe_state_p_wrong", +1),  # the states alone
     "probe_pre_p_wrong": ("always_weak_rag", "rag", "probe_pre_p_wrong", +1),
 }
 

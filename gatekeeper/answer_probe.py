@@ -11,6 +11,13 @@ probe of another model, or of the same model in float32 rather than bfloat16, wo
 that look right and mean nothing). Stored as plain numbers in
 `<data dir>/routers/<name>/answer_probe.json` (no pickle), beside the routers.
 
+An answer probe may carry a **combiner**: a second logistic regression, stacked on the first, that
+reads the state probe's logit together with the answer's output signals (COMBINER_SIGNALS: token
+log-probs, entropy, the refusal word's log-prob, retrieval support, answer length). It is fitted on
+out-of-fold state-probe predictions of the training questions, so it learns how far to trust the
+states against the output. The engine computes only the state part; the query core combines
+(`combined_p_wrong`), because the output signals exist only once the answer does.
+
 Serving (setting `answer_probes`, ARAG_ANSWER_PROBES): each named probe is attached to the panel
 model whose file, engine and dtype it was trained on (`attach`), and that engine reads the layer
 from the answer's own generation, so the probe costs no second pass; the answer's stage then
@@ -36,6 +43,10 @@ FORMAT = 1
 KINDS = ("prompt", "answer")
 FILE = "answer_probe.json"
 SIGNALS = {"answer": "probe_p_wrong", "prompt": "probe_pre_p_wrong"}
+# the answer's output signals a combiner reads beside the state probe (names as in the RAG stage's
+# signals and the probe labels' rows)
+COMBINER_SIGNALS = ("min_logprob", "first_logprob", "mean_logprob", "mean_entropy", "refusal_logprob", "support",
+                    "answer_tokens")
 
 
 @dataclass
@@ -50,10 +61,25 @@ class AnswerProbe:
     engine: str
     dtype: str
     meta: dict = field(default_factory=dict)
+    # {"signals": [...], "mean", "scale", "coef": [logit(state P) + signals], "intercept"}; None: states alone
+    combiner: dict | None = None
 
     def p_wrong(self, state) -> float:
         """P(the answer is wrong) for one hidden state (this probe's kind and layer)."""
         z = float(((np.asarray(state, dtype=np.float64) - self.mean) / self.scale) @ self.coef + self.intercept)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def combined_p_wrong(self, p_state: float, values) -> float:
+        """P(wrong) from the state probe's P(wrong) and the answer's output signals (`values`, a
+        mapping by name; a missing one counts as its training mean). Without a combiner, p_state."""
+        if not self.combiner:
+            return p_state
+        c = self.combiner
+        p = min(max(float(p_state), 1e-6), 1 - 1e-6)
+        mean = np.asarray(c["mean"], dtype=np.float64)
+        x = np.array([math.log(p / (1 - p))] + [values.get(name) if values.get(name) is not None else mean[i + 1]
+                                                  for i, name in enumerate(c["signals"])], dtype=np.float64)
+        z = float(((x - mean) / np.asarray(c["scale"])) @ np.asarray(c["coef"]) + c["intercept"])
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     @property
@@ -63,9 +89,10 @@ class AnswerProbe:
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of what the probe computes (its numbers, layer, kind and model; not its
-        meta): generations made with it are cached under it."""
-        numbers = {k: v for k, v in self.to_json().items() if k != "meta"}
+        """A short hash of what the engine computes with the probe (its numbers, layer, kind and
+        model; not its meta or combiner, which the query core applies): generations made with it
+        are cached under it."""
+        numbers = {k: v for k, v in self.to_json().items() if k not in ("meta", "combiner")}
         return hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()[:12]
 
     def escalation_rates(self, threshold: float) -> tuple[float, float] | None:
@@ -87,7 +114,8 @@ class AnswerProbe:
     def to_json(self) -> dict:
         return {"format": FORMAT, "kind": self.kind, "layer": self.layer, "model_sha256": self.model_sha256,
                 "engine": self.engine, "dtype": self.dtype, "intercept": self.intercept, "meta": self.meta,
-                **{k: [round(float(v), 8) for v in getattr(self, k)] for k in ("mean", "scale", "coef")}}
+                **{k: [round(float(v), 8) for v in getattr(self, k)] for k in ("mean", "scale", "coef")},
+                **({"combiner": self.combiner} if self.combiner else {})}
 
     def save(self, data_dir: Path, name: str) -> Path:
         folder = routers_dir(data_dir) / checked_name(name)
@@ -110,7 +138,7 @@ def load(data_dir: Path, name: str) -> AnswerProbe:
         raise ConfigError(f"{path}: answer probe format {data.get('format')!r}, this version reads {FORMAT}")
     return AnswerProbe(data["kind"], int(data["layer"]), np.array(data["mean"]), np.array(data["scale"]),
                        np.array(data["coef"]), float(data["intercept"]), data["model_sha256"], data["engine"],
-                       data["dtype"], data.get("meta", {}))
+                       data["dtype"], data.get("meta", {}), data.get("combiner"))
 
 
 RATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
@@ -130,6 +158,24 @@ def rates_table(p_wrong: np.ndarray, wrong: np.ndarray) -> list[dict]:
     p_wrong, wrong = np.asarray(p_wrong, float), np.asarray(wrong, bool)
     return [{"threshold": t, "if_right": float(np.mean(p_wrong[~wrong] >= t)) if (~wrong).any() else 0.0,
              "if_wrong": float(np.mean(p_wrong[wrong] >= t)) if wrong.any() else 0.0} for t in RATE_THRESHOLDS]
+
+
+def combiner_features(p_state: np.ndarray, signals: np.ndarray) -> np.ndarray:
+    """A combiner's inputs: the logit of the state probe's P(wrong), then the output signals
+    (columns in COMBINER_SIGNALS order; NaN where missing, filled with the column's mean)."""
+    p = np.clip(np.asarray(p_state, dtype=np.float64), 1e-6, 1 - 1e-6)
+    S = np.asarray(signals, dtype=np.float64)
+    fill = np.array([np.nanmean(col) if np.isfinite(col).any() else 0.0 for col in S.T])
+    return np.column_stack([np.log(p / (1 - p)), np.where(np.isfinite(S), S, fill)])
+
+
+def fit_combiner(p_state: np.ndarray, signals: np.ndarray, wrong: np.ndarray, c: float = 1.0, seed: int = 0) -> dict:
+    """A combiner (see the module docstring) from out-of-fold state-probe P(wrong) and the output
+    signals (`combiner_features`)."""
+    X = combiner_features(p_state, signals)
+    mean, scale, coef, intercept = fit_logistic(X, np.asarray(wrong, dtype=float), c, seed, max_iter=3000)
+    return {"signals": list(COMBINER_SIGNALS), "c": c, "intercept": float(intercept),
+            **{k: [round(float(v), 8) for v in arr] for k, arr in (("mean", mean), ("scale", scale), ("coef", coef))}}
 
 
 def fit(X: np.ndarray, wrong: np.ndarray, c: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

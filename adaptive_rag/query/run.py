@@ -31,6 +31,18 @@ ABSTAIN_ANSWER = "The collection does not answer this question."
 LONG_CONTEXT_DEPTH = 50
 
 
+def _combined_probe(lm: LanguageModel, result: RouteResult) -> dict:
+    """Where the answering model's answer probe has a combiner (gatekeeper/answer_probe.py): its
+    P(wrong) from the states and the answer's output signals as `probe_p_wrong`, and the states'
+    own reading as `probe_state_p_wrong`. Empty otherwise (the engine's reading stands)."""
+    raw = result.generation.extra.get("probe_p_wrong")
+    probe = lm.answer_probe
+    if raw is None or probe is None or not probe.combiner:
+        return {}
+    values = {**result.signals, "support": result.support, "answer_tokens": result.generation.usage.output_tokens}
+    return {"probe_state_p_wrong": raw, "probe_p_wrong": probe.combined_p_wrong(raw, values)}
+
+
 class QueryRun:
     """One request in flight: the routes a policy may call, each recorded as a stage."""
 
@@ -106,6 +118,7 @@ class QueryRun:
                         if k in gen.extra}
         if result.route != "closed_book":  # how much of the answer the chunks it read hold
             engine_facts.update(support=result.support, supporting_chunks=len(result.supporting))
+        engine_facts.update(_combined_probe(lm, result))
         self.decision.stages.append(Stage(
             name=result.route, model=lm.name, engine=lm.label,
             signals={**result.signals, "context_tokens": result.context_tokens, "generation_ms": gen.latency_ms,
@@ -214,7 +227,8 @@ class QueryRun:
             raise UserError(f"policy {self.decision.policy!r} needs an answer probe on model "
                             f"{result.generation.model!r}: train one (arag gatekeeper probe) and serve it "
                             "(ARAG_ANSWER_PROBES)")
-        return result.generation.extra["probe_p_wrong"]
+        lm = self.engine.models.get(result.generation.model)
+        return _combined_probe(lm, result).get("probe_p_wrong", result.generation.extra["probe_p_wrong"])
 
     def p_true(self, result: RouteResult, model: str | None = None) -> float | None:
         """P(True) of `result`'s answer, asked of `model` (default: the model that answered), as

@@ -353,3 +353,32 @@ def test_the_adaptive_replay_lets_the_verified_reader_compete():
     assert at[0.3]["f1"] == 1.0 and at[0.3]["strong_share"] == 0.5 and at[0.3]["cost_per_query"] == pytest.approx(2.5)
     # weight 2: the point passes 1 (never escalate) and the reader answers alone
     assert at[2.0]["cost_per_query"] == 1.0 and at[2.0]["strong_share"] == 0.0 and at[2.0]["f1"] == 0.5
+
+
+def test_a_combiner_reads_the_states_and_the_answers_output_signals(panel, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 200
+    p_state = rng.uniform(0.05, 0.95, n)
+    signals = rng.normal(size=(n, len(answer_probe.COMBINER_SIGNALS)))
+    signals[::7, 5] = np.nan  # support missing now and then: filled with the mean
+    # wrong answers: a low min log-prob (column 0) decides, the states say little
+    wrong = signals[:, 0] + 0.2 * rng.normal(size=n) < 0
+    combiner = answer_probe.fit_combiner(p_state, signals, wrong)
+    assert combiner["signals"] == list(answer_probe.COMBINER_SIGNALS) and abs(combiner["coef"][1]) > 5 * abs(combiner["coef"][0])
+    probe = answer_probe.AnswerProbe("answer", 1, np.zeros(3), np.ones(3), np.zeros(3), 0.0, "00", "transformers",
+                                     "bfloat16", {}, combiner)
+    low, high = probe.combined_p_wrong(0.5, {"min_logprob": -2.0}), probe.combined_p_wrong(0.5, {"min_logprob": 2.0})
+    assert low > 0.9 and high < 0.1  # the other signals missing: their means
+    assert probe.combined_p_wrong(0.5, {}) == pytest.approx(probe.combined_p_wrong(0.5, {"support": None}))
+    path = probe.save(tmp_path, "combined")
+    assert answer_probe.load(tmp_path, "combined").combiner == combiner
+    assert probe.fingerprint == _probe("00").fingerprint  # the engine's part is unchanged: cached answers stay valid
+    # served: the answer's stage shows both readings, and the policy acts on the combined one
+    reader = ProbedFakeLM("weak", facts=FACTS, model_file=tmp_path / "w.gguf", misses_context=True)
+    reader.attach_probe(probe)
+    d = panel(reader, FakeLM("strong", facts=FACTS)).answer("kb", QUESTION, policy="verified_rag")
+    rag, check = d.stages[1], d.stages[2]
+    assert rag.signals["probe_state_p_wrong"] == 0.9  # the fake engine's reading
+    expected = probe.combined_p_wrong(0.9, {**{k: rag.signals.get(k) for k in answer_probe.COMBINER_SIGNALS},
+                                            "answer_tokens": rag.usage.output_tokens})
+    assert rag.signals["probe_p_wrong"] == pytest.approx(expected) and check.signals["probe_p_wrong"] == pytest.approx(expected)

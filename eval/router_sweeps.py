@@ -113,7 +113,8 @@ def _adaptive_pick(r: dict[str, dict], weight: float) -> tuple[str, dict]:
     point (escalation_threshold), the verified action competing with the probe's recorded
     escalation rates, and the verified reader's outcome (`_verified_outcome`) for it and for
     `rag:reader`."""
-    from adaptive_rag.query.policies import VERIFIED_READER, escalation_threshold, with_verified_reader
+    from adaptive_rag.query.policies import (VERIFIED_READER, conditional_strong, escalation_threshold,
+                                             with_verified_reader)
     from gatekeeper.answer_probe import interpolate_rates
     from gatekeeper.panel_router import ACTIONS, choose
 
@@ -124,11 +125,12 @@ def _adaptive_pick(r: dict[str, dict], weight: float) -> tuple[str, dict]:
     plan = (r["adaptive"].get("signals") or {}).get("verify_plan")
     if not plan or "always_weak_rag" not in r or "always_strong_rag" not in r:
         return action, r[ACTIONS[action][2]]
-    at = escalation_threshold(probs["rag:strong"], costs["rag:strong"], max(costs.values()), weight)
+    strong = conditional_strong(probs["rag:strong"], plan.get("strong_given_reader"))
+    at = escalation_threshold(strong, costs["rag:strong"], max(costs.values()), weight)
     pick = None
     if plan.get("escalation_rates"):
         table = [{"threshold": t, "if_right": right, "if_wrong": wrong} for t, right, wrong in plan["escalation_rates"]]
-        pick, _ = with_verified_reader(probs, costs, utility, weight, interpolate_rates(table, at))
+        pick, _ = with_verified_reader(probs, costs, utility, weight, interpolate_rates(table, at), strong)
     if pick or action == "rag:reader":
         return VERIFIED_READER, _verified_outcome(r, at)
     return action, r[ACTIONS[action][2]]

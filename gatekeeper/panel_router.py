@@ -280,6 +280,22 @@ def _cross_fitted(X: np.ndarray, y: np.ndarray, c: float, seed: int) -> np.ndarr
     return out
 
 
+def strong_given_reader(rows: Sequence[Mapping]) -> dict | None:
+    """How often the strong model's RAG answer is right overall, where the reader's RAG answer was
+    wrong, and where it was right, on label rows: the strong model is less often right exactly
+    where the reader fails (on the shipped router's `mixed` train labels 0.40 against 0.50
+    overall), which escalating a doubted reader answer must count (query/policies.py,
+    conditional_strong). None without both outcomes."""
+    pairs = [(r["outcomes"]["rag:reader"]["f1"] >= CORRECT_F1, r["outcomes"]["rag:strong"]["f1"] >= CORRECT_F1)
+             for r in rows if {"rag:reader", "rag:strong"} <= set(r["outcomes"])]
+    wrong = [s for reader, s in pairs if not reader]
+    right = [s for reader, s in pairs if reader]
+    if not wrong or not right:
+        return None
+    return {"overall": sum(s for _, s in pairs) / len(pairs), "reader_wrong": sum(wrong) / len(wrong),
+            "reader_right": sum(right) / len(right), "questions": len(pairs)}
+
+
 def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: int = 0) -> tuple[PanelRouter, list[dict]]:
     """Fit every action's model on label rows (each with `inputs` and `outcomes`). Returns the
     router and, per question, the cross-fitted P(correct) of every action (for reports)."""
@@ -306,6 +322,7 @@ def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: i
         metrics[action] = {"c": c, "positive_rate": float(y.mean()), "log_loss": scores[c],
                            "ece": reliability(cross, y).ece, "auroc": auroc(cross, y.astype(bool))}
     meta = {"name": name, "questions": len(rows), "training_hash": training_hash(rows), "seed": seed,
+            "strong_given_reader": strong_given_reader(rows),
             "correct_if_f1_at_least": CORRECT_F1, "cross_validated": metrics,
             "kinds": {k: sum(1 for r in rows if r.get("kind") == k) for k in sorted({str(r.get("kind")) for r in rows})}}
     return PanelRouter(actions, names, embedder, meta), heldout

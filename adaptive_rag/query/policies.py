@@ -110,24 +110,36 @@ def probe_escalates(p_wrong: float | None, unanswerable: bool, thresholds) -> bo
 VERIFIED_READER = "rag:reader+verify"
 
 
-def verified_reader(probs, costs, rates: tuple[float, float]) -> tuple[float, float]:
+def conditional_strong(p_strong: float, given: dict | None = None) -> tuple[float, float]:
+    """(P(the strong model is right | the reader is wrong), the same | the reader is right) for a
+    question whose P(strong right) is `p_strong`: scaled by the ratios the panel router measured on
+    its training labels (`given`, its meta "strong_given_reader": the strong model is right less
+    often where the reader fails). Without them, `p_strong` for both, which flatters escalation."""
+    if not given or not given.get("overall"):
+        return p_strong, p_strong
+    return (min(1.0, p_strong * given["reader_wrong"] / given["overall"]),
+            min(1.0, p_strong * given["reader_right"] / given["overall"]))
+
+
+def verified_reader(probs, costs, rates: tuple[float, float], strong: tuple[float, float] | None = None) -> tuple[float, float]:
     """P(correct) and expected cost of `adaptive`'s verified action: RAG on the reader, checked by
     its answer probe, escalated to RAG on the strong model when the probe doubts it. `rates` =
-    (P(escalate | the reader is right), P(escalate | it is wrong)) at the request's threshold
-    (AnswerProbe.escalation_rates). Approximation, stated: the strong model's P(correct) on an
-    escalated question is taken as its P(correct) on the question, although escalated questions
-    are the harder ones."""
-    p_reader, p_strong = probs["rag:reader"], probs["rag:strong"]
-    if_right, if_wrong = rates
-    escalated = p_reader * if_right + (1 - p_reader) * if_wrong
-    p_correct = p_reader * (1 - if_right) + escalated * p_strong
+    (P(escalate | the reader is right), P(escalate | it is wrong)) at the escalation point
+    (AnswerProbe.escalation_rates); `strong` = conditional_strong(...) (default: the router's
+    P(strong right) for both)."""
+    p_reader = probs["rag:reader"]
+    if_wrong, if_right = strong or (probs["rag:strong"], probs["rag:strong"])
+    esc_right, esc_wrong = rates
+    p_correct = p_reader * ((1 - esc_right) + esc_right * if_right) + (1 - p_reader) * esc_wrong * if_wrong
+    escalated = p_reader * esc_right + (1 - p_reader) * esc_wrong
     return p_correct, costs["rag:reader"] + escalated * costs["rag:strong"]
 
 
-def with_verified_reader(probs, costs, utility, cost_weight: float, rates) -> tuple[str | None, dict]:
+def with_verified_reader(probs, costs, utility, cost_weight: float, rates,
+                         strong: tuple[float, float] | None = None) -> tuple[str | None, dict]:
     """The panel router's choice once the verified action competes: (VERIFIED_READER or None,
     its P(correct), cost and utility, on the panel router's utility scale)."""
-    p, cost = verified_reader(probs, costs, rates)
+    p, cost = verified_reader(probs, costs, rates, strong)
     top = max(costs.values()) or 1.0
     value = p - cost_weight * cost / top
     best = max(utility.values())
@@ -278,14 +290,21 @@ def verify_and_escalate(q: "QueryRun", result, threshold: tuple[str, float] | No
     q.finish(q.route(route, role) if escalate else result)
 
 
-def escalation_threshold(p_strong: float, cost_strong: float, top_cost: float, cost_weight: float) -> float:
-    """`adaptive`'s probe threshold, from its one cost weight. Escalating a reader's answer that is
-    wrong with probability p to the strong model (right with p_strong) gains p x p_strong where the
-    reader was wrong and loses (1 - p) x (1 - p_strong) where it was right: p + p_strong - 1 in
-    P(correct), for cost_weight x cost_strong / top_cost of utility (the panel router's scale). So
-    escalate when p >= 1 - p_strong + cost_weight x cost_strong / top_cost (kept within [0, 1.01];
-    1.01 never escalates). The same approximation as verified_reader."""
-    return min(max(1.0 - p_strong + cost_weight * cost_strong / (top_cost or 1.0), 0.0), 1.01)
+def escalation_threshold(strong: tuple[float, float], cost_strong: float, top_cost: float, cost_weight: float) -> float:
+    """`adaptive`'s probe threshold, from its one cost weight. `strong` = (P(strong right | the
+    reader is wrong), P(strong right | it is right)) (conditional_strong). Escalating a reader answer
+    that is wrong with probability p gains p x P(strong right | wrong) and loses (1 - p) x (1 -
+    P(strong right | right)), for cost_weight x cost_strong / top_cost of utility (the panel
+    router's scale). So escalate when
+        p >= (cost_weight x cost_strong / top_cost + 1 - P(strong right | right))
+             / (P(strong right | wrong) + 1 - P(strong right | right)),
+    kept within [0, 1.01] (1.01 never escalates)."""
+    if_wrong, if_right = strong
+    denominator = if_wrong + 1.0 - if_right
+    if denominator <= 0:
+        return 1.01
+    point = (cost_weight * cost_strong / (top_cost or 1.0) + 1.0 - if_right) / denominator
+    return min(max(point, 0.0), 1.01)
 
 
 class VerifiedRag(Policy):
@@ -348,13 +367,16 @@ def _verification_plan(q: "QueryRun", verdict) -> dict | None:
             or not {"utility", "costs"} <= set(signals) or "rag:strong" not in verdict.probabilities:
         return None
     weight, costs, probs = q.threshold("adaptive_cost_weight"), signals["costs"], verdict.probabilities
-    at = escalation_threshold(probs["rag:strong"], costs["rag:strong"], max(costs.values()), weight)
-    shown = {"probe_escalate_at": at, "router_choice": verdict.choice}
+    given = (getattr(q.router("panel"), "meta", None) or {}).get("strong_given_reader")
+    strong = conditional_strong(probs["rag:strong"], given)
+    at = escalation_threshold(strong, costs["rag:strong"], max(costs.values()), weight)
+    shown = {"probe_escalate_at": at, "router_choice": verdict.choice, "strong_if_reader_wrong": strong[0],
+             "strong_if_reader_right": strong[1], "strong_given_reader": given}
     pick = None
     table = probe.meta.get("escalation_rates")
     if table:
         rates = probe.escalation_rates(at)
-        pick, value = with_verified_reader(probs, costs, signals["utility"], weight, rates)
+        pick, value = with_verified_reader(probs, costs, signals["utility"], weight, rates, strong)
         shown.update(value, escalate_if_right=rates[0], escalate_if_wrong=rates[1],
                      escalation_rates=[[row["threshold"], round(row["if_right"], 4), round(row["if_wrong"], 4)]
                                        for row in table])

@@ -82,6 +82,10 @@ def test_training_separates_covered_from_uncovered_and_round_trips(tmp_path):
     assert router.actions["rag:strong"].cost == pytest.approx(30.0)
     assert len(heldout) == len(rows) and set(heldout[0]["probabilities"]) == set(ACTIONS)
     assert router.meta["cross_validated"]["abstain"]["auroc"] == pytest.approx(1.0)
+    # the strong model's rate where the reader was right and wrong, for escalation (query/policies.py)
+    pairs = [(r["outcomes"]["rag:reader"]["f1"] >= 0.5, r["outcomes"]["rag:strong"]["f1"] >= 0.5) for r in rows]
+    given, wrong = router.meta["strong_given_reader"], [s for reader, s in pairs if not reader]
+    assert given["reader_wrong"] == pytest.approx(sum(wrong) / len(wrong)) and given["questions"] == len(rows)
     # by hand: the logistic model on standardised features
     from gatekeeper.features import vectorize
 

@@ -382,3 +382,37 @@ def test_a_combiner_reads_the_states_and_the_answers_output_signals(panel, tmp_p
     expected = probe.combined_p_wrong(0.9, {**{k: rag.signals.get(k) for k in answer_probe.COMBINER_SIGNALS},
                                             "answer_tokens": rag.usage.output_tokens})
     assert rag.signals["probe_p_wrong"] == pytest.approx(expected) and check.signals["probe_p_wrong"] == pytest.approx(expected)
+
+
+def test_escalation_counts_that_the_strong_model_fails_where_the_reader_fails():
+    from adaptive_rag.query.policies import conditional_strong, escalation_threshold, verified_reader
+
+    given = {"overall": 0.5, "reader_wrong": 0.4, "reader_right": 0.8}
+    assert conditional_strong(0.6, given) == pytest.approx((0.48, 0.96))
+    assert conditional_strong(0.9, given) == pytest.approx((0.72, 1.0))  # capped at 1
+    assert conditional_strong(0.6, None) == (0.6, 0.6)
+    # without the correlation: escalate when p >= 1 - P(strong) + w x c / top
+    assert escalation_threshold((0.6, 0.6), 3.0, 3.0, 0.1) == pytest.approx(0.5)
+    # with it: gain p x 0.48, loss (1 - p) x 0.04, price 0.1 -> p >= 0.14 / 0.52
+    assert escalation_threshold((0.48, 0.96), 3.0, 3.0, 0.1) == pytest.approx(0.14 / 0.52)
+    assert escalation_threshold((0.0, 1.0), 3.0, 3.0, 0.1) == 1.01  # nothing to gain: never
+    probs, costs = {"rag:reader": 0.5, "rag:strong": 0.6}, {"rag:reader": 1.0, "rag:strong": 3.0}
+    plain, _ = verified_reader(probs, costs, (0.2, 0.8))
+    counted, _ = verified_reader(probs, costs, (0.2, 0.8), (0.48, 0.96))
+    assert plain == pytest.approx(0.5 * 0.8 + (0.5 * 0.2 + 0.5 * 0.8) * 0.6)
+    assert counted == pytest.approx(0.5 * (0.8 + 0.2 * 0.96) + 0.5 * 0.8 * 0.48)
+
+
+def test_adaptive_reads_the_routers_measured_strong_rates(panel, tmp_path):
+    strong = FakeLM("strong", facts=FACTS)
+    engine = panel(_probed_reader(tmp_path, misses_context=True), strong)
+    probs = {"abstain": 0.0, "closed_book:reader": 0.1, "closed_book:strong": 0.2, "rag:reader": 0.8, "rag:strong": 0.85}
+    router = ChoosingRouter(None, probs)
+    router.meta = {"strong_given_reader": {"overall": 0.5, "reader_wrong": 0.25, "reader_right": 0.75}}
+    engine.routers["panel"] = router
+    d = engine.answer("kb", QUESTION, policy="adaptive")
+    plan = next(s for s in d.stages if s.name == "verify_plan")
+    assert plan.signals["strong_if_reader_wrong"] == pytest.approx(0.425)
+    assert plan.signals["strong_if_reader_right"] == pytest.approx(1.0)
+    assert plan.signals["probe_escalate_at"] == pytest.approx((0.1 * 3 / 3 + 0.0) / (0.425 + 0.0))
+    assert plan.signals["strong_given_reader"] == router.meta["strong_given_reader"]

@@ -332,7 +332,8 @@ class Adaptive(Policy):
     Two stages where the reader serves an answer probe (ARAG_ANSWER_PROBES), the panel has a strong
     model and doubted answers escalate to its RAG (the default ARAG_VERIFY_ESCALATION), all tuned
     by the one cost weight (a `verify_plan` stage records the plan):
-    - the probe's escalation point follows from the weight (escalation_threshold);
+    - the probe's escalation point follows from the weight and the strong model's P(correct) where
+      the reader is wrong and right (escalation_threshold, conditional_strong);
     - before generating, a sixth action competes, `rag:reader+verify` (verified_reader), with the
       probe's escalation rates at that point;
     - after generating, a RAG answer of the reader is checked by the probe at that point and may
@@ -347,7 +348,7 @@ class Adaptive(Policy):
 
         verdict = q.consult(self.router_slot)
         route, role, _ = ACTIONS[verdict.choice]
-        plan = _verification_plan(q, verdict)
+        plan = _verification_plan(q, verdict, q.router(self.router_slot))
         if plan is not None and plan["pick"]:
             route, role = "rag", "reader"
         if route == "abstain":
@@ -358,7 +359,7 @@ class Adaptive(Policy):
             q.answer_with(route, role)
 
 
-def _verification_plan(q: "QueryRun", verdict) -> dict | None:
+def _verification_plan(q: "QueryRun", verdict, router) -> dict | None:
     """`adaptive`'s probe stages for this request, recorded as a `verify_plan` stage: the
     escalation point and whether the verified reader wins; None where they do not apply."""
     probe = q.engine.models.reader.answer_probe
@@ -367,7 +368,7 @@ def _verification_plan(q: "QueryRun", verdict) -> dict | None:
             or not {"utility", "costs"} <= set(signals) or "rag:strong" not in verdict.probabilities:
         return None
     weight, costs, probs = q.threshold("adaptive_cost_weight"), signals["costs"], verdict.probabilities
-    given = (getattr(q.router("panel"), "meta", None) or {}).get("strong_given_reader")
+    given = (getattr(router, "meta", None) or {}).get("strong_given_reader")
     strong = conditional_strong(probs["rag:strong"], given)
     at = escalation_threshold(strong, costs["rag:strong"], max(costs.values()), weight)
     shown = {"probe_escalate_at": at, "router_choice": verdict.choice, "strong_if_reader_wrong": strong[0],

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptive_rag.errors import ConfigError, NotFoundError
-from gatekeeper.knn_router import checked_name, routers_dir
+from gatekeeper.knn_router import checked_name, read_stored, routers_dir
 from gatekeeper.panel_router import fit_logistic
 
 FORMAT = 1
@@ -130,12 +130,7 @@ def load(data_dir: Path, name: str) -> AnswerProbe:
     path = routers_dir(data_dir) / checked_name(name) / FILE
     if not path.is_file():
         raise NotFoundError(f"no answer probe {name!r} (train one: arag gatekeeper probe --labels DIR --name {name})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the answer probe {path}: {exc}") from None
-    if data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: answer probe format {data.get('format')!r}, this version reads {FORMAT}")
+    data = read_stored(path, "answer probe", FORMAT)
     return AnswerProbe(data["kind"], int(data["layer"]), np.array(data["mean"]), np.array(data["scale"]),
                        np.array(data["coef"]), float(data["intercept"]), data["model_sha256"], data["engine"],
                        data["dtype"], data.get("meta", {}), data.get("combiner"))

@@ -36,6 +36,18 @@ def routers_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "routers"
 
 
+def read_stored(path: Path, what: str, fmt: int) -> dict:
+    """A stored router file's JSON (`what`: "panel router", "answer probe", ...); ConfigError when
+    it cannot be read or was written in another format than `fmt`."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc}") from None
+    if data.get("format") != fmt:
+        raise ConfigError(f"{path}: {what} format {data.get('format')!r}, this version reads {fmt}")
+    return data
+
+
 @dataclass
 class KnnRouter(Router):
     """The kNN weak/strong router (slot `weak_strong`): P(weak_suffices). Loaded as `knn:NAME`."""

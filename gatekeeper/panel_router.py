@@ -41,7 +41,7 @@ import numpy as np
 
 from adaptive_rag.errors import ConfigError, NotFoundError
 from gatekeeper.features import router_inputs
-from gatekeeper.knn_router import checked_name, routers_dir  # one routers/ folder and one name rule for both routers
+from gatekeeper.knn_router import checked_name, read_stored, routers_dir  # one routers/ folder and one name rule for both routers
 from gatekeeper.router import Router, RouterRun, RouterVerdict, displayed
 
 # action -> (route, panel role or None, the fixed policy whose records give its outcome)
@@ -161,12 +161,7 @@ def load(path: Path) -> PanelRouter:
     path = Path(path)
     if path.is_dir():
         path = path / "panel_router.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the panel router {path}: {e}") from None
-    if data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: panel router format {data.get('format')!r}, this version reads {FORMAT}")
+    data = read_stored(path, "panel router", FORMAT)
     actions = {a: ActionModel(np.array(m["mean"]), np.array(m["scale"]), np.array(m["coef"]), float(m["intercept"]),
                               float(m["cost"]), float(m["tokens"]), float(m.get("c", 1.0)))
                for a, m in data["actions"].items()}

@@ -67,12 +67,8 @@ def verified_sweep(records: list[dict], thresholds=PROBE_THRESHOLDS) -> dict | N
         return None
 
     def pick(r, t):
-        weak, strong = r["always_weak_rag"], r["always_strong_rag"]
-        p_wrong = r["verified_rag"]["signals"]["verify_probe"].get("probe_p_wrong")
-        if not probe_escalates(p_wrong, says_unanswerable(weak["answer"]), {"probe_escalate_min": t}):
-            return weak, False
-        both = {k: weak[k] + strong[k] for k in ("cost", "total_tokens")}
-        return {**strong, **both}, True
+        outcome = _verified_outcome(r, t, r["verified_rag"]["signals"]["verify_probe"].get("probe_p_wrong"))
+        return outcome, outcome["escalated"]
 
     return _sweep(rows, thresholds, pick, len(by) - len(rows), "threshold")
 
@@ -132,15 +128,16 @@ def _adaptive_pick(r: dict[str, dict], weight: float) -> tuple[str, dict]:
         table = [{"threshold": t, "if_right": right, "if_wrong": wrong} for t, right, wrong in plan["escalation_rates"]]
         pick, _ = with_verified_reader(probs, costs, utility, weight, interpolate_rates(table, at), strong)
     if pick or action == "rag:reader":
-        return VERIFIED_READER, _verified_outcome(r, at)
+        p_wrong = ((r["always_weak_rag"].get("signals") or {}).get("rag") or {}).get("probe_p_wrong")
+        return VERIFIED_READER, _verified_outcome(r, at, p_wrong)
     return action, r[ACTIONS[action][2]]
 
 
-def _verified_outcome(r: dict[str, dict], threshold: float) -> dict:
-    """The reader's RAG answer kept, or, when its probe (recorded on always_weak_rag's rag stage)
-    doubts it or it refused, the strong RAG answer after paying for both."""
+def _verified_outcome(r: dict[str, dict], threshold: float, p_wrong: float | None) -> dict:
+    """The reader's RAG answer (always_weak_rag's record) kept, or, when the probe's `p_wrong`
+    doubts it at `threshold` or it refused, the strong RAG answer (always_strong_rag's) after
+    paying for both; `escalated` says which."""
     weak, strong = r["always_weak_rag"], r["always_strong_rag"]
-    p_wrong = ((weak.get("signals") or {}).get("rag") or {}).get("probe_p_wrong")
     if not probe_escalates(p_wrong, says_unanswerable(weak["answer"]), {"probe_escalate_min": threshold}):
         return {**weak, "escalated": False}
     return {**strong, "cost": weak["cost"] + strong["cost"], "total_tokens": weak["total_tokens"] + strong["total_tokens"],

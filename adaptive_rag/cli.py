@@ -1,4 +1,5 @@
 """`arag`: ingest, delete, search, collections, documents; models pull/list, query, decisions, serve, demo;
+router (the learned router: adaptive_rag/cli_router.py);
 plus the sub-commands higher layers register (`arag eval`).
 
 Exit codes: 0 ok; 1 the run finished but some inputs failed (each named on stderr); 2 the
@@ -312,6 +313,15 @@ def _drop_collection(action: str, name: str | None, yes: bool, as_json: bool, se
 
 documents_app = typer.Typer(no_args_is_help=True, help="A collection's documents: list.")
 app.add_typer(documents_app, name="documents")
+
+
+def _add_router_commands() -> None:
+    from adaptive_rag.cli_router import router_app
+
+    app.add_typer(router_app, name="router")
+
+
+_add_router_commands()
 
 
 @documents_app.command("list")

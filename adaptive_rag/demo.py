@@ -119,7 +119,7 @@ def format_adaptive(question: AdaptiveQuestion, decision: dict, verdict: tuple[b
     cost, what was expected and whether it was right."""
     from adaptive_rag.present import duration
 
-    stage = next((s for s in decision["stages"] if s["name"] == "panel_router"), None)
+    stage = next((s for s in decision["stages"] if s["name"] in ("panel_router", "learned_router")), None)
     action = stage["outcome"] if stage else "(no panel router stage)"
     signals = (stage or {}).get("signals") or {}
     probs = signals.get("probabilities") or {}

@@ -14,6 +14,11 @@ class ConfigError(UserError):
     """Settings that cannot work together, or a model file that fails its checks."""
 
 
+class Conflict(UserError):
+    """The request lost a race with another writer (a router version learned from a state that is
+    no longer the latest): the API answers 409; doing it again works."""
+
+
 class DeadlineExceeded(UserError):
     """The request's deadline passed before the next model call (the decision records "timeout")."""
 

@@ -178,6 +178,20 @@ class Settings(BaseSettings):
         "Internal-state probes to serve (`arag gatekeeper probe --name`), comma-separated or a JSON list: "
         "each is attached to the panel model it was trained on (same file, engine and dtype, or the engine does not "
         "start) and read from that model's own generations; `verified_rag` and `adaptive` escalate on it."))
+    # The learned router (gatekeeper/learned_router.py, gatekeeper/online.py): what user verdicts weigh.
+    feedback_weight: float = Field(3.0, gt=0, le=100, description=(
+        "How much an admin's verdict on an answer (`POST /v1/feedback`) counts when the learned router learns, "
+        "against 1 for a judged answer."))
+    key_feedback: bool = Field(True, description=(
+        "Whether a `query` key may rate its own decisions (`POST /v1/feedback`); admins rate any decision."))
+    key_feedback_weight: float = Field(1.5, gt=0, le=100, description=(
+        "How much a `query` key's verdict on its own decision counts when the learned router learns."))
+    key_feedback_cap: int = Field(50, ge=0, le=1_000_000, description=(
+        "Verdicts one `query` key may give per day; beyond it 429 (`arag_feedback_capped_total`), so one key "
+        "cannot flood the router."))
+    router_learn_every: int = Field(1, ge=0, le=100_000, description=(
+        "The served learned router (`learned:NAME`) publishes a new version once this many new outcomes wait "
+        "(0: only `arag router learn` and `POST /v1/router/learn` learn)."))
     # Admission control in `arag serve` (adaptive_rag/api/admission.py).
     max_concurrent_requests: int = Field(2, ge=1, le=32, description=(
         "`arag serve`'s admission control: requests generating answers at once (`/healthz` shows the counts)."))

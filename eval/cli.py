@@ -20,10 +20,10 @@ DEFAULT_POLICIES = "closed_book,always_rag,always_lc,self_route,probe"
 @app.callback(invoke_without_command=True)
 def evaluate(
     ctx: typer.Context,
-    dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, mixed, squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="squad-dev, hotpotqa, mixed, stream-squad, stream-hotpotqa (the learning simulation's traffic), squad:PATH, hotpotqa:PATH, jsonl:PATH")] = None,
     split: Annotated[Optional[str], typer.Option(help="train|dev (a seeded 70/30 cut of SQuAD articles 0-31 or HotpotQA train.csv; train+dev: both), "
                                                      "test (SQuAD articles 32-47, HotpotQA test.csv); final, final2 (mixed: test, test2): "
-                                                     "declared final questions, each run once")] = None,
+                                                     "declared final questions, each run once; stream-*: ceiling, stream")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
     seed: Annotated[int, typer.Option()] = 0,
     policies: Annotated[str, typer.Option(help="Comma-separated policy names.")] = DEFAULT_POLICIES,

@@ -198,14 +198,21 @@ def load_eval_set(spec: str, settings: Settings, split: str | None = None, colle
 
 def load_for_eval(spec: str, settings: Settings, split: str | None, collection: str | None, limit: int | None,
                   seed: int) -> EvalSet:
-    """What `arag eval` asks: `mixed` draws its kinds in proportion (eval/mixed.py); every other
-    data set is loaded and then sampled."""
+    """What `arag eval` asks: `mixed` draws its kinds in proportion (eval/mixed.py), `stream-squad`
+    and `stream-hotpotqa` are the learning simulation's traffic (eval/learning_stream.py); every
+    other data set is loaded and then sampled."""
     if spec == "mixed":
         from eval.mixed import load_mixed
 
         if collection:
             raise UserError("mixed has its own collection (mixed); --collection does not apply")
         return load_mixed(settings, split, limit, seed)
+    if spec.startswith("stream-"):
+        from eval.learning_stream import load_stream
+
+        if collection:
+            raise UserError(f"{spec} has its own collection; --collection does not apply")
+        return load_stream(settings, spec, split, limit, seed)
     return sample(load_eval_set(spec, settings, split, collection), limit, seed)
 
 

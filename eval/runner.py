@@ -66,7 +66,7 @@ def _router(stages: list[dict]) -> dict | None:
             out["p_draft_correct"] = stage["signals"]["p_draft_correct"]
         elif stage["name"] == "adaptive_escalation":
             out["p_rag_correct"] = stage["signals"]["p_rag_correct"]
-        elif stage["name"] == "panel_router":
+        elif stage["name"] in ("panel_router", "learned_router"):
             out["panel"] = {"probabilities": stage["signals"]["probabilities"], "costs": stage["signals"]["costs"],
                             "cost_weight": stage["thresholds"]["adaptive_cost_weight"], "action": stage["outcome"]}
     return out or None

@@ -14,7 +14,8 @@ this embedder). Adding a router is one module with a `Router` subclass plus one 
 Slots. Each routing policy asks one slot (ROUTER_SLOTS), and the settings say which router fills
 it (`ARAG_ROUTERS`, default from ARAG_GATEKEEPER / ARAG_WEAK_STRONG_ROUTER / ARAG_PANEL_ROUTER):
 - `panel` (`adaptive`): P(correct) per action of gatekeeper/panel_router.py's ACTIONS, and the
-  action to take (the choice);
+  action to take (the choice); the `panel` kind, or `learned` (gatekeeper/learned_router.py: a
+  panel router corrected on the collection's own traffic, its versions in the decision log);
 - `gatekeeper` (`gatekeeper`, `gatekeeper_adaptive`): P(label) for closed_book, rag,
   long_context, none, and calibrated P(correct) of a draft or a RAG answer (`p_answer_correct`);
 - `weak_strong` (`knn_router`): P(weak_suffices), the chance the reader is enough.
@@ -77,13 +78,15 @@ class Router(ABC):
 
     kind: str
     stage: str
+    uses_decision_log = False
 
     @classmethod
     @abstractmethod
     def load(cls, name: str, data_dir: Path, embedder) -> "Router":
         """The router trained under `name` for this data directory, checked against the serving
         `embedder` (name, dim). NotFoundError: none is trained under that name. ConfigError: it
-        exists but cannot serve (another embedder, an unreadable file)."""
+        exists but cannot serve (another embedder, an unreadable file). A kind whose state lives in
+        the decision log sets `uses_decision_log = True` and takes it as `decisions=`."""
 
     @property
     @abstractmethod

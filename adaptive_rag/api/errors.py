@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from adaptive_rag.api.admission import Busy
 from adaptive_rag.api.auth import Forbidden, Unauthorized
-from adaptive_rag.api.limits import BudgetSpent
+from adaptive_rag.api.limits import BudgetSpent, FeedbackCapped
 from adaptive_rag.api.readiness import NotReady
-from adaptive_rag.errors import (ConfigError, DeadlineExceeded, DecisionStoreUnavailable, NotFoundError,
+from adaptive_rag.errors import (ConfigError, Conflict, DeadlineExceeded, DecisionStoreUnavailable, NotFoundError,
                                  RequestCancelled, StoreBusy, UnknownNameError, Unavailable, UserError)
 from adaptive_rag.models.lm import BackendError
 
@@ -61,6 +61,7 @@ _BAD_REQUEST = dict(status=400, type="invalid_request_error")
 ERRORS: tuple[ErrorKind, ...] = (
     ErrorKind(BackendError, 502, "backend_error", retryable_status=503, decision_id=True,
               prefix="model backend failed: "),
+    ErrorKind(FeedbackCapped, 429, "rate_limit_error", retry_after_s=3600),  # a key's verdicts for the day
     ErrorKind(BudgetSpent, 429, "rate_limit_error", retry_after_s=5, refusal=True),  # a key's budget
     ErrorKind(Busy, 429, "rate_limit_error", retry_after_s=5, refusal=True),  # the admission queue is full
     ErrorKind(NotReady, 503, "unavailable_error", retry_after_s=10),  # models loading, or shutting down
@@ -72,6 +73,7 @@ ERRORS: tuple[ErrorKind, ...] = (
     ErrorKind(StoreBusy, **_UNAVAILABLE),  # a collection held by another process
     ErrorKind(Unavailable, **_UNAVAILABLE),
     ErrorKind(NotFoundError, 404, "not_found_error"),
+    ErrorKind(Conflict, 409, "conflict_error"),
     ErrorKind(UnknownNameError, **_BAD_REQUEST),
     ErrorKind(ConfigError, **_BAD_REQUEST),
     ErrorKind(UserError, **_BAD_REQUEST),

@@ -50,7 +50,8 @@ def lifespan_for(s: Settings, engine: QueryEngine | None = None,
             app.state.readiness.mark_ready()
         from adaptive_rag.api.metrics import ServerMetrics
 
-        app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices)
+        app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices,
+                                          app.state.engine.routers)
         app.state.engine.observers.append(app.state.metrics.observe)
         retention = None
         if s.decisions_retention_days and app.state.engine.decision_store is not None:  # prune now, then hourly

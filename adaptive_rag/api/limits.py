@@ -26,6 +26,11 @@ class BudgetSpent(Busy):
     """The key's request or token budget for the window is spent (HTTP 429)."""
 
 
+class FeedbackCapped(BudgetSpent):
+    """A `query` key has given its verdicts for the day (ARAG_KEY_FEEDBACK_CAP; HTTP 429, counted
+    in `arag_feedback_capped_total`, not as an admission refusal)."""
+
+
 def check_overrides(caller: Caller, settings, top_k: int | None, thresholds: Mapping[str, float] | None) -> None:
     if caller.is_admin:
         return

@@ -11,6 +11,9 @@ decision counts, the failed ones included:
   long_context, none)
 - arag_probe_checks_total{outcome} (escalate / keep) and arag_probe_p_wrong: the answer probe's
   checks of reader answers (`verified_rag`, `adaptive`) and the P(wrong) it read
+- arag_outcomes_total{source} (feedback:admin, feedback:key, judge): outcomes stored for the learned
+  router; arag_feedback_capped_total: verdicts refused by a key's daily cap (ARAG_KEY_FEEDBACK_CAP);
+  arag_router_version: the learned router version this replica serves (-1: none is served)
 - arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
   at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
@@ -23,8 +26,9 @@ LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60
 
 
 class ServerMetrics:
-    def __init__(self, admission=None, prices=None):
-        """`prices`: model name -> Prices (the panel's), to price each stage's tokens."""
+    def __init__(self, admission=None, prices=None, routers=None):
+        """`prices`: model name -> Prices (the panel's), to price each stage's tokens; `routers`: the
+        engine's slot -> router (the learned router's version is read at scrape time)."""
         from gatekeeper.registry import ROUTERS
 
         self.prices = prices or {}
@@ -47,6 +51,14 @@ class ServerMetrics:
                                     ["outcome"], registry=r)
         self.probe_p_wrong = Histogram("arag_probe_p_wrong", "The answer probe's P(wrong) at each check.",
                                        buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
+        self.outcomes = Counter("arag_outcomes", "Outcomes stored for the learned router, by source.", ["source"],
+                                registry=r)
+        self.feedback_capped = Counter("arag_feedback_capped", "Verdicts refused by a key's daily cap.", registry=r)
+        from gatekeeper.learned_router import LearnedRouter
+
+        panel = (routers or {}).get("panel")
+        Gauge("arag_router_version", "The learned router version served (-1: none).",
+              registry=r).set_function(lambda: panel.version if isinstance(panel, LearnedRouter) else -1)
         from collections import deque
 
         self.refusal_times: deque = deque(maxlen=100_000)  # for the inspector's refusals over time

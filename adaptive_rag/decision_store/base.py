@@ -11,6 +11,9 @@ Feedback is one verdict per decision (correct, rating, comment); a later one rep
 Gatekeeper training reads it through `feedback()`. `prune` deletes old decisions *and their
 feedback*: pruned feedback is gone from training material too.
 
+The learned router's tables (outcomes to learn from, versioned router states) are
+learning_sql.py's `LearningQueries`, which both SQL backends mix in.
+
 Every backend is safe to share between threads (the server writes from many worker threads), and
 a `write` is durable when it returns (the server writes the record before it answers).
 """
@@ -50,6 +53,14 @@ def load_record(text: str) -> dict[str, Any]:
     """A stored record. Records written before records were strict (NaN, Infinity in the text)
     read back with those numbers as null, so an old record can always be served as JSON."""
     return json.loads(text, parse_constant=lambda _: None)
+
+
+def column_text(value: Any) -> Any:
+    """A string as both SQL engines can store it in a TEXT column: a NUL (PostgreSQL refuses it) becomes
+    U+FFFD and a lone surrogate "?" (sql.py's docstring)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def check_time(name: str, value: float | None) -> float | None:

@@ -18,6 +18,9 @@ nullable or defaulted columns, indexes), so records and rows of older versions k
    model: `models` lists the models that ran, as "|reader|strong|" (each name between bars); existing
    rows are filled from their record where it parses as strict JSON (old records holding NaN stay
    unfilled: they are listed, but not found by text or model).
+4. `outcomes` (what the router learns from: one row per judged answer or rated decision, append
+   only, numbered in arrival order) and `router_states` (the learned router's versions: one row per
+   (name, version), the state as JSON text). See learning_sql.py.
 """
 
 from __future__ import annotations
@@ -90,6 +93,27 @@ MIGRATIONS: tuple[Migration, ...] = (
                 FROM json_array_elements(record::json->'stages') AS s
                 WHERE s->>'model' IS NOT NULL AND (s->'usage'->>'input_tokens')::int > 0), '|')
             WHERE query IS NULL AND position('NaN' in record) = 0 AND position('Infinity' in record) = 0""",
+    )),
+    Migration(4, "outcomes and router states", sqlite=(
+        """CREATE TABLE IF NOT EXISTS outcomes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, created_at REAL NOT NULL,
+            source TEXT NOT NULL, action TEXT NOT NULL, p_correct REAL NOT NULL, weight REAL NOT NULL,
+            rater TEXT, detail TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
+        "CREATE INDEX IF NOT EXISTS outcomes_rater_time ON outcomes (rater, created_at)",
+        """CREATE TABLE IF NOT EXISTS router_states (
+            name TEXT NOT NULL, version INTEGER NOT NULL, created_at REAL NOT NULL, parent INTEGER,
+            note TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (name, version))""",
+    ), postgresql=(
+        """CREATE TABLE IF NOT EXISTS outcomes (
+            id BIGSERIAL PRIMARY KEY, decision_id TEXT COLLATE "C" NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, action TEXT NOT NULL,
+            p_correct DOUBLE PRECISION NOT NULL, weight DOUBLE PRECISION NOT NULL, rater TEXT, detail TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
+        "CREATE INDEX IF NOT EXISTS outcomes_rater_time ON outcomes (rater, created_at)",
+        """CREATE TABLE IF NOT EXISTS router_states (
+            name TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+            parent INTEGER, note TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (name, version))""",
     )),
 )
 

@@ -17,7 +17,8 @@ from abc import abstractmethod
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from adaptive_rag.decision_store.base import MAX_ROWS, DecisionStore, check_time, load_record, record_json
+from adaptive_rag.decision_store.base import MAX_ROWS, DecisionStore, check_time, column_text, load_record, record_json
+from adaptive_rag.decision_store.learning_sql import LearningQueries
 from adaptive_rag.decision_store.migrations import Execute
 from adaptive_rag.errors import UserError
 
@@ -28,13 +29,6 @@ _COLUMNS = ("id", "created_at", "collection", "policy", "route", "status", "owne
             "query", "models", "record")
 _UPSERT = (f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
            f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}")
-
-
-def column_text(value: Any) -> Any:
-    """A string as both engines can store it in a TEXT column (see the module docstring)."""
-    if not isinstance(value, str):
-        return value
-    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def models_column(decision: "Decision") -> str:
@@ -77,7 +71,7 @@ def _rows(name: str, value: int) -> int:
     return min(value, MAX_ROWS)
 
 
-class SQLDecisionStore(DecisionStore):
+class SQLDecisionStore(LearningQueries, DecisionStore):
     @abstractmethod
     def _session(self, write: bool = False) -> AbstractContextManager[Execute]:
         """`execute(sql, args)` on one connection; one transaction around it when `write`."""
@@ -118,8 +112,9 @@ class SQLDecisionStore(DecisionStore):
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - float(check_time("older_than_s", older_than_s))
         with self._session(write=True) as execute:
-            execute("DELETE FROM feedback WHERE decision_id IN (SELECT id FROM decisions WHERE created_at < ?)",
-                    (cutoff,))
+            for table in ("feedback", "outcomes"):
+                execute(f"DELETE FROM {table} WHERE decision_id IN (SELECT id FROM decisions WHERE created_at < ?)",
+                        (cutoff,))
             return int(execute("DELETE FROM decisions WHERE created_at < ?", (cutoff,)).rowcount)
 
     def add_feedback(self, decision_id: str, correct: bool | None, rating: float | None,

@@ -23,8 +23,9 @@ def build_engine(settings: Settings) -> QueryEngine:
     retriever = Retriever(settings, open_store(settings), embedder)
     models = build_panel(settings)
     probes = attach_probes(settings, models)
-    return QueryEngine(retriever, models, decision_store_from_settings(settings), QueryConfig.from_settings(settings),
-                       load_routers(settings, embedder), probes)
+    decisions = decision_store_from_settings(settings)
+    return QueryEngine(retriever, models, decisions, QueryConfig.from_settings(settings),
+                       load_routers(settings, embedder, decisions), probes)
 
 
 def attach_probes(settings: Settings, models: Models) -> dict:
@@ -51,11 +52,12 @@ def build_panel(settings: Settings) -> Models:
                   tags={name: spec.tags for name, spec in specs.items()})
 
 
-def load_routers(settings: Settings, embedder) -> dict[str, object]:
+def load_routers(settings: Settings, embedder, decisions=None) -> dict[str, object]:
     """Slot -> the router the settings name for it (Settings.router_specs), checked against the
     serving embedder. A router the settings name explicitly must load, or the engine does not
     start; a default one that is not trained (or does not fit this embedder) leaves its slot
-    with the reason, so only the policies that need it refuse."""
+    with the reason, so only the policies that need it refuse. `decisions`: the engine's decision
+    log (the learned router's versions live there)."""
     from gatekeeper.registry import load_router
     from gatekeeper.router import ROUTER_SLOTS
 
@@ -64,7 +66,7 @@ def load_routers(settings: Settings, embedder) -> dict[str, object]:
     for slot, spec in settings.router_specs().items():
         lookup(dict.fromkeys(ROUTER_SLOTS), slot, "router slot")
         try:
-            routers[slot] = load_router(spec, settings.data_dir, embedder)
+            routers[slot] = load_router(spec, settings.data_dir, embedder, decisions)
         except (NotFoundError, ConfigError) as exc:
             if slot in explicit:
                 raise

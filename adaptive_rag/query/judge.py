@@ -46,3 +46,62 @@ def judge(lm: LanguageModel, question: str, context: Sequence[str], answer: str)
     """The judge's P(the answer is correct), one generated token."""
     gen = lm.generate(judge_messages(question, context, answer), 1, first_token_candidates=(YES, NO))
     return Judgement(p_true_from(gen.extra.get("first_token_logprobs") or {}), gen)
+
+
+def judge_decision(engine, record: dict, model: str | None = None) -> Judgement | None:
+    """The judge's verdict on a served decision's final answer, from the record alone. The judge
+    reads the chunks a search for the question returns now, at the depth the decision retrieved
+    (retrieval is deterministic while the collection is unchanged): what a RAG answer was given,
+    and evidence for a closed-book one, as `python -m eval.judge_agreement` measures it. None for
+    a decision without an answer of those routes (an abstention, long context, a failure).
+    `model`: a panel model name or role (default: the strong model, else the reader)."""
+    if record.get("status") != "ok" or record.get("route") not in ("rag", "closed_book") or not record.get("answer"):
+        return None
+    depth = next((s.get("signals", {}).get("k") for s in record.get("stages") or [] if s.get("name") == "retrieve"),
+                 None) or engine.config.top_k
+    context = [h.text for h in engine.retriever.search(record["collection"], record["query"], k=int(depth)).hits]
+    models = engine.models
+    lm = models.get(model) if model else (models.strong or models.reader)
+    return judge(lm, record["query"], context, record["answer"])
+
+
+def panel_roles(engine) -> dict[str, str | None]:
+    """Role -> model name of the serving panel (what a decision's action is read against)."""
+    strong = engine.models.strong
+    return {"reader": engine.models.reader.name, "strong": strong.name if strong is not None else None}
+
+
+def judge_recent(engine, limit: int, model: str | None = None) -> dict:
+    """Judge up to `limit` of the newest answers of decisions a panel or learned router made that
+    the judge has not graded yet, each stored as a `judge` outcome of its action (label: the
+    judge's P(correct), weight 1) for the learned router. Returns counts and the judge's tokens."""
+    from gatekeeper.router_learning import action_of, panel_stage
+
+    log = engine.decision_store
+    done = {"judged": 0, "correct": 0, "no_verdict": 0, "tokens": 0}
+    roles, offset = panel_roles(engine), 0
+    while done["judged"] + done["no_verdict"] < limit:
+        page = log.list(status="ok", limit=200, offset=offset)
+        if not page:
+            break
+        offset += len(page)
+        for record in page:
+            action = action_of(record, roles)
+            if action in (None, "abstain") or panel_stage(record) is None or \
+                    any(o["source"] == "judge" for o in log.outcomes(decision_id=record["id"])):
+                continue
+            verdict = judge_decision(engine, record, model)
+            if verdict is None:
+                continue
+            tokens = verdict.generation.usage.total_tokens
+            done["tokens"] += tokens
+            if verdict.p_correct is None:
+                done["no_verdict"] += 1
+            else:
+                log.add_outcome(record["id"], "judge", action, verdict.p_correct, 1.0,
+                                detail={"judge_model": verdict.generation.model, "tokens": tokens})
+                done["judged"] += 1
+                done["correct"] += int(verdict.correct)
+            if done["judged"] + done["no_verdict"] >= limit:
+                break
+    return done

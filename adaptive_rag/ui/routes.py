@@ -186,8 +186,9 @@ def decision_page(request: Request, decision_id: str, sent: int = 0):
     record = _visible(request, caller, decision_id)
     prices = request.app.state.engine.models.prices
     feedback = _log(request).feedback_for(decision_id) if caller.is_admin else None
+    outcomes = _log(request).outcomes(decision_id=decision_id) if caller.is_admin else []
     return render(request, "decision.html", d=record, stages=views.timeline(record, prices),
-                  models=views.models_of(record), feedback=feedback, sent=bool(sent),
+                  models=views.models_of(record), feedback=feedback, outcomes=outcomes, sent=bool(sent),
                   token=form_token(request, caller))
 
 
@@ -202,7 +203,9 @@ def send_feedback(request: Request, decision_id: str, token: str = Form(...), ve
     _visible(request, caller, decision_id)
     if verdict not in ("correct", "wrong"):
         raise UserError("verdict must be correct or wrong")
-    _log(request).add_feedback(decision_id, verdict == "correct", None, comment.strip() or None)
+    from adaptive_rag.api.teaching import give_feedback
+
+    give_feedback(request.app.state, caller, decision_id, verdict == "correct", None, comment.strip() or None)
     return RedirectResponse(f"/ui/decisions/{decision_id}?sent=1", status_code=303)
 
 

@@ -105,6 +105,22 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--labels", type=Path, required=True, help="a `python -m eval.probe_labels` folder")
     pr.add_argument("--probe", required=True, help="a probe trained on it (`arag gatekeeper probe --fit-on train`)")
     pr.add_argument("--questions", type=int, default=100, help="dev questions of the folder")
+    le = sub.add_parser("learning", help="the learned router on a collection its starting router never saw: the "
+                                         "learning curve against the static router, the ceiling and the fixed actions")
+    le.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    le.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    le.add_argument("--dataset", default="stream-squad", choices=("stream-squad", "stream-hotpotqa"))
+    le.add_argument("--stream-labels", type=Path, required=True, help="panel labels of the stream split's run")
+    le.add_argument("--ceiling-labels", type=Path, required=True, help="panel labels of the ceiling split's run")
+    le.add_argument("--judgements", type=Path, required=True, help="judgements.jsonl of the stream run")
+    le.add_argument("--stream-seed", type=int, default=0, help="the seed the stream was drawn with")
+    le.add_argument("--cost-weight", type=float, default=0.1)
+    le.add_argument("--judge-share", type=float, default=0.2, help="served answers judged (within the budget)")
+    le.add_argument("--explore-share", type=float, default=0.1, help="questions where another action is explored")
+    le.add_argument("--budget", type=float, default=0.10, help="learning spend at most this share of serving spend")
+    le.add_argument("--window", type=int, default=50)
+    le.add_argument("--last", type=int, default=150, help="the questions the targets are measured on")
+    le.add_argument("--seeds", type=int, default=3, help="runs of the learning variants' random choices")
     return ap
 
 
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import ui as bench
     elif args.benchmark == "probe":
         from eval.bench import probe as bench
+    elif args.benchmark == "learning":
+        from eval.bench import learning as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

@@ -44,7 +44,8 @@ def test_every_endpoint_needs_a_key_and_the_right_role(app_for):
                 assert r.status_code == 401, (path, headers, r.text)
                 assert r.json()["error"]["type"] == "authentication_error" and r.headers["WWW-Authenticate"] == "Bearer"
         for method, path, body in (("get", "/metrics", None), ("get", "/v1/gatekeeper", None),
-                                   ("post", "/v1/feedback", {"decision_id": "x", "correct": True})):
+                                   ("get", "/v1/router/learned", None), ("post", "/v1/router/learn", {}),
+                                   ("post", "/v1/router/rollback", {"version": 1})):
             r = getattr(client, method)(path, json=body, headers=bearer(ALICE)) if body else getattr(client, method)(path, headers=bearer(ALICE))
             assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error", path
         assert client.get("/metrics", headers=bearer(ROOT)).status_code == 200
@@ -66,6 +67,11 @@ def test_a_query_key_sees_only_its_own_decisions_and_an_admin_sees_all(app_for):
         assert client.get(f"/v1/decisions/{theirs['id']}", headers=bearer(ROOT)).json()["owner"] == "bob"
         fb = client.post("/v1/feedback", json={"decision_id": mine["id"], "correct": True}, headers=bearer(ROOT))
         assert fb.status_code == 200 and fb.json()["correct"] is True
+        # a query key rates its own decisions (ARAG_KEY_FEEDBACK), and another's is absent to it
+        own = client.post("/v1/feedback", json={"decision_id": mine["id"], "correct": False}, headers=bearer(ALICE))
+        assert own.status_code == 200 and own.json()["correct"] is False
+        other = client.post("/v1/feedback", json={"decision_id": theirs["id"], "correct": True}, headers=bearer(ALICE))
+        assert other.status_code == 404 and other.json()["error"]["type"] == "not_found_error"
 
 
 def test_overrides_are_bounded_for_query_keys_but_not_for_admins(app_for):

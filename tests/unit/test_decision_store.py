@@ -429,3 +429,38 @@ def test_a_postgres_log_that_goes_away_is_a_503_not_a_stack_trace(postgres_schem
             assert r.status_code == 503 and r.json()["error"]["type"] == "unavailable_error", r.text
             assert r.headers["Retry-After"] == "5" and PASSWORD not in r.text and quote(PASSWORD, safe="") not in r.text
     pool.close()
+
+
+def test_outcomes_append_in_order_and_router_versions_never_overwrite(log):
+    from adaptive_rag.errors import Conflict
+
+    for i in range(3):
+        log.write(decision(i, age_s=10 * 86400 if i == 0 else 0))
+    with pytest.raises(KeyError):
+        log.add_outcome("missing", "judge", "rag:reader", 0.5, 1.0)
+    for bad in ((1.5, 1.0), (0.5, 0.0), (float("nan"), 1.0)):
+        with pytest.raises(UserError):
+            log.add_outcome("d0001", "judge", "rag:reader", *bad)
+    rows = [log.add_outcome("d0000", "judge", "rag:reader", 0.25, 1.0, detail={"tokens": 9}),
+            log.add_outcome("d0001", "feedback:key", "rag:strong", 1.0, 1.5, rater="k1", detail={"comment": "nul\x00"}),
+            log.add_outcome("d0002", "feedback:admin", "abstain", 0.0, 3.0)]
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert log.outcomes() == rows and log.outcomes(after_id=rows[0]["id"]) == rows[1:]
+    assert log.outcomes(decision_id="d0001") == [rows[1]] and rows[1]["detail"] == {"comment": "nul\x00"}
+    assert log.outcome_stats(after_id=rows[1]["id"]) == {
+        "by_source": {"judge": 1, "feedback:key": 1, "feedback:admin": 1}, "last_id": rows[2]["id"], "after": 1}
+    assert log.rated_since("k1", NOW - 60) == 1 and log.rated_since("k2", 0) == 0
+    # versions: 1, 2, ... each naming its parent; a stale parent is a Conflict, not an overwrite
+    assert log.router_state("r") is None and log.latest_router_version("r") is None
+    assert log.add_router_state("r", None, {"a": 1}, "first")["version"] == 1
+    assert log.add_router_state("r", 1, {"a": 2}, "second")["version"] == 2
+    with pytest.raises(Conflict):
+        log.add_router_state("r", 1, {"a": 3}, "stale")
+    with pytest.raises(Conflict):
+        log.add_router_state("r", None, {"a": 3}, "stale")
+    assert log.add_router_state("other", None, {"b": 1}, "another name")["version"] == 1
+    assert log.router_state("r")["state"] == {"a": 2} and log.router_state("r", 1)["state"] == {"a": 1}
+    assert [v["version"] for v in log.router_versions("r")] == [2, 1] and log.latest_router_version("r") == 2
+    # pruning a decision prunes its outcomes (router versions are kept)
+    assert log.prune(86400) == 1
+    assert [r["decision_id"] for r in log.outcomes()] == ["d0001", "d0002"] and log.latest_router_version("r") == 2

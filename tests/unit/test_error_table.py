@@ -16,10 +16,10 @@ from adaptive_rag.api import errors as api_errors
 from adaptive_rag.api.admission import Busy
 from adaptive_rag.api.app import create_app
 from adaptive_rag.api.auth import Forbidden, Unauthorized
-from adaptive_rag.api.limits import BudgetSpent
+from adaptive_rag.api.limits import BudgetSpent, FeedbackCapped
 from adaptive_rag.api.readiness import NotReady
 from adaptive_rag.decisions import Decision
-from adaptive_rag.errors import (ConfigError, DeadlineExceeded, DecisionStoreUnavailable, NotFoundError,
+from adaptive_rag.errors import (ConfigError, Conflict, DeadlineExceeded, DecisionStoreUnavailable, NotFoundError,
                                  RequestCancelled, StoreBusy, UnknownNameError, Unavailable, UserError)
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.testing import FakeLM, make_engine
@@ -44,6 +44,8 @@ CASES = [
     (BackendError("timed out", retryable=True), 503, "backend_error", "model backend failed: timed out", {}, True),
     (Busy("server busy", 7), 429, "rate_limit_error", "server busy", {"Retry-After": "7"}, False),
     (BudgetSpent("budget spent", 30), 429, "rate_limit_error", "budget spent", {"Retry-After": "30"}, False),
+    (FeedbackCapped("verdicts given", 3600), 429, "rate_limit_error", "verdicts given", {"Retry-After": "3600"}, False),
+    (Conflict("learn again"), 409, "conflict_error", "learn again", {}, False),
     (NotReady("loading", 10), 503, "unavailable_error", "loading", {"Retry-After": "10"}, False),
     (Unauthorized("no key"), 401, "authentication_error", "no key", {"WWW-Authenticate": "Bearer"}, False),
     (Forbidden("admins only"), 403, "permission_error", "admins only", {}, False),

@@ -370,7 +370,7 @@ def test_a_combiner_reads_the_states_and_the_answers_output_signals(panel, tmp_p
     low, high = probe.combined_p_wrong(0.5, {"min_logprob": -2.0}), probe.combined_p_wrong(0.5, {"min_logprob": 2.0})
     assert low > 0.9 and high < 0.1  # the other signals missing: their means
     assert probe.combined_p_wrong(0.5, {}) == pytest.approx(probe.combined_p_wrong(0.5, {"support": None}))
-    path = probe.save(tmp_path, "combined")
+    probe.save(tmp_path, "combined")
     assert answer_probe.load(tmp_path, "combined").combiner == combiner
     assert probe.fingerprint == _probe("00").fingerprint  # the engine's part is unchanged: cached answers stay valid
     # served: the answer's stage shows both readings, and the policy acts on the combined one

@@ -103,7 +103,7 @@ def test_every_router_kind_is_a_router_with_its_own_stage():
 
 
 def test_unknown_router_kinds_and_slots_are_one_error_naming_the_valid_ones(settings, fake_embedder):
-    with pytest.raises(UnknownNameError, match="valid: gatekeeper, knn, panel, prior"):
+    with pytest.raises(UnknownNameError, match="valid: gatekeeper, knn, learned, panel, prior"):
         load_routers(settings.model_copy(update={"routers": {"panel": "forest"}}), fake_embedder)
     with pytest.raises(UnknownNameError, match="valid: panel, gatekeeper, weak_strong"):
         load_routers(settings.model_copy(update={"routers": {"cheap": "prior"}}), fake_embedder)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
 
-ROUTES = ("query", "decisions", "collections", "documents", "openai_compat", "router_admin", "metrics")
+ROUTES = ("query", "decisions", "collections", "documents", "openai_compat", "router_admin", "learning", "metrics")
 
 
 def include_routes(app: FastAPI) -> None:

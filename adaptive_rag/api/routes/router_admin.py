@@ -1,17 +1,16 @@
-"""The routers' state and their teachers: which router serves each slot, the loaded gatekeeper's
-metadata and metrics, and feedback on answers (stored with the decision; `arag gatekeeper train
---feedback` learns from it)."""
+"""The routers' state: which router serves each slot, the answer probes served, the loaded
+gatekeeper's metadata and metrics. Teaching them (feedback, the learned router's versions) is
+routes/learning.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adaptive_rag.api.auth import AdminDep
 from adaptive_rag.api.deps import EngineDep
-from adaptive_rag.errors import NotFoundError, UserError
+from adaptive_rag.errors import NotFoundError
 
 router = APIRouter(tags=["router"])
 
@@ -44,28 +43,3 @@ def gatekeeper(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
     meta = {k: v for k, v in gk.meta.items() if k != "feature_names"}
     return {**meta, "label": gk.label, "n_features": len(gk.meta["feature_names"]),
             "thresholds": {k: v for k, v in engine.thresholds.items() if k.startswith("adaptive_") or k.startswith("refusal")}}
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    decision_id: str = Field(..., min_length=1, max_length=64)
-    correct: bool | None = None
-    rating: float | None = Field(None, ge=0.0, le=1.0, description="0 (useless) .. 1 (right); >= 0.5 counts as correct.")
-    comment: str | None = Field(None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _some_verdict(self) -> "FeedbackRequest":
-        if self.correct is None and self.rating is None:
-            raise ValueError("give `correct` (true/false) or `rating` (0..1)")
-        return self
-
-
-@router.post("/v1/feedback")
-def feedback(body: FeedbackRequest, engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
-    if engine.decision_store is None:
-        raise UserError("this server keeps no decision log, so feedback cannot be stored")
-    try:
-        return engine.decision_store.add_feedback(body.decision_id, body.correct, body.rating, body.comment)
-    except KeyError:
-        raise NotFoundError(f"no decision {body.decision_id!r}") from None

@@ -2,7 +2,8 @@
 
     arag router start NAME [--base panel:default]   # version 1: the base panel router, nothing learned
     arag router status [NAME] [--json]               # the version served, the versions, outcomes waiting
-    arag router learn [NAME] [--judge N] [--rebuild] # judge N recent answers, then learn what waits
+    arag router learn [NAME] [--judge N] [--explore N] [--rebuild]
+                                                     # judge / explore recent answers, then learn what waits
     arag router rollback NAME --to V                 # V's state as the newest version
     arag router export NAME [--version V] --out FILE # one version as a JSON file
 
@@ -98,6 +99,9 @@ def learn(name: NameArg = None,
                                                          "that have no judge outcome yet (the judge model runs).")] = 0,
           judge_model: Annotated[Optional[str], typer.Option(help="The judge: a panel model or role "
                                                                    "(default: the strong model).")] = None,
+          explore: Annotated[int, typer.Option(min=0, help="First explore up to N recent routed decisions: answer each "
+                                                           "with another action (a Thompson draw), judge it, within "
+                                                           "ARAG_LEARNING_BUDGET_PER_DAY.")] = 0,
           rebuild: Annotated[bool, typer.Option("--rebuild", help="Start again from the base router over every "
                                                                   "outcome stored.")] = False,
           as_json: JsonOption = False) -> None:
@@ -109,14 +113,18 @@ def learn(name: NameArg = None,
 
     s = _settings()
     name = _name(s, name)
-    judged = None
-    if judge:
-        judged = _judge_recent(s, judge, judge_model)
+    judged = explored = None
+    if judge or explore:
+        judged, explored = _teach(s, name, judge, judge_model, explore)
+    if judged:
         typer.echo(f"judged {judged['judged']} answers ({judged['correct']} correct, {judged['no_verdict']} without a "
                    f"verdict; {judged['tokens']} judge tokens)", err=True)
+    if explored:
+        typer.echo(f"explored {explored['explored']} decisions, spending {explored['spent']:.6f}"
+                   + ("; stopped by the daily learning budget" if explored["stopped_by_budget"] else ""), err=True)
     with _decisions(s) as log:
         out = learn_router(log, _router(s, log, name), rebuild=rebuild)
-    out["judged"] = judged
+    out["judged"], out["explored"] = judged, explored
     if as_json:
         typer.echo(json.dumps(out, indent=2))
     elif out["published"]:
@@ -126,14 +134,21 @@ def learn(name: NameArg = None,
         typer.echo(f"learned router {name} v{out['version']}: nothing new to learn")
 
 
-def _judge_recent(s, limit: int, judge_model: str | None) -> dict:
-    """Judge up to `limit` recent routed answers in a process of its own (adaptive_rag/query/judge.py)."""
+def _teach(s, name: str, judge: int, judge_model: str | None, explore: int) -> tuple[dict | None, dict | None]:
+    """Judge recent routed answers and explore recent routed decisions, in an engine of this
+    process (adaptive_rag/query/judge.py, explore.py)."""
     from adaptive_rag.query.builder import build_engine
+    from adaptive_rag.query.explore import explore_recent
     from adaptive_rag.query.judge import judge_recent
 
     engine = build_engine(s)
     try:
-        return judge_recent(engine, limit, judge_model)
+        judged = judge_recent(engine, judge, judge_model) if judge else None
+        explored = None
+        if explore:
+            explored = explore_recent(engine, _router(s, engine.decision_store, name, engine.retriever.embedder), explore,
+                                      s.learning_budget_per_day)
+        return judged, explored
     finally:
         engine.retriever.store.close()
         engine.decision_store.close()

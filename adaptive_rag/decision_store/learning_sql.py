@@ -1,11 +1,14 @@
 """The learning tables of the decision log (migration 4), written once for SQLite and PostgreSQL:
 
-- `outcomes`: what the learned router learns from. One row per judged answer or rated decision,
-  append only, `id` increasing in arrival order, so a learner consumes the rows after the last id
-  it saw. `p_correct` is the label (1/0 for a user's verdict, the judge's probability for a
-  judged answer), `weight` how much it counts (gatekeeper/online.py documents the rule), `rater`
-  the API key that rated (None for the judge and for admins), `detail` JSON (the judge's stage,
-  the feedback's comment). Rows of pruned decisions are pruned with them.
+- `outcomes`: what the learned router learns from. One row per judged answer, explored action or
+  rated decision, append only, `id` increasing in arrival order, so a learner consumes the rows
+  after the last id it saw. `action` is the panel action the row is about (an explored action is
+  a row of the served decision). `p_correct` is the label (1/0 for a user's verdict, the judge's
+  probability for a judged answer), `weight` how much it counts (gatekeeper/online.py documents
+  the rule), `rater` the API key that rated (None for the judge and for admins), `cost` what
+  learning it spent (a judge's call, an explored answer; 0 for a user's verdict), `detail` JSON
+  (the judge's model and tokens, the explored decision, the feedback's comment). Rows of pruned
+  decisions are pruned with them.
 - `router_states`: the learned router's versions, one row per (name, version); version 1 is the
   first. A new version names its parent, the version it was learned from; `add_router_state`
   refuses (Conflict) when that is no longer the latest, so two replicas learning at once never
@@ -24,7 +27,7 @@ from typing import Any
 from adaptive_rag.decision_store.base import column_text
 from adaptive_rag.errors import Conflict, UserError
 
-_OUTCOME_COLUMNS = "id, decision_id, created_at, source, action, p_correct, weight, rater, detail"
+_OUTCOME_COLUMNS = "id, decision_id, created_at, source, action, p_correct, weight, rater, cost, detail"
 
 
 def _integrity_error(exc: BaseException) -> bool:
@@ -34,7 +37,7 @@ def _integrity_error(exc: BaseException) -> bool:
 
 def _outcome(row) -> dict[str, Any]:
     return {"id": int(row[0]), "decision_id": row[1], "created_at": row[2], "source": row[3], "action": row[4],
-            "p_correct": row[5], "weight": row[6], "rater": row[7], "detail": json.loads(row[8])}
+            "p_correct": row[5], "weight": row[6], "rater": row[7], "cost": row[8], "detail": json.loads(row[9])}
 
 
 def _state(row) -> dict[str, Any]:
@@ -46,18 +49,22 @@ class LearningQueries:
     """Outcomes and router states on a SQL decision log (see the module docstring)."""
 
     def add_outcome(self, decision_id: str, source: str, action: str, p_correct: float, weight: float,
-                    rater: str | None = None, detail: dict | None = None) -> dict[str, Any]:
+                    rater: str | None = None, detail: dict | None = None, cost: float = 0.0) -> dict[str, Any]:
+        """Append an outcome of `decision_id` (KeyError when unknown). `cost`: what learning it
+        spent (a judge's call, an explored answer), in the panel's prices."""
+        if not (math.isfinite(cost) and cost >= 0):
+            raise UserError("an outcome's cost must be a non-negative number")
         if not (math.isfinite(p_correct) and 0.0 <= p_correct <= 1.0):
             raise UserError("an outcome's p_correct must be between 0 and 1")
         if not (math.isfinite(weight) and weight > 0):
             raise UserError("an outcome's weight must be a positive number")
         row = (column_text(decision_id), time.time(), source, action, float(p_correct), float(weight),
-               column_text(rater), json.dumps(detail or {}, default=str, allow_nan=False))
+               column_text(rater), float(cost), json.dumps(detail or {}, default=str, allow_nan=False))
         with self._session(write=True) as execute:
             if execute("SELECT 1 FROM decisions WHERE id = ?", (row[0],)).fetchone() is None:
                 raise KeyError(decision_id)
             new = execute("INSERT INTO outcomes (decision_id, created_at, source, action, p_correct, weight, rater, "
-                          "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", row).fetchone()
+                          "cost, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", row).fetchone()
         return _outcome((new[0], *row))
 
     def outcomes(self, after_id: int = 0, limit: int = 10_000, decision_id: str | None = None) -> list[dict[str, Any]]:
@@ -75,6 +82,13 @@ class LearningQueries:
             after = execute("SELECT COUNT(*) FROM outcomes WHERE id > ?", (int(after_id),)).fetchone()[0]
         return {"by_source": {r[0]: int(r[1]) for r in rows}, "last_id": max((int(r[2]) for r in rows), default=0),
                 "after": int(after)}
+
+    def learning_spend(self, since: float) -> float:
+        """What outcomes added at or after `since` spent on learning (judging, exploring): the
+        daily learning budget's count."""
+        with self._session() as execute:
+            row = execute("SELECT COALESCE(SUM(cost), 0) FROM outcomes WHERE created_at >= ?", (float(since),)).fetchone()
+        return float(row[0])
 
     def rated_since(self, rater: str, since: float) -> int:
         """How many outcomes `rater` (an API key id) added at or after `since`: its daily cap's count."""

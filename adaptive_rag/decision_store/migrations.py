@@ -98,7 +98,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         """CREATE TABLE IF NOT EXISTS outcomes (
             id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, created_at REAL NOT NULL,
             source TEXT NOT NULL, action TEXT NOT NULL, p_correct REAL NOT NULL, weight REAL NOT NULL,
-            rater TEXT, detail TEXT NOT NULL)""",
+            rater TEXT, cost REAL NOT NULL DEFAULT 0, detail TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
         "CREATE INDEX IF NOT EXISTS outcomes_rater_time ON outcomes (rater, created_at)",
         """CREATE TABLE IF NOT EXISTS router_states (
@@ -108,7 +108,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         """CREATE TABLE IF NOT EXISTS outcomes (
             id BIGSERIAL PRIMARY KEY, decision_id TEXT COLLATE "C" NOT NULL,
             created_at DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, action TEXT NOT NULL,
-            p_correct DOUBLE PRECISION NOT NULL, weight DOUBLE PRECISION NOT NULL, rater TEXT, detail TEXT NOT NULL)""",
+            p_correct DOUBLE PRECISION NOT NULL, weight DOUBLE PRECISION NOT NULL, rater TEXT,
+            cost DOUBLE PRECISION NOT NULL DEFAULT 0, detail TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
         "CREATE INDEX IF NOT EXISTS outcomes_rater_time ON outcomes (rater, created_at)",
         """CREATE TABLE IF NOT EXISTS router_states (

@@ -65,6 +65,14 @@ def judge_decision(engine, record: dict, model: str | None = None) -> Judgement 
     return judge(lm, record["query"], context, record["answer"])
 
 
+def judge_cost(engine, verdict: Judgement) -> float:
+    """What a judgement cost, in the panel's prices."""
+    from adaptive_rag.usage import Prices
+
+    gen = verdict.generation
+    return gen.usage.cost(engine.models.prices.get(gen.model, Prices()))
+
+
 def panel_roles(engine) -> dict[str, str | None]:
     """Role -> model name of the serving panel (what a decision's action is read against)."""
     strong = engine.models.strong
@@ -78,7 +86,7 @@ def judge_recent(engine, limit: int, model: str | None = None) -> dict:
     from gatekeeper.router_learning import action_of, panel_stage
 
     log = engine.decision_store
-    done = {"judged": 0, "correct": 0, "no_verdict": 0, "tokens": 0}
+    done = {"judged": 0, "correct": 0, "no_verdict": 0, "tokens": 0}  # the judge's tokens
     roles, offset = panel_roles(engine), 0
     while done["judged"] + done["no_verdict"] < limit:
         page = log.list(status="ok", limit=200, offset=offset)
@@ -99,7 +107,8 @@ def judge_recent(engine, limit: int, model: str | None = None) -> dict:
                 done["no_verdict"] += 1
             else:
                 log.add_outcome(record["id"], "judge", action, verdict.p_correct, 1.0,
-                                detail={"judge_model": verdict.generation.model, "tokens": tokens})
+                                detail={"judge_model": verdict.generation.model, "tokens": tokens},
+                                cost=judge_cost(engine, verdict))
                 done["judged"] += 1
                 done["correct"] += int(verdict.correct)
             if done["judged"] + done["no_verdict"] >= limit:

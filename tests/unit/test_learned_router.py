@@ -278,3 +278,27 @@ def test_the_router_cli_starts_judges_learns_rolls_back_and_exports(arag, monkey
     code, out, _ = arag("router", "export", "mine", "--version", "3", "--out", str(tmp_path / "v3.json"))
     assert code == 0 and json.loads((tmp_path / "v3.json").read_text())["state"]["learned_from"] == {"judge": 3}
     assert arag("router", "export", "nope", "--out", str(tmp_path / "x.json"))[0] == 2
+
+
+def test_exploring_answers_with_another_action_judges_it_and_stays_within_the_daily_budget(learned_app):
+    ask = {"query": "Sea otters hold hands: what do otters do?", "collection": "kb", "policy": "adaptive",
+           "thresholds": {"adaptive_cost_weight": 0.0}}
+    with TestClient(learned_app(learning_budget_per_day=1.0)) as client:
+        served = [client.post("/v1/query", json=ask, headers=bearer(ROOT)).json() for _ in range(3)]
+        chosen = {_stage(d)["outcome"] for d in served}
+        out = client.post("/v1/router/learn", json={"explore": 2}, headers=bearer(ROOT)).json()
+        assert out["explored"]["explored"] == 2 and out["explored"]["spent"] > 0 and out["published"]
+        assert out["by_source"] == {"explore": 2}
+        log = client.app.state.engine.decision_store
+        rows = [o for d in served for o in log.outcomes(decision_id=d["id"])]
+        assert len(rows) == 2 and all(r["source"] == "explore" and r["action"] not in chosen | {"abstain"} for r in rows)
+        explored = log.get(rows[0]["detail"]["explored_decision"])
+        assert explored["owner"] == "explorer" and explored["query"] == ask["query"]
+        assert rows[0]["cost"] > explored["cost"] > 0  # the explored answer and the judge's call
+        # explored decisions are not explored again, nor are the explorer's own
+        again = client.post("/v1/router/learn", json={"explore": 5}, headers=bearer(ROOT)).json()["explored"]
+        assert again["explored"] == 1  # the third served decision only
+    with TestClient(learned_app(learning_budget_per_day=0.0)) as client:
+        client.post("/v1/query", json=ask, headers=bearer(ROOT))
+        out = client.post("/v1/router/learn", json={"explore": 2}, headers=bearer(ROOT)).json()
+        assert out["explored"] == {"explored": 0, "spent": 0.0, "stopped_by_budget": True}

@@ -51,6 +51,9 @@ class LearnRequest(BaseModel):
     judge: int = Field(0, ge=0, le=1000, description=(
         "First let the judge (the panel's strong model) grade up to this many recent routed answers it has not "
         "graded; each costs one short prompt on that model."))
+    explore: int = Field(0, ge=0, le=1000, description=(
+        "First answer up to this many recent routed questions with another action (a Thompson draw of the router's "
+        "posteriors) and judge that answer, within ARAG_LEARNING_BUDGET_PER_DAY."))
 
 
 class RollbackRequest(BaseModel):
@@ -76,15 +79,19 @@ def learned_status(engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
 
 
 @router.post("/v1/router/learn")
-def learn_now(body: LearnRequest, engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
+def learn_now(body: LearnRequest, request: Request, engine: EngineDep, caller: AdminDep) -> dict[str, Any]:
     """Learn the waiting outcomes now; with `judge`, first grade recent answers (the reply's
-    `judged` counts them and the judge's tokens)."""
+    `judged` counts them and the judge's tokens); with `explore`, first explore recent decisions
+    (`explored`: how many, what it spent)."""
+    from adaptive_rag.query.explore import explore_recent
     from adaptive_rag.query.judge import judge_recent
     from gatekeeper.router_learning import learn
 
     router = _learned(engine)
     judged = judge_recent(engine, body.judge) if body.judge else None
-    return {**learn(engine.decision_store, router, rebuild=body.rebuild), "judged": judged}
+    explored = explore_recent(engine, router, body.explore, request.app.state.settings.learning_budget_per_day) \
+        if body.explore else None
+    return {**learn(engine.decision_store, router, rebuild=body.rebuild), "judged": judged, "explored": explored}
 
 
 @router.post("/v1/router/rollback")

@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     key_feedback_cap: int = Field(50, ge=0, le=1_000_000, description=(
         "Verdicts one `query` key may give per day; beyond it 429 (`arag_feedback_capped_total`), so one key "
         "cannot flood the router."))
+    explore_share: float = Field(0.0, ge=0, le=1, description=(
+        "The share of the learned router's served decisions that `arag serve` also answers with another action in the "
+        "background, when no user request is waiting or generating, and has judged (0: off)."))
     learning_budget_per_day: float = Field(0.05, ge=0, le=1e6, description=(
         "What judging and exploring may spend per day, in the panel's prices (notional dollars for the local models; "
         "a strong RAG answer is about 0.00014): exploration stops once the last day's learning spend reaches it."))

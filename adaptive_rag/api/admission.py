@@ -36,6 +36,7 @@ class Admission:
         self.admitted = 0  # generating or waiting for a slot
         self.generating = 0  # holding a slot
         self.refused = 0
+        self.arrival_listeners: list = []  # called (no arguments) whenever a request is admitted
 
     def reserve(self) -> None:
         """Take a place among the admitted (generating or waiting), or raise Busy at once when the
@@ -47,6 +48,8 @@ class Admission:
                 raise Busy(f"the server is busy ({self.admitted} requests admitted, at most "
                            f"{self.concurrency} at once and {self.queue} waiting); retry later", self.retry_after_s)
             self.admitted += 1
+        for listener in list(self.arrival_listeners):  # background work yields (api/explorer.py)
+            listener()
 
     def release(self) -> None:
         with self._lock:

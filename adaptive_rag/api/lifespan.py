@@ -2,8 +2,8 @@
 
 Start: the in-flight requests, the admission gate, the engine (built from settings, or the one a
 test passed), readiness (models load in a background thread after the port opens when `preload`,
-by default when the app builds its own engine), the server metrics (observing every decision) and
-the decision log's hourly retention. Stop: retention ends; requests still running (uvicorn's grace
+by default when the app builds its own engine), the server metrics (observing every decision), the
+background explorer of a learned router (ARAG_EXPLORE_SHARE) and the decision log's hourly retention. Stop: retention ends; requests still running (uvicorn's grace
 period is over) are cancelled, stop at their next token or model call and are recorded as
 cancelled, waited for at most SHUTDOWN_CANCEL_WAIT_S so their records are written.
 """
@@ -53,6 +53,7 @@ def lifespan_for(s: Settings, engine: QueryEngine | None = None,
         app.state.metrics = ServerMetrics(app.state.admission, app.state.engine.models.prices,
                                           app.state.engine.routers)
         app.state.engine.observers.append(app.state.metrics.observe)
+        explorer = app.state.explorer = _explorer(s, app)
         retention = None
         if s.decisions_retention_days and app.state.engine.decision_store is not None:  # prune now, then hourly
             from adaptive_rag.decision_store.retention import start_retention
@@ -61,6 +62,8 @@ def lifespan_for(s: Settings, engine: QueryEngine | None = None,
         yield
         if retention is not None:
             retention.stop()
+        if explorer is not None:
+            explorer.stop()
         # shutting down: requests still running (uvicorn's grace period is over) stop at their next
         # token or model call and are recorded as cancelled
         app.state.inflight.draining = True
@@ -69,3 +72,16 @@ def lifespan_for(s: Settings, engine: QueryEngine | None = None,
         app.state.engine.observers.remove(app.state.metrics.observe)
 
     return lifespan
+
+
+def _explorer(s: Settings, app: FastAPI):
+    """The background explorer (api/explorer.py), started when ARAG_EXPLORE_SHARE > 0 and the panel
+    slot serves a learned router with a decision log; else None."""
+    from gatekeeper.learned_router import LearnedRouter
+
+    engine = app.state.engine
+    if s.explore_share <= 0 or engine.decision_store is None or not isinstance(engine.routers.get("panel"), LearnedRouter):
+        return None
+    from adaptive_rag.api.explorer import BackgroundExplorer
+
+    return BackgroundExplorer(engine, app.state.admission, s, app.state.metrics).start()

@@ -14,6 +14,11 @@ decision counts, the failed ones included:
 - arag_outcomes_total{source} (feedback:admin, feedback:key, judge): outcomes stored for the learned
   router; arag_feedback_capped_total: verdicts refused by a key's daily cap (ARAG_KEY_FEEDBACK_CAP);
   arag_router_version: the learned router version this replica serves (-1: none is served)
+- arag_explorations_total{outcome} (explored, cancelled, over_budget, nothing, error),
+  arag_learning_spend_dollars_total (explored answers and their judge calls) and
+  arag_exploration_preempt_seconds (how long an exploration took to stop for a user request) of the
+  background explorer (api/explorer.py); explored decisions count in tokens and cost, not in
+  arag_requests_total
 - arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
   at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
@@ -53,6 +58,13 @@ class ServerMetrics:
                                        buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         self.outcomes = Counter("arag_outcomes", "Outcomes stored for the learned router, by source.", ["source"],
                                 registry=r)
+        self.explorations = Counter("arag_explorations", "Background explorations, by outcome.", ["outcome"],
+                                    registry=r)
+        self.learning_spend = Counter("arag_learning_spend_dollars", "What exploring (answers and judge calls) spent.",
+                                      registry=r)
+        self.exploration_preempt = Histogram("arag_exploration_preempt_seconds",
+                                             "From a user request's arrival to the exploration it cancelled stopping.",
+                                             buckets=LATENCY_BUCKETS, registry=r)
         self.feedback_capped = Counter("arag_feedback_capped", "Verdicts refused by a key's daily cap.", registry=r)
         from gatekeeper.learned_router import LearnedRouter
 
@@ -76,18 +88,18 @@ class ServerMetrics:
         self.refusal_times.append(time.time())
 
     def observe(self, decision) -> None:
-        """Count one finished decision (any status)."""
+        """Count one finished decision (any status); an explored one (api/explorer.py) only in
+        tokens and cost."""
+        if getattr(decision, "owner", None) == "explorer":
+            self._spend(decision)
+            return
         answering = [s.model for s in decision.stages if s.name == decision.route and s.model]
         self.requests.labels(decision.policy, decision.route or "none", decision.status,
                              answering[-1] if answering else "none").inc()
         self.request_latency.observe(decision.latency_ms / 1e3)
+        self._spend(decision)
         for stage in decision.stages:
             self.stage_latency.labels(stage.name).observe(stage.latency_ms / 1e3)
-            if stage.model and stage.usage.total_tokens:
-                self.tokens.labels(stage.model, "input").inc(stage.usage.input_tokens)
-                self.tokens.labels(stage.model, "output").inc(stage.usage.output_tokens)
-                if stage.model in self.prices:
-                    self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))
             if stage.name in self.router_stages:  # the routers' probabilities per action/label
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
@@ -96,3 +108,10 @@ class ServerMetrics:
                 if stage.signals.get("probe_p_wrong") is not None:
                     self.probe_p_wrong.observe(stage.signals["probe_p_wrong"])
 
+    def _spend(self, decision) -> None:
+        for stage in decision.stages:
+            if stage.model and stage.usage.total_tokens:
+                self.tokens.labels(stage.model, "input").inc(stage.usage.input_tokens)
+                self.tokens.labels(stage.model, "output").inc(stage.usage.output_tokens)
+                if stage.model in self.prices:
+                    self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))

@@ -65,7 +65,9 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
 
 
 def explore(engine, router, record: Mapping, rng: random.Random | None = None, cancel=None) -> dict | None:
-    """Explore one recorded decision (see the module docstring); returns the outcome row."""
+    """Explore one recorded decision (see the module docstring); returns the outcome row. `cancel`
+    (a threading.Event): once set, the explored answer stops at its next token and no judge call
+    starts (RequestCancelled)."""
     from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles
     from gatekeeper.router_learning import action_of
 
@@ -79,6 +81,10 @@ def explore(engine, router, record: Mapping, rng: random.Random | None = None, c
                  None)
     explored = engine.answer(record["collection"], record["query"], policy=POLICY_OF[action], top_k=depth,
                              owner=EXPLORER, cancel=cancel)
+    if cancel is not None and cancel.is_set():  # a user arrived: no judge call after this one
+        from adaptive_rag.errors import RequestCancelled
+
+        raise RequestCancelled("exploration yields to a user request")
     verdict = judge_decision(engine, explored.to_dict())
     if verdict is None or verdict.p_correct is None:
         return None

@@ -83,13 +83,13 @@ def learned_app(server, settings, fake_embedder, base, tmp_path):
     from adaptive_rag.decisions import SQLiteDecisionStore
     from tests.unit.helpers import OTTERS
 
-    def make(keys=KEYS, **extra):
+    def make(keys=KEYS, panel=None, **extra):
         s = Settings(data_dir=settings.data_dir, routers={"panel": "learned:mine"}, **extra)
         log = SQLiteDecisionStore(tmp_path / "learned.sqlite")
         if log.latest_router_version("mine") is None:
             router_learning.start(log, "mine", "panel:base", s.data_dir, fake_embedder)
         routers = {"panel": load_router("learned:mine", s.data_dir, fake_embedder, decisions=log)}
-        return server.app(_panel(), settings=s, keys=keys, docs=OTTERS, decisions=log, routers=routers, top_k=1)
+        return server.app(panel or _panel(), settings=s, keys=keys, docs=OTTERS, decisions=log, routers=routers, top_k=1)
 
     return make
 
@@ -302,3 +302,40 @@ def test_exploring_answers_with_another_action_judges_it_and_stays_within_the_da
         client.post("/v1/query", json=ask, headers=bearer(ROOT))
         out = client.post("/v1/router/learn", json={"explore": 2}, headers=bearer(ROOT)).json()
         assert out["explored"] == {"explored": 0, "spent": 0.0, "stopped_by_budget": True}
+
+
+def test_the_background_explorer_waits_for_idle_yields_to_users_and_counts_what_it_did(learned_app):
+    import time
+
+    reader = FakeLM("reader", facts={"otters": "hold hands"}, word_delay_s=0.8)  # explored answers are slow
+    strong = FakeLM("strong", facts={"otters": "hold hands"})  # users' answers (rag:strong) are not
+    panel = Models(reader, reader, {"reader": Prices(1, 1), "strong": Prices(5, 5)}, strong=strong)
+    ask = {"query": "Sea otters hold hands: what do otters do?", "collection": "kb", "policy": "adaptive",
+           "thresholds": {"adaptive_cost_weight": 0.0}}
+
+    def wait_for(check, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.02)
+
+    with TestClient(learned_app(panel=panel, explore_share=1.0, learning_budget_per_day=1.0)) as client:
+        log = client.app.state.engine.decision_store
+        first = client.post("/v1/query", json=ask, headers=bearer(ROOT)).json()
+        assert _stage(first)["outcome"] == "rag:strong"
+        wait_for(lambda: reader.calls)  # idle: the explorer answers it with the reader, slowly
+        second = client.post("/v1/query", json=ask, headers=bearer(ROOT))  # a user arrives mid-exploration
+        assert second.status_code == 200
+        metrics = lambda: client.get("/metrics", headers=bearer(ROOT)).text  # noqa: E731
+        wait_for(lambda: 'arag_explorations_total{outcome="cancelled"} 1.0' in metrics())
+        assert "arag_exploration_preempt_seconds_count 1.0" in metrics()
+        # once idle again, the decisions are explored to the end and judged
+        wait_for(lambda: 'arag_explorations_total{outcome="explored"} 1.0' in metrics())
+        rows = log.outcomes()
+        assert rows and rows[0]["source"] == "explore" and rows[0]["action"] == "rag:reader"
+        explored = log.list(owner="explorer")
+        assert {d["status"] for d in explored} >= {"cancelled", "ok"}
+        text = metrics()
+        assert 'arag_requests_total{model="strong",policy="adaptive",route="rag",status="ok"} 2.0' in text
+        assert "always_weak_rag" not in text.split("arag_requests_total")[1].split("# HELP")[0]  # not a user request
+        assert "arag_learning_spend_dollars_total" in text and client.app.state.explorer is not None

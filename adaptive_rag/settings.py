@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     explore_share: float = Field(0.0, ge=0, le=1, description=(
         "The share of the learned router's served decisions that `arag serve` also answers with another action in the "
         "background, when no user request is waiting or generating, and has judged (0: off)."))
+    judge_share: float = Field(0.0, ge=0, le=1, description=(
+        "The share of the learned router's served answers that `arag serve` has the judge grade in the background, "
+        "when no user request is waiting or generating (0: off)."))
     learning_budget_per_day: float = Field(0.05, ge=0, le=1e6, description=(
         "What judging and exploring may spend per day, in the panel's prices (notional dollars for the local models; "
         "a strong RAG answer is about 0.00014): exploration stops once the last day's learning spend reaches it."))

@@ -1,7 +1,7 @@
-"""Exploration in the background of a server that serves a learned router (ARAG_EXPLORE_SHARE > 0):
-for that share of routed decisions, another action answers the same question once the server is
-idle, and the judge grades it (adaptive_rag/query/explore.py), so the router learns about actions
-it did not choose.
+"""Learning in the background of a server that serves a learned router: for ARAG_EXPLORE_SHARE of
+its served decisions, another action answers the same question once the server is idle and the
+judge grades it (adaptive_rag/query/explore.py), so the router learns about actions it did not
+choose; for ARAG_JUDGE_SHARE of them, the judge grades the served answer itself.
 
 Users first:
 - A decision waits in a short queue (EXPLORE_QUEUE, the newest kept) until no user request is
@@ -11,12 +11,14 @@ Users first:
   engine's cancellation), and a judge call in progress finishes first, so the user waits at most
   for the current model call. How long the explorer took to stop is observed in
   `arag_exploration_preempt_seconds` (its p95 is the figure to watch).
+- A served answer waiting to be judged is dropped when a user request is admitted; a judge call
+  is one model call, which a user may wait for.
 - The last day's learning spend (judging and exploring) stays within ARAG_LEARNING_BUDGET_PER_DAY.
 
 `/metrics`: `arag_explorations_total{outcome}` (explored, cancelled, over_budget, nothing: no other
-action or no verdict), `arag_learning_spend_dollars_total` (explored answers and their judge
-calls), `arag_exploration_preempt_seconds`. An explored outcome may make the router learn
-(ARAG_ROUTER_LEARN_EVERY).
+action or no verdict, error), `arag_judge_calls_total{of}` (served, explored),
+`arag_learning_spend_dollars_total` (explored answers and judge calls),
+`arag_exploration_preempt_seconds`. Each outcome may make the router learn (ARAG_ROUTER_LEARN_EVERY).
 """
 
 from __future__ import annotations
@@ -69,10 +71,11 @@ class BackgroundExplorer:
             return
         if not any(s.name == "learned_router" for s in decision.stages):
             return
-        if self.rng.random() < self.settings.explore_share:
-            with self._wake:
-                self._pending.append(decision.id)
-                self._wake.notify()
+        for kind, share in (("judge", self.settings.judge_share), ("explore", self.settings.explore_share)):
+            if self.rng.random() < share:
+                with self._wake:
+                    self._pending.append((kind, decision.id))
+                    self._wake.notify()
 
     def _user_arrived(self) -> None:
         with self._lock:
@@ -84,7 +87,7 @@ class BackgroundExplorer:
         if self.metrics is not None:
             self.metrics.explorations.labels(outcome).inc()
 
-    def _next(self) -> str | None:
+    def _next(self) -> tuple[str, str] | None:
         with self._wake:
             while not self._pending and not self._stopping:
                 self._wake.wait(1.0)
@@ -92,20 +95,48 @@ class BackgroundExplorer:
 
     def _loop(self) -> None:
         while True:
-            decision_id = self._next()
-            if decision_id is None:
+            item = self._next()
+            if item is None:
                 return
+            kind, decision_id = item
             while self.admission.admitted > 0 and not self._stopping:  # users first
                 time.sleep(IDLE_POLL_S)
             if self._stopping:
                 return
             try:
-                self._explore_one(decision_id)
+                (self._judge_one if kind == "judge" else self._explore_one)(decision_id)
             except Exception as exc:  # a failed exploration must never stop the explorer
                 self._count("error")
                 import logging
 
-                logging.getLogger("arag.explorer").warning("exploration of %s failed: %s", decision_id, exc)
+                logging.getLogger("arag.explorer").warning("%s of %s failed: %s", kind, decision_id, exc)
+
+    def _judge_one(self, decision_id: str) -> None:
+        """Judge a served answer (query/judge.py), unless a user arrived or the budget is spent."""
+        from adaptive_rag.api.teaching import learn_if_due
+        from adaptive_rag.query.explore import DAY_S
+        from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles
+        from gatekeeper.router_learning import action_of
+
+        log = self.engine.decision_store
+        record = log.get(decision_id)
+        action = action_of(record, panel_roles(self.engine)) if record else None
+        if action in (None, "abstain") or self.admission.admitted > 0:
+            return
+        if log.learning_spend(time.time() - DAY_S) >= self.settings.learning_budget_per_day:
+            self._count("over_budget")
+            return
+        verdict = judge_decision(self.engine, record)
+        if verdict is None or verdict.p_correct is None:
+            return
+        cost = judge_cost(self.engine, verdict)
+        log.add_outcome(decision_id, "judge", action, verdict.p_correct, 1.0, cost=cost,
+                        detail={"judge_model": verdict.generation.model, "tokens": verdict.generation.usage.total_tokens})
+        if self.metrics is not None:
+            self.metrics.judge_calls.labels("served").inc()
+            self.metrics.learning_spend.inc(cost)
+            self.metrics.outcomes.labels("judge").inc()
+        learn_if_due(self.engine, self.settings.router_learn_every)
 
     def _explore_one(self, decision_id: str) -> None:
         from adaptive_rag.api.teaching import learn_if_due
@@ -140,6 +171,7 @@ class BackgroundExplorer:
             return
         self._count("explored")
         if self.metrics is not None:
+            self.metrics.judge_calls.labels("explored").inc()
             self.metrics.learning_spend.inc(row["cost"])
             self.metrics.outcomes.labels("explore").inc()
         learn_if_due(self.engine, self.settings.router_learn_every)

@@ -75,12 +75,12 @@ def lifespan_for(s: Settings, engine: QueryEngine | None = None,
 
 
 def _explorer(s: Settings, app: FastAPI):
-    """The background explorer (api/explorer.py), started when ARAG_EXPLORE_SHARE > 0 and the panel
-    slot serves a learned router with a decision log; else None."""
+    """The background explorer (api/explorer.py), started when ARAG_EXPLORE_SHARE or ARAG_JUDGE_SHARE
+    is above 0 and the panel slot serves a learned router with a decision log; else None."""
     from gatekeeper.learned_router import LearnedRouter
 
     engine = app.state.engine
-    if s.explore_share <= 0 or engine.decision_store is None or not isinstance(engine.routers.get("panel"), LearnedRouter):
+    if max(s.explore_share, s.judge_share) <= 0 or engine.decision_store is None or not isinstance(engine.routers.get("panel"), LearnedRouter):
         return None
     from adaptive_rag.api.explorer import BackgroundExplorer
 

@@ -15,7 +15,8 @@ decision counts, the failed ones included:
   router; arag_feedback_capped_total: verdicts refused by a key's daily cap (ARAG_KEY_FEEDBACK_CAP);
   arag_router_version: the learned router version this replica serves (-1: none is served)
 - arag_explorations_total{outcome} (explored, cancelled, over_budget, nothing, error),
-  arag_learning_spend_dollars_total (explored answers and their judge calls) and
+  arag_judge_calls_total{of} (served, explored), arag_learning_spend_dollars_total (explored
+  answers and judge calls) and
   arag_exploration_preempt_seconds (how long an exploration took to stop for a user request) of the
   background explorer (api/explorer.py); explored decisions count in tokens and cost, not in
   arag_requests_total
@@ -60,6 +61,8 @@ class ServerMetrics:
                                 registry=r)
         self.explorations = Counter("arag_explorations", "Background explorations, by outcome.", ["outcome"],
                                     registry=r)
+        self.judge_calls = Counter("arag_judge_calls", "The background judge's calls, by what it graded.", ["of"],
+                                   registry=r)
         self.learning_spend = Counter("arag_learning_spend_dollars", "What exploring (answers and judge calls) spent.",
                                       registry=r)
         self.exploration_preempt = Histogram("arag_exploration_preempt_seconds",

@@ -339,3 +339,26 @@ def test_the_background_explorer_waits_for_idle_yields_to_users_and_counts_what_
         assert 'arag_requests_total{model="strong",policy="adaptive",route="rag",status="ok"} 2.0' in text
         assert "always_weak_rag" not in text.split("arag_requests_total")[1].split("# HELP")[0]  # not a user request
         assert "arag_learning_spend_dollars_total" in text and client.app.state.explorer is not None
+
+
+def test_the_background_judge_grades_a_share_of_served_answers(learned_app):
+    import time
+
+    ask = {"query": "Sea otters hold hands: what do otters do?", "collection": "kb", "policy": "adaptive",
+           "thresholds": {"adaptive_cost_weight": 0.0}}
+    with TestClient(learned_app(judge_share=1.0, learning_budget_per_day=1.0)) as client:
+        served = client.post("/v1/query", json=ask, headers=bearer(ROOT)).json()
+        log = client.app.state.engine.decision_store
+        deadline = time.monotonic() + 10
+        while not log.outcomes(decision_id=served["id"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        row = log.outcomes(decision_id=served["id"])[0]
+        assert row["source"] == "judge" and row["action"] == "rag:strong" and row["p_correct"] > 0.5 and row["cost"] > 0
+        deadline = time.monotonic() + 10
+        while 'arag_judge_calls_total{of="served"} 1.0' not in client.get("/metrics", headers=bearer(ROOT)).text:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        while client.get("/v1/router/learned", headers=bearer(ROOT)).json()["learned_from"] != {"judge": 1}:
+            assert time.monotonic() < deadline  # it learns right after the outcome (ARAG_ROUTER_LEARN_EVERY=1)
+            time.sleep(0.02)

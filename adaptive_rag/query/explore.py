@@ -64,10 +64,11 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
     return max(draws, key=draws.get) if draws else None
 
 
-def explore(engine, router, record: Mapping, rng: random.Random | None = None, cancel=None) -> dict | None:
+def explore(engine, router, record: Mapping, rng: random.Random | None = None, cancel=None,
+            judge_model: str | None = None) -> dict | None:
     """Explore one recorded decision (see the module docstring); returns the outcome row. `cancel`
     (a threading.Event): once set, the explored answer stops at its next token and no judge call
-    starts (RequestCancelled)."""
+    starts (RequestCancelled). `judge_model`: a panel model or role (default: the strong model)."""
     from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles
     from gatekeeper.router_learning import action_of
 
@@ -85,7 +86,7 @@ def explore(engine, router, record: Mapping, rng: random.Random | None = None, c
         from adaptive_rag.errors import RequestCancelled
 
         raise RequestCancelled("exploration yields to a user request")
-    verdict = judge_decision(engine, explored.to_dict())
+    verdict = judge_decision(engine, explored.to_dict(), judge_model)
     if verdict is None or verdict.p_correct is None:
         return None
     cost = explored.cost + judge_cost(engine, verdict)

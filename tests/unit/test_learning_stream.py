@@ -48,3 +48,11 @@ def test_unknown_streams_and_splits_are_one_line_errors(shared):
         load_stream(shared, "stream-nq", "stream", None, 0)
     with pytest.raises(UserError, match="ceiling, stream"):
         load_stream(shared, "stream-squad", "train", None, 0)
+
+
+def test_the_demo_teaching_list_is_fixed_and_leaves_the_jacksonville_question_out():
+    from eval.teach_demo import JACKSONVILLE, teaching_questions
+
+    questions = teaching_questions(0)
+    assert len(questions) == len(set(questions)) == 30 and questions == teaching_questions(0)
+    assert JACKSONVILLE not in questions and not any("river" in q.lower() for q in questions)

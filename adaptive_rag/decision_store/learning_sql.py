@@ -67,9 +67,13 @@ class LearningQueries:
                           "cost, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", row).fetchone()
         return _outcome((new[0], *row))
 
-    def outcomes(self, after_id: int = 0, limit: int = 10_000, decision_id: str | None = None) -> list[dict[str, Any]]:
-        """Outcome rows with id > `after_id` in id order (at most `limit`), or those of one decision."""
+    def outcomes(self, after_id: int = 0, limit: int = 10_000, decision_id: str | None = None,
+                 since: float | None = None) -> list[dict[str, Any]]:
+        """Outcome rows with id > `after_id` (and added at or after `since`) in id order, at most
+        `limit`; or those of one decision."""
         where, args = ("id > ?", [int(after_id)]) if decision_id is None else ("decision_id = ?", [column_text(decision_id)])
+        if since is not None:
+            where, args = f"{where} AND created_at >= ?", [*args, float(since)]
         with self._session() as execute:
             rows = execute(f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE {where} ORDER BY id LIMIT ?",
                            (*args, int(limit))).fetchall()

@@ -219,13 +219,16 @@ def overview_page(request: Request, hours: float = 24.0):
         filters["owner"] = caller.name
     records = _log(request).list(**filters, limit=5000)
     refusals = [t for t in request.app.state.metrics.refusal_times if t >= filters["since"]] if caller.is_admin else []
+    outcomes = _log(request).outcomes(since=filters["since"], limit=20_000) if caller.is_admin else []
     summary = views.overview(records, refusals, buckets=24 if hours in (1, 24) else 12, now=now,
-                             start=filters["since"])
+                             start=filters["since"], outcomes=outcomes)
     return render(request, "overview.html", o=summary, hours=hours, capped=len(records) == 5000,
                   latency_bars=views.bars([b.latency_p50_ms for b in summary.buckets]),
                   cost_bars=views.bars([b.cost_per_query for b in summary.buckets]),
                   count_bars=views.bars([b.count for b in summary.buckets]),
-                  refused_bars=views.bars([b.refused for b in summary.buckets]))
+                  refused_bars=views.bars([b.refused for b in summary.buckets]),
+                  judged_bars=views.bars([b.judged for b in summary.buckets]),
+                  learning=any(b.judged_n for b in summary.buckets))
 
 
 # -- evaluations ----------------------------------------------------------------------------------

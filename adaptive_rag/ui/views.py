@@ -183,6 +183,8 @@ class Bucket:
     cost_per_query: float
     latency_p50_ms: float | None
     refused: int = 0
+    judged: float | None = None  # the learning curve: mean P(correct) of the served answers judged or rated
+    judged_n: int = 0
 
 
 @dataclass
@@ -200,9 +202,15 @@ class Overview:
 
 
 def overview(records: Sequence[Mapping], refusals: Sequence[float] = (), buckets: int = 12,
-             now: float | None = None, start: float | None = None) -> Overview:
+             now: float | None = None, start: float | None = None, outcomes: Sequence[Mapping] = ()) -> Overview:
     """Aggregates of `records` (newest first or any order) and the same over `buckets` equal time
-    slices from `start` (default: the oldest record) to `now`; `refusals`: the times of 429s."""
+    slices from `start` (default: the oldest record) to `now`; `refusals`: the times of 429s;
+    `outcomes`: outcome rows (the learned router's), whose judged and rated served answers give
+    each slice's judged accuracy, by the time of the decision they grade (explorations are left
+    out: they grade an action that was not served)."""
+    created = {r.get("id"): r.get("created_at") or 0.0 for r in records}
+    graded = [(created[o["decision_id"]], o["p_correct"]) for o in outcomes
+              if o.get("source") != "explore" and o.get("decision_id") in created]
     n = len(records)
     routes: dict[str, int] = {}
     statuses: dict[str, int] = {}
@@ -220,9 +228,11 @@ def overview(records: Sequence[Mapping], refusals: Sequence[float] = (), buckets
         inside = [r for r in records if lo <= (r.get("created_at") or 0.0) < hi or (b == buckets - 1 and (r.get("created_at") or 0.0) == hi)]
         refused = sum(1 for t in refusals if lo <= t < hi or (b == buckets - 1 and t == hi))
         lat = [r.get("latency_ms") or 0.0 for r in inside]
+        judged = [p for t, p in graded if lo <= t < hi or (b == buckets - 1 and t == hi)]
         slices.append(Bucket(start=lo, label=iso(lo)[11:16] if end - start < 86400 else iso(lo)[:16], count=len(inside),
                              cost_per_query=sum(r.get("cost") or 0.0 for r in inside) / len(inside) if inside else 0.0,
-                             latency_p50_ms=statistics.median(lat) if lat else None, refused=refused))
+                             latency_p50_ms=statistics.median(lat) if lat else None, refused=refused,
+                             judged=sum(judged) / len(judged) if judged else None, judged_n=len(judged)))
     return Overview(
         total=n, routes=sorted(((k, v, v / n) for k, v in routes.items()), key=lambda t: -t[1]),
         statuses=sorted(statuses.items(), key=lambda t: -t[1]),

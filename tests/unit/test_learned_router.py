@@ -183,6 +183,8 @@ def test_the_inspectors_feedback_form_teaches_the_router_and_the_page_shows_what
         assert sent.status_code == 303
         page = client.get(f"/ui/decisions/{first['id']}").text
         assert "What the router learned" in page and "feedback:admin" in page and _stage(first)["outcome"] in page
+        overview = client.get("/ui/overview").text  # the learning curve: judged or rated served answers per slice
+        assert "Judged accuracy" in overview and "0.00 of 1" in overview
         assert _stage(client.post("/v1/query", json=OTTERS_Q).json())["signals"]["router_version"] == "mine@v2"
 
 

@@ -98,3 +98,24 @@ def test_the_learning_bench_runs_end_to_end_on_label_files(settings, tmp_path, m
     assert len(result["per_seed"][0]["windows"]["learning_judge"]) == 3
     text = bench.format_result(result)
     assert "learning_judge_gold10" in text and "learning curve" in text
+
+
+def test_a_router_on_judge_labels_is_compared_with_one_on_gold_labels_on_the_same_questions():
+    from eval.judge_router import compare, judged_rows
+
+    rows = _rows()
+    for row in rows:
+        row["inputs"]["query_vector"] = [0.0] * 8
+    # a perfect judge on every answered action of the first 40 questions; none on the rest
+    judgements = [{"id": r["id"], "policy": policy, "p_correct": r["outcomes"][a]["f1"]}
+                  for r in rows[:40] for a, (_, _, policy) in ACTIONS.items() if a != "abstain"]
+    gold, judge = judged_rows(rows, judgements)
+    assert len(gold) == len(judge) == 40
+    # the judge's stand-in for abstention: every answer judged wrong
+    for g, j in zip(gold, judge):
+        answered_right = any(g["outcomes"][a]["f1"] >= 0.5 for a in ACTIONS if a != "abstain")
+        assert j["outcomes"]["abstain"]["f1"] == float(not answered_right)
+    result = compare(rows, judgements, rows[40:], "fake-embedder")
+    assert result["train_questions"] == 40 and result["left_out"] == 20 and result["test_questions"] == 20
+    assert result["label_agreement"]["rag:reader"] == 1.0 and result["same_action"] == 1.0  # a perfect judge
+    assert result["judge"]["minus_gold"] == pytest.approx(0.0)

@@ -121,6 +121,19 @@ def parser() -> argparse.ArgumentParser:
     le.add_argument("--window", type=int, default=50)
     le.add_argument("--last", type=int, default=150, help="the questions the targets are measured on")
     le.add_argument("--seeds", type=int, default=3, help="runs of the learning variants' random choices")
+    ex = sub.add_parser("exploration", help="user latency with background exploration on and off, real models")
+    ex.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    ex.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    ex.add_argument("--data-dir", type=Path, required=True, help="a data directory holding --collection")
+    ex.add_argument("--collection", default="demo")
+    ex.add_argument("--requests", type=int, default=30, help="requests per block (bounded)")
+    ex.add_argument("--rounds", type=int, default=2, help="off/on block pairs")
+    ex.add_argument("--utilization", type=float, default=0.5, help="the share of time the server is meant to be busy")
+    ex.add_argument("--explore-share", type=float, default=1.0, help="ARAG_EXPLORE_SHARE in the 'on' blocks")
+    ex.add_argument("--warmup", type=int, default=4, help="answers timed one at a time to set the arrival rate")
+    ex.add_argument("--timeout", type=float, default=300.0, help="a request's client timeout (s)")
+    ex.add_argument("--ready-timeout", type=float, default=300.0)
+    ex.add_argument("--seed", type=int, default=0)
     return ap
 
 
@@ -154,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import probe as bench
     elif args.benchmark == "learning":
         from eval.bench import learning as bench
+    elif args.benchmark == "exploration":
+        from eval.bench import exploration as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

@@ -119,3 +119,19 @@ def test_a_router_on_judge_labels_is_compared_with_one_on_gold_labels_on_the_sam
     assert result["train_questions"] == 40 and result["left_out"] == 20 and result["test_questions"] == 20
     assert result["label_agreement"]["rag:reader"] == 1.0 and result["same_action"] == 1.0  # a perfect judge
     assert result["judge"]["minus_gold"] == pytest.approx(0.0)
+
+
+def test_the_exploration_bench_helpers():
+    from eval.bench.exploration import arrivals, counter_values, histogram_quantile
+
+    times = arrivals(200, 2.0, 0)
+    assert times == sorted(times) and times == arrivals(200, 2.0, 0) and 80 < times[-1] < 120  # ~100 s at 2/s
+    text = "\n".join(['arag_exploration_preempt_seconds_bucket{le="0.1"} 3.0',
+                      'arag_exploration_preempt_seconds_bucket{le="0.5"} 9.0',
+                      'arag_exploration_preempt_seconds_bucket{le="+Inf"} 10.0',
+                      'arag_explorations_total{outcome="explored"} 4.0',
+                      'arag_explorations_total{outcome="cancelled"} 2.0'])
+    assert histogram_quantile(text, "arag_exploration_preempt_seconds", 0.5) == 0.5
+    assert histogram_quantile(text, "arag_exploration_preempt_seconds", 0.95) == float("inf")
+    assert histogram_quantile("", "arag_exploration_preempt_seconds", 0.95) is None
+    assert counter_values(text, "arag_explorations_total", "outcome") == {"explored": 4.0, "cancelled": 2.0}

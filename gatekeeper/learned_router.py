@@ -9,9 +9,9 @@ training hash, one posterior per action and the id of the last outcome it learne
 are made by gatekeeper/router_learning.py (`arag router learn`, the server after feedback,
 `arag router rollback`). Replicas look for a newer version at most every `refresh_s` seconds.
 
-The decision's `learned_router` stage records, like the panel router's `panel_router` stage, the adjusted `probabilities` (what the choice used),
-the base router's `base_probabilities` (what a later version learns from) and `router_version`
-("NAME@vN"), besides the inputs, utilities and costs.
+The decision's `learned_router` stage records, like the panel router's `panel_router` stage, the
+inputs, utilities and costs, the adjusted `probabilities` (what the choice used), the base
+router's `base_probabilities` (what a later version learns from) and `router_version` ("NAME@vN").
 """
 
 from __future__ import annotations
@@ -107,15 +107,13 @@ class LearnedRouter(Router):
         if decisions is None:
             raise ConfigError("the learned router keeps its versions in the decision log, and this engine has none")
         checked_name(name)
-        state, version = _stored(decisions, name, Path(data_dir))
+        state, version = _stored(decisions, name)
         base = load_base(state.base, Path(data_dir), embedder)
         if state.base_training_hash and base.meta.get("training_hash") != state.base_training_hash:
             raise ConfigError(f"learned router {name!r} was learned on base {state.base} with training hash "
                               f"{state.base_training_hash}; that base is now {base.meta.get('training_hash')}: "
                               "start a new learned router (another name) or restore the base")
-        router = cls(name, base, state, version, decisions)
-        router.data_dir, router.embedder = Path(data_dir), embedder
-        return router
+        return cls(name, base, state, version, decisions)
 
     @property
     def state(self) -> LearnedState:
@@ -152,11 +150,6 @@ class LearnedRouter(Router):
             row = self.decisions.router_state(self.name, latest)
             self.install(LearnedState.from_json(row["state"], f"router {self.name} v{latest}"), latest)
 
-    def probabilities(self, inputs: Mapping) -> tuple[dict[str, float], dict[str, float]]:
-        """(adjusted, base) P(correct) of every action for one query's router inputs."""
-        base_probs = self.base.probabilities(inputs)
-        return adjusted(self.state, self.base, base_probs, retrieval_features(inputs)), base_probs
-
     def verdict(self, run: RouterRun) -> RouterVerdict:
         self.refresh()
         state, version = self._current
@@ -176,7 +169,7 @@ def load_base(spec: str, data_dir: Path, embedder) -> PanelRouter:
     return PanelRouter.load(name or "default", data_dir, embedder)
 
 
-def _stored(decisions, name: str, data_dir: Path) -> tuple[LearnedState, int]:
+def _stored(decisions, name: str) -> tuple[LearnedState, int]:
     row = decisions.router_state(name)
     if row is None:
         return LearnedState(DEFAULT_BASE, None, {}), 0

@@ -37,10 +37,9 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
     """The action to explore for a recorded decision (see the module docstring)."""
     import numpy as np
 
-    from gatekeeper.learned_router import base_scaler
+    from gatekeeper.learned_router import base_scaler, retrieval_features
     from gatekeeper.online import adjustment_vector
     from gatekeeper.router_learning import SHOWN_INPUTS, panel_stage
-    from gatekeeper.learned_router import retrieval_features
 
     stage = panel_stage(record)
     if stage is None:

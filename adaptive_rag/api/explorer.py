@@ -6,7 +6,8 @@ choose; for ARAG_JUDGE_SHARE of them, the judge grades the served answer itself.
 Users first:
 - A decision waits in a short queue (EXPLORE_QUEUE, the newest kept) until no user request is
   admitted (waiting or generating).
-- A user request admitted while an exploration waits to start cancels it (it is dropped).
+- A user request admitted after that check, before the exploration's first model call, cancels
+  the exploration (it is dropped, not retried).
 - One admitted mid-exploration cancels it too: the explored answer stops at its next token (the
   engine's cancellation), and a judge call in progress finishes first, so the user waits at most
   for the current model call. How long the explorer took to stop is observed in

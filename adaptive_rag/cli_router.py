@@ -74,8 +74,8 @@ def start(name: Annotated[str, typer.Argument(metavar="NAME", help="The new lear
 
 @router_app.command("status")
 def status(name: NameArg = None, as_json: JsonOption = False) -> None:
-    """The version served, every version, the outcomes stored and waiting, and per action how far
-    the collection's outcomes moved it from the base router."""
+    """The version served, every version, the outcomes stored and waiting, and per collection and
+    action how far its outcomes moved the router from the base."""
     from gatekeeper.router_learning import status as router_status
 
     s = _settings()
@@ -87,8 +87,10 @@ def status(name: NameArg = None, as_json: JsonOption = False) -> None:
     typer.echo(f"learned router {out['name']} v{out['version']} on {out['base_label']}")
     typer.echo(f"  outcomes stored: {out['outcomes'] or 'none'}; waiting to be learned: {out['waiting']}; "
                f"learned so far: {out['learned_from'] or 'none'}")
-    for action, a in out["actions"].items():
-        typer.echo(f"  {action}: evidence {a['evidence']}, intercept {a['intercept']:+.3f}, slope {a['slope']:.3f}")
+    for collection, actions in out["collections"].items():
+        for action, a in actions.items():
+            typer.echo(f"  {collection} {action}: evidence {a['evidence']}, intercept {a['intercept']:+.3f}, "
+                       f"slope {a['slope']:.3f}")
     for v in out["versions"]:
         typer.echo(f"  v{v['version']} (parent {v['parent']}): {v['note']}")
 

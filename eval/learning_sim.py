@@ -38,6 +38,7 @@ from gatekeeper.online import adjustment_vector, update_all
 from gatekeeper.panel_router import ACTIONS, CORRECT_F1, PanelRouter, choose
 
 FIXED = tuple(ACTIONS)
+STREAM = "stream"  # the one collection a simulated stream asks
 JUDGEABLE = tuple(a for a in ACTIONS if a != "abstain")
 
 
@@ -102,7 +103,7 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
     for q in questions:
         base_probs = base.probabilities(q.inputs)
         retrieval = retrieval_features(q.inputs)
-        action = choose(adjusted(state, base, base_probs, retrieval), costs, ACTIONS, cfg.cost_weight)[0]
+        action = choose(adjusted(state, base, base_probs, retrieval, STREAM), costs, ACTIONS, cfg.cost_weight)[0]
         served_spend += float(q.outcomes[action]["cost"])
         z = {a: adjustment_vector(p, retrieval, mean, scale) for a, p in base_probs.items()}
         batch, spent = [], 0.0
@@ -116,7 +117,8 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
         if rng.random() < cfg.gold_share:
             batch.append((action, z[action], float(q.outcomes[action]["f1"] >= CORRECT_F1), cfg.gold_weight))
         if rng.random() < cfg.explore_share:
-            draws = {a: (state.posteriors[a].sample_p(z[a], np_rng) if a in state.posteriors else base_probs[a])
+            posteriors = state.posteriors(STREAM)
+            draws = {a: (posteriors[a].sample_p(z[a], np_rng) if a in posteriors else base_probs[a])
                      - cfg.cost_weight * costs[a] / top for a in JUDGEABLE if a != action and a in q.judged}
             if draws:
                 other = max(draws, key=draws.get)
@@ -125,7 +127,7 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
                     batch.append((other, z[other], q.judged[other][0], 1.0))
                     spent += price
         if batch:
-            state.posteriors = update_all(state.posteriors, batch)
+            state.collections[STREAM] = update_all(state.posteriors(STREAM), batch)
         learn_spend += spent
         steps.append(_step(q, action, spent))
     return steps

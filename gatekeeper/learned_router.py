@@ -1,11 +1,12 @@
 """The learned router (kind `learned`, slot `panel`): a panel router whose P(correct) per action is
-corrected on the collection's own traffic (gatekeeper/online.py), from versions kept in the
-decision log, so every replica serves the same one.
+corrected on each collection's own traffic (gatekeeper/online.py: one posterior per collection and
+action, so what one collection teaches does not move another), from versions kept in the decision
+log, so every replica serves the same one.
 
 `learned:NAME` serves the latest version of router NAME from the decision log's `router_states`
 (adaptive_rag/decision_store/learning_sql.py). Before any version exists it serves its base, the
 panel router `panel:default`, unchanged (version 0). A version holds the base router's spec and
-training hash, one posterior per action and the id of the last outcome it learned from; versions
+training hash, one posterior per collection and action, and the id of the last outcome it learned from; versions
 are made by gatekeeper/router_learning.py (`arag router learn`, the server after feedback,
 `arag router rollback`). Replicas look for a newer version at most every `refresh_s` seconds.
 
@@ -40,24 +41,30 @@ class LearnedState:
 
     base: str
     base_training_hash: str | None
-    posteriors: dict[str, ActionPosterior]
+    collections: dict[str, dict[str, ActionPosterior]]  # collection -> action -> posterior
     last_outcome_id: int = 0
     learned_from: dict[str, float] = dataclasses.field(default_factory=dict)  # source -> outcomes used
+
+    def posteriors(self, collection: str) -> dict[str, ActionPosterior]:
+        """The posteriors learned on `collection` (none: the base router's view of it)."""
+        return self.collections.get(collection, {})
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "kind": "learned", "base": self.base, "base_training_hash": self.base_training_hash,
                 "last_outcome_id": self.last_outcome_id, "learned_from": self.learned_from,
-                "actions": {a: p.to_json() for a, p in sorted(self.posteriors.items())}}
+                "collections": {c: {a: p.to_json() for a, p in sorted(posts.items())}
+                                for c, posts in sorted(self.collections.items())}}
 
     @classmethod
     def from_json(cls, data: Mapping, where: str) -> "LearnedState":
         if data.get("format") != FORMAT or data.get("kind") != "learned":
             raise ConfigError(f"{where}: not a learned router state of format {FORMAT}")
         try:
-            posteriors = {a: ActionPosterior.from_json(p) for a, p in data["actions"].items()}
-        except (KeyError, TypeError, ValueError) as exc:
+            collections = {c: {a: ActionPosterior.from_json(p) for a, p in posts.items()}
+                           for c, posts in data["collections"].items()}
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: unreadable action posterior ({exc})") from None
-        return cls(data["base"], data.get("base_training_hash"), posteriors, int(data.get("last_outcome_id", 0)),
+        return cls(data["base"], data.get("base_training_hash"), collections, int(data.get("last_outcome_id", 0)),
                    dict(data.get("learned_from") or {}))
 
     @classmethod
@@ -80,12 +87,13 @@ def base_scaler(base: PanelRouter) -> tuple[dict[str, float], dict[str, float]]:
 
 
 def adjusted(state: LearnedState, base: PanelRouter, base_probs: Mapping[str, float],
-             retrieval: Mapping[str, float]) -> dict[str, float]:
-    """P(correct) per action after the state's corrections (an action without a posterior keeps
-    the base router's)."""
+             retrieval: Mapping[str, float], collection: str) -> dict[str, float]:
+    """P(correct) per action on `collection` after the state's corrections learned there (an
+    action without a posterior keeps the base router's)."""
     mean, scale = base_scaler(base)
-    return {a: (state.posteriors[a].p_correct(adjustment_vector(p, retrieval, mean, scale))
-                if a in state.posteriors else float(p)) for a, p in base_probs.items()}
+    posteriors = state.posteriors(collection)
+    return {a: (posteriors[a].p_correct(adjustment_vector(p, retrieval, mean, scale))
+                if a in posteriors else float(p)) for a, p in base_probs.items()}
 
 
 class LearnedRouter(Router):
@@ -155,7 +163,7 @@ class LearnedRouter(Router):
         state, version = self._current
         inputs = router_inputs(run.query, run.retrieval())
         base_probs = self.base.probabilities(inputs)
-        probs = adjusted(state, self.base, base_probs, retrieval_features(inputs))
+        probs = adjusted(state, self.base, base_probs, retrieval_features(inputs), run.collection)
         verdict = choice_verdict(probs, {a: m.cost for a, m in self.base.actions.items()}, run, displayed(inputs))
         signals = {**verdict.signals, "base_probabilities": base_probs, "router_version": f"{self.name}@v{version}"}
         return dataclasses.replace(verdict, signals=signals)

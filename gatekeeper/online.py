@@ -1,4 +1,4 @@
-"""What the learned router learns: per action, a Bayesian logistic regression that corrects a base
+"""What the learned router learns: per collection and action, a Bayesian logistic regression that corrects a base
 router's P(correct) on the collection's own traffic, updated from outcomes (judged answers, user
 verdicts), with a posterior that also serves exploration (Thompson sampling).
 

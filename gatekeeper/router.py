@@ -39,6 +39,10 @@ class RouterRun(Protocol):
     @property
     def query(self) -> str: ...
 
+    @property
+    def collection(self) -> str:
+        """The collection the request asks."""
+
     def retrieval(self, k: int | None = None) -> Any:
         """The request's hybrid retrieval (adaptive_rag.retrieve.Retrieval), searched once."""
 

@@ -7,7 +7,7 @@
   by the rule in gatekeeper/online.py), or None when the decision was not routed by a panel
   router (nothing to learn: its stage holds the inputs a version learns from).
 - `learn(decisions, router)`: the outcomes after the router's latest version, each turned into
-  (action, z, label, weight) from its decision's router stage (`panel_router` or `learned_router`) (the base router's
+  (collection, action, z, label, weight) from its decision's router stage (`panel_router` or `learned_router`) (the base router's
   probabilities and retrieval inputs, recorded when it was decided), update the posteriors and
   publish the next version. `rebuild=True` starts again from the base router over every outcome.
 - `start(decisions, name, base, data_dir, embedder)`: version 1 of a new learned router on the
@@ -112,7 +112,8 @@ def _learn_once(decisions, router: LearnedRouter, rebuild: bool, note: str) -> d
             if z is None:
                 skipped += 1
                 continue
-            batch.append((outcome["action"], z, float(outcome["p_correct"]), float(outcome["weight"])))
+            batch.append((record["collection"], outcome["action"], z, float(outcome["p_correct"]),
+                          float(outcome["weight"])))
             sources[outcome["source"]] += 1
         if len(page) < PAGE:
             break
@@ -122,8 +123,11 @@ def _learn_once(decisions, router: LearnedRouter, rebuild: bool, note: str) -> d
         return {**summary, "version": parent, "published": False}
     learned_from = Counter() if rebuild else Counter(current.learned_from)
     learned_from.update(sources)
-    state = LearnedState(start.base, start.base_training_hash, update_all(start.posteriors, batch), last,
-                         dict(learned_from))
+    collections = dict(start.collections)
+    for collection in sorted({c for c, *_ in batch}):
+        collections[collection] = update_all(start.posteriors(collection),
+                                             [row for c, *row in batch if c == collection])
+    state = LearnedState(start.base, start.base_training_hash, collections, last, dict(learned_from))
     text = note or (f"rebuilt from {len(batch)} outcomes" if rebuild else f"learned {len(batch)} outcomes")
     row = decisions.add_router_state(router.name, parent or None, state.to_json(), text)
     router.install(state, row["version"])
@@ -144,7 +148,7 @@ def start(decisions, name: str, base: str, data_dir, embedder) -> dict[str, Any]
 
 
 def rollback(decisions, router: LearnedRouter, version: int) -> dict[str, Any]:
-    """Publish version `version`'s posteriors as the newest version (see the module docstring)."""
+    """Publish version `version`'s state as the newest version (see the module docstring)."""
     old = decisions.router_state(router.name, version)
     if old is None:
         raise NotFoundError(f"router {router.name!r} has no version {version}")
@@ -159,7 +163,8 @@ def rollback(decisions, router: LearnedRouter, version: int) -> dict[str, Any]:
 
 def status(decisions, router: LearnedRouter, limit: int = 20) -> dict[str, Any]:
     """What `arag router status` and the admin endpoint show: the version served, the versions,
-    the outcomes waiting to be learned, and per action how far the posterior moved from the base."""
+    the outcomes waiting to be learned, and per collection and action how far the posterior moved
+    from the base."""
     router.refresh(force=True)
     state = router.state
     stats = decisions.outcome_stats(after_id=state.last_outcome_id)
@@ -167,5 +172,6 @@ def status(decisions, router: LearnedRouter, limit: int = 20) -> dict[str, Any]:
             "versions": decisions.router_versions(router.name)[:limit],
             "outcomes": stats["by_source"], "waiting": stats["after"],
             "learned_from": state.learned_from,
-            "actions": {a: {"evidence": round(p.evidence, 3), "intercept": round(float(p.mean[0]), 4),
-                            "slope": round(float(p.mean[1]), 4)} for a, p in sorted(state.posteriors.items())}}
+            "collections": {c: {a: {"evidence": round(p.evidence, 3), "intercept": round(float(p.mean[0]), 4),
+                                    "slope": round(float(p.mean[1]), 4)} for a, p in sorted(posts.items())}
+                            for c, posts in sorted(state.collections.items())}}

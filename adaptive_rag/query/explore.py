@@ -56,7 +56,7 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
     for action in POLICY_OF:
         if action == served or action not in base_probs or (action.endswith(":strong") and not has_strong):
             continue
-        posterior = router.state.posteriors.get(action)
+        posterior = router.state.posteriors(record["collection"]).get(action)
         z = adjustment_vector(base_probs[action], retrieval, mean, scale)
         p = posterior.sample_p(z, np_rng) if posterior is not None else float(base_probs[action])
         draws[action] = p - weight * costs[action] / top

@@ -70,6 +70,10 @@ class QueryRun:
         """The question as the user asked it (without the conversation)."""
         return self.decision.query
 
+    @property
+    def collection(self) -> str:
+        return self.decision.collection
+
     def has_model(self, role: str) -> bool:
         return role in self.engine.models.roles()
 

@@ -122,7 +122,7 @@ def test_verdicts_teach_the_served_router_and_a_rollback_undoes_them(learned_app
         version = status["version"]
         assert version > 2 and status["waiting"] == 0 and status["learned_from"]["feedback:admin"] == version - 1
         assert status["versions"][0]["version"] == version and status["versions"][-1]["note"] == "started on panel:base"
-        assert status["actions"][chosen]["intercept"] < 0
+        assert status["collections"]["kb"][chosen]["intercept"] < 0 and set(status["collections"]) == {"kb"}
         # roll back to the start: the base router's choice again, as a new version
         back = client.post("/v1/router/rollback", json={"version": 1}, headers=bearer(ROOT)).json()
         assert back["version"] == version + 1 and back["restored"] == 1
@@ -220,7 +220,7 @@ def test_versions_conflict_instead_of_overwriting_and_bad_states_are_refused(set
     with pytest.raises(ConfigError, match="decision log"):
         load_router("learned:mine", settings.data_dir, fake_embedder)
     log.add_router_state("broken", None, {"format": 1, "kind": "learned", "base": "panel:base",
-                                          "actions": {"rag:reader": {"mean": [1.0]}}}, "bad")
+                                          "collections": {"kb": {"rag:reader": {"mean": [1.0]}}}}, "bad")
     with pytest.raises(ConfigError, match="unreadable"):
         load_router("learned:broken", settings.data_dir, fake_embedder, decisions=log)
     # the base changed under a learned router: it refuses to serve corrections made for another base
@@ -271,7 +271,7 @@ def test_the_router_cli_starts_judges_learns_rolls_back_and_exports(arag, monkey
     # judged decisions are not judged again: one is left
     assert json.loads(arag("router", "learn", "--judge", "5", "--json")[1])["by_source"] == {"judge": 1}
     code, out, _ = arag("router", "status")
-    assert code == 0 and "learned router mine v3" in out and "rag:strong: evidence 3.0" in out
+    assert code == 0 and "learned router mine v3" in out and "kb rag:strong: evidence 3.0" in out
     assert "v2 (parent 1): learned 2 outcomes" in out
     assert arag("router", "learn")[1].strip().endswith("nothing new to learn")
     code, out, _ = arag("router", "rollback", "mine", "--to", "1")
@@ -364,3 +364,22 @@ def test_the_background_judge_grades_a_share_of_served_answers(learned_app):
         while client.get("/v1/router/learned", headers=bearer(ROOT)).json()["learned_from"] != {"judge": 1}:
             assert time.monotonic() < deadline  # it learns right after the outcome (ARAG_ROUTER_LEARN_EVERY=1)
             time.sleep(0.02)
+
+
+def test_what_one_collection_teaches_does_not_move_another(learned_app, engine_for):
+    from tests.unit.helpers import OTTERS
+
+    ask = {**OTTERS_Q, "thresholds": {"adaptive_cost_weight": 0.0}}
+    with TestClient(learned_app()) as client:
+        engine = client.app.state.engine
+        engine_for.ingest(OTTERS, collection="other", store=engine.retriever.store)
+        before = _stage(client.post("/v1/query", json={**ask, "collection": "other"}, headers=bearer(ROOT)).json())
+        for _ in range(3):
+            d = client.post("/v1/query", json=ask, headers=bearer(ROOT)).json()
+            client.post("/v1/feedback", json={"decision_id": d["id"], "correct": False}, headers=bearer(ROOT))
+        taught = _stage(client.post("/v1/query", json=ask, headers=bearer(ROOT)).json())
+        other = _stage(client.post("/v1/query", json={**ask, "collection": "other"}, headers=bearer(ROOT)).json())
+        chosen = before["outcome"]
+        assert taught["signals"]["probabilities"][chosen] < before["signals"]["probabilities"][chosen] - 0.2
+        assert other["signals"]["probabilities"] == pytest.approx(before["signals"]["probabilities"])  # untouched
+        assert other["signals"]["router_version"] == taught["signals"]["router_version"] == "mine@v4"

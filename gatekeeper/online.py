@@ -1,6 +1,7 @@
-"""What the learned router learns: per collection and action, a Bayesian logistic regression that corrects a base
-router's P(correct) on the collection's own traffic, updated from outcomes (judged answers, user
-verdicts), with a posterior that also serves exploration (Thompson sampling).
+"""What the learned router learns: per collection and action, a Bayesian logistic regression that
+corrects a base router's P(correct) on the collection's own traffic, updated from outcomes (judged
+answers, explored actions, user verdicts), with a posterior that also serves exploration
+(Thompson sampling).
 
 Per action a, the adjusted probability is sigmoid(theta_a . z), with
     z = [1, logit(base P(a correct)), the base router's retrieval features, standardised]

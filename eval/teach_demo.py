@@ -5,12 +5,14 @@ St. Johns River is right).
 
 In a data directory of its own: the demo collection (the bundled SQuAD sample), a learned router
 `demo` on the shipped router, serving the demo's panel; the judge is the 1.5B model, loaded beside
-it as a panel model that no action answers with (`--judge-model`). Before: the Jacksonville question under `adaptive`. Teaching: a
-fixed, seeded list of the sample's questions (TEACH questions drawn with `--seed`), leaving out
-the Jacksonville question and every question about a river (no paraphrase of it can be among
-them); each is served under `adaptive`, its answer judged, one other action explored and judged
-(adaptive_rag/query/judge.py, explore.py), and the router learns after each. After: the
-Jacksonville question again. No gold answer is used anywhere in the teaching.
+it as a panel model that no action answers with (`--judge-model`).
+- Before: the Jacksonville question under `adaptive`.
+- Teaching: a fixed, seeded list of the sample's questions (TEACH drawn with `--seed`) outside
+  the declared final splits, without the Jacksonville question and without any question about a
+  river (so no paraphrase of it). Each is served under `adaptive`, its answer judged, one other
+  action explored and judged (adaptive_rag/query/judge.py, explore.py), and the router learns
+  after each. No gold answer is used anywhere in the teaching.
+- After: the Jacksonville question again.
 
     python -m eval.teach_demo --data-dir /tmp/teach-demo --out eval/results/learning/demo_teach.json
 
@@ -31,11 +33,15 @@ TEACH = 30
 
 
 def teaching_questions(seed: int, n: int = TEACH) -> list[str]:
-    """The sample's questions without the Jacksonville one and without any about a river."""
+    """The sample's questions that no declared final split holds (eval/splits/final.json and
+    final2.json: the sample's articles from SQuAD's test band are left out whole), without the
+    Jacksonville question and without any about a river."""
     from adaptive_rag.demo import _sample
+    from eval.final_split import final_ids
 
+    held_out = final_ids("squad-dev", "final") | final_ids("squad-dev", "final2")
     questions = sorted({qa["question"].strip() for article in _sample()["data"] for p in article["paragraphs"]
-                        for qa in p["qas"]})
+                        for qa in p["qas"] if qa["id"] not in held_out})
     kept = [q for q in questions if q != JACKSONVILLE and "river" not in q.lower()]
     return random.Random(seed).sample(kept, n)
 

@@ -56,3 +56,9 @@ def test_the_demo_teaching_list_is_fixed_and_leaves_the_jacksonville_question_ou
     questions = teaching_questions(0)
     assert len(questions) == len(set(questions)) == 30 and questions == teaching_questions(0)
     assert JACKSONVILLE not in questions and not any("river" in q.lower() for q in questions)
+    from adaptive_rag.demo import _sample
+    from eval.final_split import final_ids
+
+    ids = {qa["question"].strip(): qa["id"] for a in _sample()["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    held_out = final_ids("squad-dev", "final") | final_ids("squad-dev", "final2")
+    assert not {ids[q] for q in questions} & held_out  # never a declared final question

@@ -100,7 +100,8 @@ def learn(name: NameArg = None,
           judge: Annotated[int, typer.Option(min=0, help="First judge up to N recent answers of routed decisions "
                                                          "that have no judge outcome yet (the judge model runs).")] = 0,
           judge_model: Annotated[Optional[str], typer.Option(help="The judge: a panel model or role "
-                                                                   "(default: the strong model).")] = None,
+                                                                   "(default: ARAG_JUDGE_MODEL, else the strong "
+                                                                   "model).")] = None,
           explore: Annotated[int, typer.Option(min=0, help="First explore up to N recent routed decisions: answer each "
                                                            "with another action (a Thompson draw), judge it, within "
                                                            "ARAG_LEARNING_BUDGET_PER_DAY.")] = 0,
@@ -145,11 +146,12 @@ def _teach(s, name: str, judge: int, judge_model: str | None, explore: int) -> t
 
     engine = build_engine(s)
     try:
+        judge_model = judge_model or s.judge_model
         judged = judge_recent(engine, judge, judge_model) if judge else None
         explored = None
         if explore:
             explored = explore_recent(engine, _router(s, engine.decision_store, name, engine.retriever.embedder), explore,
-                                      s.learning_budget_per_day)
+                                      s.learning_budget_per_day, judge_model=judge_model)
         return judged, explored
     finally:
         engine.retriever.store.close()

@@ -192,6 +192,10 @@ class Settings(BaseSettings):
     explore_share: float = Field(0.0, ge=0, le=1, description=(
         "The share of the learned router's served decisions that `arag serve` also answers with another action in the "
         "background, when no user request is waiting or generating, and has judged (0: off)."))
+    judge_model: str | None = Field(None, description=(
+        "The panel model (a name or a role) that judges answers for the learned router: any catalog model in the "
+        "panel, an OpenAI-compatible endpoint included (ARAG_PANEL adds one beside the roles); unset: the strong "
+        "model, else the reader."))
     judge_share: float = Field(0.0, ge=0, le=1, description=(
         "The share of the learned router's served answers that `arag serve` has the judge grade in the background, "
         "when no user request is waiting or generating (0: off)."))

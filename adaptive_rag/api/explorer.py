@@ -127,7 +127,7 @@ class BackgroundExplorer:
         if log.learning_spend(time.time() - DAY_S) >= self.settings.learning_budget_per_day:
             self._count("over_budget")
             return
-        verdict = judge_decision(self.engine, record)
+        verdict = judge_decision(self.engine, record, self.settings.judge_model)
         if verdict is None or verdict.p_correct is None:
             return
         cost = judge_cost(self.engine, verdict)
@@ -157,7 +157,7 @@ class BackgroundExplorer:
         if self.admission.admitted > 0:  # a user came between the idle check and now
             cancel.set()
         try:
-            row = explore(self.engine, router, record, self.rng, cancel=cancel)
+            row = explore(self.engine, router, record, self.rng, cancel=cancel, judge_model=self.settings.judge_model)
         except RequestCancelled:
             self._count("cancelled")
             return

@@ -84,4 +84,5 @@ def _explorer(s: Settings, app: FastAPI):
         return None
     from adaptive_rag.api.explorer import BackgroundExplorer
 
+    engine.models.get(s.judge_model, "strong" if engine.models.strong is not None else "reader")  # a bad name stops here
     return BackgroundExplorer(engine, app.state.admission, s, app.state.metrics).start()

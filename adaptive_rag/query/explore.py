@@ -95,7 +95,8 @@ def explore(engine, router, record: Mapping, rng: random.Random | None = None, c
                 "judge_tokens": verdict.generation.usage.total_tokens, "answer": explored.answer})
 
 
-def explore_recent(engine, router, limit: int, budget: float, seed: int | None = None) -> dict:
+def explore_recent(engine, router, limit: int, budget: float, seed: int | None = None,
+                   judge_model: str | None = None) -> dict:
     """Explore up to `limit` of the newest decisions a panel or learned router made that were not
     explored yet, while the learning spend of the last day (judging and exploring, all of it)
     stays below `budget` (the panel's prices). Returns counts and what it spent."""
@@ -119,7 +120,7 @@ def explore_recent(engine, router, limit: int, budget: float, seed: int | None =
             if log.learning_spend(time.time() - DAY_S) >= budget:
                 done["stopped_by_budget"] = True
                 return done
-            row = explore(engine, router, record, rng)
+            row = explore(engine, router, record, rng, judge_model=judge_model)
             if row is not None:
                 done["explored"] += 1
                 done["spent"] += row["cost"]

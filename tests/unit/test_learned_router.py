@@ -383,3 +383,21 @@ def test_what_one_collection_teaches_does_not_move_another(learned_app, engine_f
         assert taught["signals"]["probabilities"][chosen] < before["signals"]["probabilities"][chosen] - 0.2
         assert other["signals"]["probabilities"] == pytest.approx(before["signals"]["probabilities"])  # untouched
         assert other["signals"]["router_version"] == taught["signals"]["router_version"] == "mine@v4"
+
+
+def test_the_judge_model_is_a_setting_and_an_unknown_one_is_a_clear_error(learned_app):
+    with TestClient(learned_app(judge_model="reader")) as client:
+        d = client.post("/v1/query", json={**OTTERS_Q, "query": "Sea otters hold hands: what do otters do?",
+                                           "thresholds": {"adaptive_cost_weight": 0.0}}, headers=bearer(ROOT)).json()
+        out = client.post("/v1/router/learn", json={"judge": 1}, headers=bearer(ROOT)).json()
+        assert out["judged"]["judged"] == 1
+        row = client.app.state.engine.decision_store.outcomes(decision_id=d["id"])[0]
+        assert row["detail"]["judge_model"] == "reader"
+    with TestClient(learned_app(judge_model="nope")) as client:
+        client.post("/v1/query", json={**OTTERS_Q, "query": "Sea otters hold hands: what do otters do?",
+                                       "thresholds": {"adaptive_cost_weight": 0.0}}, headers=bearer(ROOT))
+        bad = client.post("/v1/router/learn", json={"judge": 1}, headers=bearer(ROOT))
+        assert bad.status_code == 400 and "model 'nope' is not in the panel" in bad.json()["error"]["message"]
+    with pytest.raises(Exception, match="not in the panel"):
+        with TestClient(learned_app(judge_model="nope", judge_share=0.5)):
+            pass

@@ -87,10 +87,10 @@ def learn_now(body: LearnRequest, request: Request, engine: EngineDep, caller: A
     from adaptive_rag.query.judge import judge_recent
     from gatekeeper.router_learning import learn
 
-    router = _learned(engine)
-    judged = judge_recent(engine, body.judge) if body.judge else None
-    explored = explore_recent(engine, router, body.explore, request.app.state.settings.learning_budget_per_day) \
-        if body.explore else None
+    router, settings = _learned(engine), request.app.state.settings
+    judged = judge_recent(engine, body.judge, settings.judge_model) if body.judge else None
+    explored = explore_recent(engine, router, body.explore, settings.learning_budget_per_day,
+                              judge_model=settings.judge_model) if body.explore else None
     return {**learn(engine.decision_store, router, rebuild=body.rebuild), "judged": judged, "explored": explored}
 
 

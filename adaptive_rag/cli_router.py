@@ -6,6 +6,7 @@
                                                      # judge / explore recent answers, then learn what waits
     arag router rollback NAME --to V                 # V's state as the newest version
     arag router export NAME [--version V] --out FILE # one version as a JSON file
+    arag router import NAME --file FILE              # an exported version as NAME's newest version
 
 NAME defaults to the one ARAG_ROUTERS serves in the panel slot (`learned:NAME`), else `default`.
 Serve it with ARAG_ROUTERS='{"panel": "learned:NAME"}'.
@@ -189,3 +190,33 @@ def export(name: Annotated[str, typer.Argument(metavar="NAME")],
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
     typer.echo(f"wrote learned router {name} v{row['version']} to {out}")
+
+
+@router_app.command("import")
+def import_(name: Annotated[str, typer.Argument(metavar="NAME")],
+            file: Annotated[Path, typer.Option("--file", help="A file written by `arag router export`.")]) -> None:
+    """Publish an exported version (another deployment's, or an older one of this) as NAME's newest
+    version. Its base router must be the one this data directory has (the same training hash)."""
+    from adaptive_rag.models.embedder import load_embedder
+    from gatekeeper.learned_router import LearnedState, load_base
+    from gatekeeper.knn_router import checked_name
+
+    checked_name(name)
+    try:
+        row = json.loads(file.read_text())
+        state = LearnedState.from_json(row["state"], str(file))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{file}: not a learned router export ({type(exc).__name__}: {exc})") from None
+    s = _settings()
+    base = load_base(state.base, s.data_dir, load_embedder(s))
+    if state.base_training_hash and base.meta.get("training_hash") != state.base_training_hash:
+        raise UserError(f"{file} was learned on {state.base} with training hash {state.base_training_hash}; "
+                        f"this data directory's {state.base} has {base.meta.get('training_hash')}")
+    with _decisions(s) as log:
+        parent = log.latest_router_version(name)
+        state.last_outcome_id = 0 if parent is None else LearnedState.from_json(
+            log.router_state(name)["state"], name).last_outcome_id  # outcomes here are not skipped or redone
+        out = log.add_router_state(name, parent, state.to_json(), f"imported from {file.name} "
+                                   f"({row.get('name', '?')} v{row.get('version', '?')})")
+    typer.echo(f"learned router {name} v{out['version']}: imported {file}")
+

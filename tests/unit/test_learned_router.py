@@ -280,6 +280,13 @@ def test_the_router_cli_starts_judges_learns_rolls_back_and_exports(arag, monkey
     code, out, _ = arag("router", "export", "mine", "--version", "3", "--out", str(tmp_path / "v3.json"))
     assert code == 0 and json.loads((tmp_path / "v3.json").read_text())["state"]["learned_from"] == {"judge": 3}
     assert arag("router", "export", "nope", "--out", str(tmp_path / "x.json"))[0] == 2
+    # another deployment (or this one later) imports an exported version as its newest
+    code, out, err = arag("router", "import", "copy", "--file", str(tmp_path / "v3.json"))
+    assert code == 0 and "learned router copy v1: imported" in out, err
+    copied = load_router("learned:copy", settings.data_dir, fake_embedder, decisions=log)
+    assert copied.state.posteriors("kb")["rag:strong"].evidence == 3.0 and copied.state.last_outcome_id == 0
+    (tmp_path / "bad.json").write_text("{}")
+    assert arag("router", "import", "copy", "--file", str(tmp_path / "bad.json"))[0] == 2
 
 
 def test_exploring_answers_with_another_action_judges_it_and_stays_within_the_daily_budget(learned_app):

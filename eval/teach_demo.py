@@ -58,7 +58,7 @@ def run(args) -> dict:
     from adaptive_rag.models.embedder import load_embedder
     from adaptive_rag.query.builder import build_engine
     from adaptive_rag.query.explore import explore
-    from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles
+    from adaptive_rag.query.judge import judge_and_record, panel_roles
     from adaptive_rag.settings import Settings
     from adaptive_rag.store import open_store
     from eval.bench.common import machine_info
@@ -81,11 +81,9 @@ def run(args) -> dict:
         served = engine.answer("demo", question, policy="adaptive").to_dict()
         action = action_of(served, panel_roles(engine))
         row = {"question": question, "action": action, "answer": served["answer"]}
-        verdict = judge_decision(engine, served, args.judge_model) if action not in (None, "abstain") else None
-        if verdict is not None and verdict.p_correct is not None:
-            log.add_outcome(served["id"], "judge", action, verdict.p_correct, 1.0, cost=judge_cost(engine, verdict),
-                            detail={"judge_model": verdict.generation.model})
-            row["judge_p_correct"] = round(verdict.p_correct, 4)
+        judged = judge_and_record(engine, served, action, args.judge_model) if action not in (None, "abstain") else None
+        if judged is not None and judged[1] is not None:
+            row["judge_p_correct"] = round(judged[1]["p_correct"], 4)
         explored = explore(engine, router, served, rng, judge_model=args.judge_model)
         if explored is not None:
             row["explored"] = {"action": explored["action"], "p_correct": round(explored["p_correct"], 4),

@@ -116,7 +116,7 @@ class BackgroundExplorer:
         """Judge a served answer (query/judge.py), unless a user arrived or the budget is spent."""
         from adaptive_rag.api.teaching import learn_if_due
         from adaptive_rag.query.explore import DAY_S
-        from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles
+        from adaptive_rag.query.judge import judge_and_record, panel_roles
         from gatekeeper.router_learning import action_of
 
         log = self.engine.decision_store
@@ -127,12 +127,10 @@ class BackgroundExplorer:
         if log.learning_spend(time.time() - DAY_S) >= self.settings.learning_budget_per_day:
             self._count("over_budget")
             return
-        verdict = judge_decision(self.engine, record, self.settings.judge_model)
-        if verdict is None or verdict.p_correct is None:
+        judged = judge_and_record(self.engine, record, action, self.settings.judge_model)
+        if judged is None or judged[1] is None:
             return
-        cost = judge_cost(self.engine, verdict)
-        log.add_outcome(decision_id, "judge", action, verdict.p_correct, 1.0, cost=cost,
-                        detail={"judge_model": verdict.generation.model, "tokens": verdict.generation.usage.total_tokens})
+        cost = judged[1]["cost"]
         if self.metrics is not None:
             self.metrics.judge_calls.labels("served").inc()
             self.metrics.learning_spend.inc(cost)

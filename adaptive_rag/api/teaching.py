@@ -19,9 +19,7 @@ from typing import Any
 from adaptive_rag.api.auth import Caller, Forbidden
 from adaptive_rag.api.limits import FeedbackCapped
 from adaptive_rag.errors import Conflict, NotFoundError, UserError
-
-DAY_S = 86_400.0
-
+from adaptive_rag.query.explore import DAY_S
 
 def give_feedback(state, caller: Caller, decision_id: str, correct: bool | None, rating: float | None,
                   comment: str | None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from adaptive_rag.errors import UserError
 EXPLORER = "explorer"  # the owner recorded on explored decisions
 POLICY_OF = {"closed_book:reader": "closed_book", "closed_book:strong": "strong_closed_book",
              "rag:reader": "always_weak_rag", "rag:strong": "always_strong_rag"}
-DAY_S = 86_400.0
+DAY_S = 86_400.0  # the learning budget's and the feedback cap's window
 
 
 def exploration_action(router, record: Mapping, served: str, has_strong: bool,
@@ -68,7 +68,7 @@ def explore(engine, router, record: Mapping, rng: random.Random | None = None, c
     """Explore one recorded decision (see the module docstring); returns the outcome row. `cancel`
     (a threading.Event): once set, the explored answer stops at its next token and no judge call
     starts (RequestCancelled). `judge_model`: a panel model or role (default: the strong model)."""
-    from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles
+    from adaptive_rag.query.judge import judge_cost, judge_decision, panel_roles, retrieval_depth
     from gatekeeper.router_learning import action_of
 
     served = action_of(record, panel_roles(engine))
@@ -77,9 +77,8 @@ def explore(engine, router, record: Mapping, rng: random.Random | None = None, c
     action = exploration_action(router, record, served, engine.models.strong is not None, rng)
     if action is None:
         return None
-    depth = next((s.get("signals", {}).get("k") for s in record.get("stages") or [] if s.get("name") == "retrieve"),
-                 None)
-    explored = engine.answer(record["collection"], record["query"], policy=POLICY_OF[action], top_k=depth,
+    explored = engine.answer(record["collection"], record["query"], policy=POLICY_OF[action],
+                             top_k=retrieval_depth(record),
                              owner=EXPLORER, cancel=cancel)
     if cancel is not None and cancel.is_set():  # a user arrived: no judge call after this one
         from adaptive_rag.errors import RequestCancelled

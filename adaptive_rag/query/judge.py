@@ -57,12 +57,33 @@ def judge_decision(engine, record: dict, model: str | None = None) -> Judgement 
     `model`: a panel model name or role (default: the strong model, else the reader)."""
     if record.get("status") != "ok" or record.get("route") not in ("rag", "closed_book") or not record.get("answer"):
         return None
-    depth = next((s.get("signals", {}).get("k") for s in record.get("stages") or [] if s.get("name") == "retrieve"),
-                 None) or engine.config.top_k
+    depth = retrieval_depth(record) or engine.config.top_k
     context = [h.text for h in engine.retriever.search(record["collection"], record["query"], k=int(depth)).hits]
     models = engine.models
     lm = models.get(model) if model else (models.strong or models.reader)
     return judge(lm, record["query"], context, record["answer"])
+
+
+def retrieval_depth(record: dict) -> int | None:
+    """How many chunks a recorded decision retrieved (its `retrieve` stage's k), or None."""
+    return next((s.get("signals", {}).get("k") for s in record.get("stages") or [] if s.get("name") == "retrieve"),
+                None)
+
+
+def judge_and_record(engine, record: dict, action: str, model: str | None = None) -> tuple[Judgement, dict | None] | None:
+    """Judge a served decision's answer (`judge_decision`) and store the verdict as a `judge`
+    outcome of `action` (weight 1, with the judge's model, tokens and cost). Returns the judgement
+    and the outcome row (None when the judge gave no verdict), or None when there was nothing to
+    judge."""
+    verdict = judge_decision(engine, record, model)
+    if verdict is None:
+        return None
+    if verdict.p_correct is None:
+        return verdict, None
+    row = engine.decision_store.add_outcome(
+        record["id"], "judge", action, verdict.p_correct, 1.0, cost=judge_cost(engine, verdict),
+        detail={"judge_model": verdict.generation.model, "tokens": verdict.generation.usage.total_tokens})
+    return verdict, row
 
 
 def judge_cost(engine, verdict: Judgement) -> float:
@@ -98,17 +119,14 @@ def judge_recent(engine, limit: int, model: str | None = None) -> dict:
             if action in (None, "abstain") or panel_stage(record) is None or \
                     any(o["source"] == "judge" for o in log.outcomes(decision_id=record["id"])):
                 continue
-            verdict = judge_decision(engine, record, model)
-            if verdict is None:
+            judged = judge_and_record(engine, record, action, model)
+            if judged is None:
                 continue
-            tokens = verdict.generation.usage.total_tokens
-            done["tokens"] += tokens
-            if verdict.p_correct is None:
+            verdict, row = judged
+            done["tokens"] += verdict.generation.usage.total_tokens
+            if row is None:
                 done["no_verdict"] += 1
             else:
-                log.add_outcome(record["id"], "judge", action, verdict.p_correct, 1.0,
-                                detail={"judge_model": verdict.generation.model, "tokens": tokens},
-                                cost=judge_cost(engine, verdict))
                 done["judged"] += 1
                 done["correct"] += int(verdict.correct)
             if done["judged"] + done["no_verdict"] >= limit:

@@ -34,7 +34,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from gatekeeper.learned_router import LearnedState, adjusted, base_scaler, retrieval_features
-from gatekeeper.online import adjustment_vector, update_all
+from gatekeeper.online import adjustment_vector, thompson_choice, update_all
 from gatekeeper.panel_router import ACTIONS, CORRECT_F1, PanelRouter, choose
 
 FIXED = tuple(ACTIONS)
@@ -96,7 +96,6 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
     rng, np_rng = random.Random(cfg.seed), np.random.default_rng(cfg.seed)
     state = LearnedState.initial("panel:start", base)
     costs = {a: m.cost for a, m in base.actions.items()}
-    top = max(costs.values()) or 1.0
     mean, scale = base_scaler(base)
     served_spend = learn_spend = 0.0
     steps = []
@@ -117,11 +116,9 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
         if rng.random() < cfg.gold_share:
             batch.append((action, z[action], float(q.outcomes[action]["f1"] >= CORRECT_F1), cfg.gold_weight))
         if rng.random() < cfg.explore_share:
-            posteriors = state.posteriors(STREAM)
-            draws = {a: (posteriors[a].sample_p(z[a], np_rng) if a in posteriors else base_probs[a])
-                     - cfg.cost_weight * costs[a] / top for a in JUDGEABLE if a != action and a in q.judged}
-            if draws:
-                other = max(draws, key=draws.get)
+            other = thompson_choice(state.posteriors(STREAM), base_probs, z, costs, cfg.cost_weight,
+                                    [a for a in JUDGEABLE if a != action and a in q.judged], np_rng)
+            if other is not None:
                 price = float(q.outcomes[other]["cost"]) + q.judged[other][1]
                 if affordable(price):
                     batch.append((other, z[other], q.judged[other][0], 1.0))

@@ -128,3 +128,17 @@ def update_all(posteriors: Mapping[str, ActionPosterior],
         out[action] = out.get(action, ActionPosterior.prior()).updated(
             Z, np.array([r[1] for r in rows], dtype=float), np.array([r[2] for r in rows], dtype=float))
     return out
+
+
+def thompson_choice(posteriors: Mapping[str, ActionPosterior], base_probs: Mapping[str, float],
+                    z: Mapping[str, np.ndarray], costs: Mapping[str, float], cost_weight: float,
+                    candidates: Sequence[str], rng: np.random.Generator) -> str | None:
+    """The action to explore among `candidates` (in their order, which fixes the draws): one
+    Thompson draw of each one's P(correct) (the base router's P where nothing is learned), less
+    `cost_weight` times its cost relative to the priciest action; the best draw wins. None
+    without candidates. The server's exploration and the learning simulation both choose by it."""
+    top = max(costs.values()) or 1.0
+    draws = {a: (posteriors[a].sample_p(z[a], rng) if a in posteriors else float(base_probs[a]))
+             - cost_weight * costs[a] / top for a in candidates}
+    return max(draws, key=draws.get) if draws else None
+

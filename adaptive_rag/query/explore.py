@@ -38,7 +38,7 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
     import numpy as np
 
     from gatekeeper.learned_router import base_scaler, retrieval_features
-    from gatekeeper.online import adjustment_vector
+    from gatekeeper.online import adjustment_vector, thompson_choice
     from gatekeeper.router_learning import SHOWN_INPUTS, panel_stage
 
     stage = panel_stage(record)
@@ -46,21 +46,14 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
         return None
     signals = stage["signals"]
     base_probs = signals.get("base_probabilities") or signals["probabilities"]
-    costs = {a: m.cost for a, m in router.base.actions.items()}
-    top = max(costs.values()) or 1.0
     weight = float((stage.get("thresholds") or {}).get("adaptive_cost_weight", 0.1))
     retrieval = retrieval_features({**{k: signals[k] for k in SHOWN_INPUTS}, "query": record.get("query") or ""})
     mean, scale = base_scaler(router.base)
+    candidates = [a for a in POLICY_OF if a != served and a in base_probs and (has_strong or not a.endswith(":strong"))]
+    z = {a: adjustment_vector(base_probs[a], retrieval, mean, scale) for a in candidates}
     np_rng = np.random.default_rng((rng or random.Random()).randrange(2**32))
-    draws = {}
-    for action in POLICY_OF:
-        if action == served or action not in base_probs or (action.endswith(":strong") and not has_strong):
-            continue
-        posterior = router.state.posteriors(record["collection"]).get(action)
-        z = adjustment_vector(base_probs[action], retrieval, mean, scale)
-        p = posterior.sample_p(z, np_rng) if posterior is not None else float(base_probs[action])
-        draws[action] = p - weight * costs[action] / top
-    return max(draws, key=draws.get) if draws else None
+    return thompson_choice(router.state.posteriors(record["collection"]), base_probs, z,
+                           {a: m.cost for a, m in router.base.actions.items()}, weight, candidates, np_rng)
 
 
 def explore(engine, router, record: Mapping, rng: random.Random | None = None, cancel=None,

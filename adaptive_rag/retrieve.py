@@ -9,6 +9,7 @@ from adaptive_rag.errors import UserError
 from adaptive_rag.limits import MAX_SEARCH_K, check_query_text, check_range
 from adaptive_rag.models.embedder import DenseEmbedder
 from adaptive_rag.models.sparse import Bm25Encoder, Bm25Params
+from adaptive_rag.retrieval_profile import ProfileCache, RetrievalProfile
 from adaptive_rag.settings import Settings
 from adaptive_rag.store.base import Store
 from adaptive_rag.types import SEARCH_MODES, SearchHit, SearchMode
@@ -26,6 +27,9 @@ class Retrieval:
     query_vector: list[float] | None = None
     dense_hits: list[SearchHit] | None = None
     bm25_hits: list[SearchHit] | None = None
+    # with `components=True`: the collection's retrieval profile (adaptive_rag/retrieval_profile.py),
+    # the scale on which the router reads the two rankings' scores
+    profile: RetrievalProfile | None = None
 
 
 class Retriever:
@@ -34,6 +38,7 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self._bm25: dict[str, Bm25Encoder] = {}
+        self.profiles = ProfileCache(self)
 
     def _encoder(self, collection: str) -> Bm25Encoder:
         if collection not in self._bm25:
@@ -42,10 +47,17 @@ class Retriever:
             self._bm25[collection] = Bm25Encoder(Bm25Params(meta.bm25_k, meta.bm25_b, meta.bm25_avg_len))
         return self._bm25[collection]
 
+    def forget(self, collection: str) -> None:
+        """Drop what is cached about `collection` (its BM25 parameters, its profile): call after
+        dropping it, so a collection created again under the name starts afresh."""
+        self._bm25.pop(collection, None)
+        self.profiles.forget(collection)
+
     def search(self, collection: str, query: str, k: int = 5, mode: SearchMode = "hybrid",
-               components: bool = False, component_k: int = COMPONENT_K) -> Retrieval:
+               components: bool = False, component_k: int = COMPONENT_K, profiled: bool = True) -> Retrieval:
         """The top `k` chunks. With `components`, also the dense-only and BM25-only rankings,
-        `component_k` deep (a hybrid search fused the top `prefetch_limit` of each)."""
+        `component_k` deep (a hybrid search fused the top `prefetch_limit` of each), and unless
+        `profiled` is False the collection's retrieval profile (built on first use, cached)."""
         if mode not in SEARCH_MODES:
             raise UserError(f"unknown search mode {mode!r}; valid: {', '.join(SEARCH_MODES)}")
         check_query_text(query)
@@ -73,8 +85,13 @@ class Retriever:
                       if dense is not None else [])
         bm25_hits = (self.store.search(collection, "bm25", component_k, None, sparse, s.prefetch_limit, s.rrf_k)
                      if sparse is not None and sparse.indices else [])
-        timings["components_ms"] = (time.perf_counter() - t3) * 1e3
-        return Retrieval(hits, mode_used, timings, dense.tolist() if dense is not None else None, dense_hits, bm25_hits)
+        t4 = time.perf_counter()
+        timings["components_ms"] = (t4 - t3) * 1e3
+        profile = self.profiles.get(collection) if profiled else None
+        if profiled:
+            timings["profile_ms"] = (time.perf_counter() - t4) * 1e3
+        return Retrieval(hits, mode_used, timings, dense.tolist() if dense is not None else None, dense_hits, bm25_hits,
+                         profile)
 
 
 def explained_hits(result: Retrieval) -> list[dict]:

@@ -97,6 +97,15 @@ def compare(train_rows: list[dict], judgements: list[dict], test_rows: list[dict
                       "minus_gold": boot["judge"]["diff"], "minus_gold_ci": boot["judge"]["diff_ci"]}}
 
 
+def halves(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded split of label rows into two disjoint halves (train, test)."""
+    import random
+
+    order = sorted(rows, key=lambda r: r["id"])
+    random.Random(seed).shuffle(order)
+    return order[: len(order) // 2], order[len(order) // 2:]
+
+
 def _rows(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "labels.jsonl").read_text().splitlines() if line.strip()]
 
@@ -105,13 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.judge_router", description=__doc__.split("\n")[0])
     ap.add_argument("--train", type=Path, required=True, help="panel labels of the judged run")
     ap.add_argument("--judgements", type=Path, required=True, help="judgements.jsonl of that run")
-    ap.add_argument("--test", type=Path, required=True, help="panel labels of other questions (gold outcomes)")
+    ap.add_argument("--test", type=Path, default=None, help="panel labels of other questions (gold outcomes); "
+                                                            "without it, a seeded half of --train's questions")
+    ap.add_argument("--seed", type=int, default=0, help="the split of --train without --test")
     ap.add_argument("--cost-weight", type=float, default=0.1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     embedder = json.loads((args.train / "meta.json").read_text())["embedder"]
     judgements = [json.loads(line) for line in args.judgements.read_text().splitlines() if line.strip()]
-    result = compare(_rows(args.train), judgements, _rows(args.test), embedder, args.cost_weight)
+    train_rows = _rows(args.train)
+    if args.test is not None:
+        test_rows = _rows(args.test)
+    else:
+        train_rows, test_rows = halves(train_rows, args.seed)
+    result = compare(train_rows, judgements, test_rows, embedder, args.cost_weight)
+    result["test"] = str(args.test) if args.test else f"a seeded half of {args.train} (seed {args.seed})"
     result["command"] = "python -m eval.judge_router " + " ".join(sys.argv[1:] if argv is None else argv)
     text = json.dumps(result, indent=2)
     if args.out:

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from gatekeeper.learned_router import LearnedState, adjusted, base_scaler, retrieval_features
+from gatekeeper.learned_router import LearnedState, adjusted, adjustment_names, base_scaler, retrieval_features
 from gatekeeper.online import adjustment_vector, thompson_choice, update_all
 from gatekeeper.panel_router import ACTIONS, CORRECT_F1, PanelRouter, choose
 
@@ -101,7 +101,7 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
     steps = []
     for q in questions:
         base_probs = base.probabilities(q.inputs)
-        retrieval = retrieval_features(q.inputs)
+        retrieval = retrieval_features(q.inputs, adjustment_names(base))
         action = choose(adjusted(state, base, base_probs, retrieval, STREAM), costs, ACTIONS, cfg.cost_weight)[0]
         served_spend += float(q.outcomes[action]["cost"])
         z = {a: adjustment_vector(p, retrieval, mean, scale) for a, p in base_probs.items()}

@@ -8,6 +8,11 @@ Groups (an artifact records which it was trained with, and the exact names):
   cosine and its gap to the second, top BM25 score (raw, and per query term, since BM25 grows with
   query length), how much the dense and BM25 rankings agree, and how many documents the top hits
   spread over (a question whose evidence is in one place suits RAG; a scattered one may need more).
+- `retrieval_norm`: the same signals on the collection's own scale (adaptive_rag/retrieval_profile.py:
+  0 = the score a query of random words from the collection reaches, 1 = a query copied from one
+  of its documents), so a threshold learned on one collection means the same on another; the
+  scale-free signals (agreement, spread, relative gap) as they are. Needs the profile in the
+  inputs (a retrieval with components carries it).
 - `probe`: log-prob statistics of a closed-book draft (optional: it costs one short LM call).
 - `embedding`: the query's MiniLM vector (the ingest embedder), so the model can learn topics.
 
@@ -26,7 +31,7 @@ import numpy as np
 
 from adaptive_rag.retrieve import Retrieval
 
-GROUPS = ("form", "retrieval", "probe", "embedding")
+GROUPS = ("form", "retrieval", "retrieval_norm", "probe", "embedding")
 DEFAULT_GROUPS = ("form", "retrieval", "embedding")
 WH_WORDS = ("what", "who", "when", "where", "which", "how", "why")
 YES_NO = ("is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "will", "would", "should")
@@ -54,6 +59,7 @@ def router_inputs(query: str, retrieval: Retrieval, probe: Mapping[str, float | 
         "hybrid_hits": len(hybrid),
         "probe": {k: (probe or {}).get(k) for k in PROBE_SIGNALS} if probe is not None else None,
         "query_vector": retrieval.query_vector,
+        "profile": retrieval.profile.anchors() if getattr(retrieval, "profile", None) is not None else None,
     }
 
 
@@ -92,6 +98,28 @@ def _retrieval(inputs: Mapping) -> dict[str, float]:
     }
 
 
+def _retrieval_norm(inputs: Mapping) -> dict[str, float]:
+    from adaptive_rag.retrieval_profile import normalised
+
+    profile = inputs.get("profile")
+    if not profile:
+        return {}  # vectorize names what is missing
+    dense, bm25 = list(inputs["dense_scores"]), [math.log1p(max(0.0, b)) for b in inputs["bm25_scores"]]
+    d_span = max(profile["dense"][1] - profile["dense"][0], 1e-6)
+    b_span = max(profile["bm25"][1] - profile["bm25"][0], 1e-6)
+    raw = list(inputs["bm25_scores"])
+    return {
+        "rn_dense_top": normalised(dense[0] if dense else 0.0, profile["dense"]),
+        "rn_dense_mean": normalised(float(np.mean(dense)) if dense else 0.0, profile["dense"]),
+        "rn_dense_gap": _gap(dense) / d_span,
+        "rn_bm25_top": normalised(bm25[0] if bm25 else 0.0, profile["bm25"]),
+        "rn_bm25_gap": _gap(bm25) / b_span,
+        "rn_bm25_gap_rel": (_gap(raw) / raw[0]) if raw and raw[0] > 0 else 0.0,
+        "rn_agreement": float(inputs["agreement"]), "rn_top1_agree": float(inputs["top1_agree"]),
+        "rn_doc_spread": inputs["hybrid_docs"] / max(1, inputs["hybrid_hits"]),
+    }
+
+
 def _probe(inputs: Mapping) -> dict[str, float]:
     probe = inputs.get("probe") or {}
     out = {}
@@ -104,7 +132,8 @@ def _probe(inputs: Mapping) -> dict[str, float]:
 
 def feature_names(groups: Sequence[str], embedding_dim: int) -> list[str]:
     dummy = {"query": "x", "dense_scores": [], "bm25_scores": [], "agreement": 0, "top1_agree": 0,
-             "hybrid_docs": 0, "hybrid_hits": 0, "probe": None, "query_vector": [0.0] * embedding_dim}
+             "hybrid_docs": 0, "hybrid_hits": 0, "probe": None, "query_vector": [0.0] * embedding_dim,
+             "profile": {"dense": [0.0, 1.0], "bm25": [0.0, 1.0]}}
     return list(_named(dummy, groups))
 
 
@@ -117,6 +146,8 @@ def _named(inputs: Mapping, groups: Sequence[str]) -> dict[str, float]:
         out.update(_form(inputs["query"]))
     if "retrieval" in groups:
         out.update(_retrieval(inputs))
+    if "retrieval_norm" in groups:
+        out.update(_retrieval_norm(inputs))
     if "probe" in groups:
         out.update(_probe(inputs))
     if "embedding" in groups:

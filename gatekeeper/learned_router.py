@@ -26,7 +26,7 @@ from typing import Mapping
 from adaptive_rag.errors import ConfigError
 from gatekeeper.features import router_inputs, vectorize
 from gatekeeper.knn_router import checked_name
-from gatekeeper.online import RETRIEVAL_FEATURES, ActionPosterior, adjustment_vector
+from gatekeeper.online import NORMALISED_FEATURES, RETRIEVAL_FEATURES, ActionPosterior, adjustment_vector
 from gatekeeper.panel_router import PanelRouter, choice_verdict
 from gatekeeper.router import Router, RouterRun, RouterVerdict, displayed
 
@@ -72,18 +72,31 @@ class LearnedState:
         return cls(base_spec, base.meta.get("training_hash"), {})
 
 
-def retrieval_features(inputs: Mapping) -> dict[str, float]:
-    """The retrieval features of router inputs (or of a panel stage's shown inputs plus the query)."""
-    return dict(zip(RETRIEVAL_FEATURES, vectorize(inputs, ("retrieval",), RETRIEVAL_FEATURES)))
+def adjustment_names(base: PanelRouter) -> tuple[str, ...]:
+    """The retrieval features the corrections of `base` read: the raw ones (RETRIEVAL_FEATURES) or,
+    for a base trained on the collection-normalised signals, those (NORMALISED_FEATURES)."""
+    names = set(base.feature_names)
+    for candidate in (RETRIEVAL_FEATURES, NORMALISED_FEATURES):
+        if names.issuperset(candidate):
+            return candidate
+    raise ConfigError("a learned router corrects a panel router trained with retrieval features "
+                      "(groups `retrieval` or `retrieval_norm`); this base has neither")
+
+
+def retrieval_features(inputs: Mapping, names: tuple[str, ...] = RETRIEVAL_FEATURES) -> dict[str, float]:
+    """The retrieval features `names` of router inputs (or of a panel stage's shown inputs plus
+    the query; the normalised ones need the inputs' `profile`)."""
+    group = "retrieval_norm" if names == NORMALISED_FEATURES else "retrieval"
+    return dict(zip(names, vectorize(inputs, (group,), names)))
 
 
 def base_scaler(base: PanelRouter) -> tuple[dict[str, float], dict[str, float]]:
-    """The base router's training mean and scale of each retrieval feature (the same for every
-    action: they standardise one feature matrix)."""
+    """The base router's training mean and scale of each feature the corrections read
+    (`adjustment_names`; the same for every action: they standardise one feature matrix)."""
     model = next(iter(base.actions.values()))
     index = {n: i for i, n in enumerate(base.feature_names)}
-    return ({n: float(model.mean[index[n]]) for n in RETRIEVAL_FEATURES},
-            {n: float(model.scale[index[n]]) for n in RETRIEVAL_FEATURES})
+    names = adjustment_names(base)
+    return ({n: float(model.mean[index[n]]) for n in names}, {n: float(model.scale[index[n]]) for n in names})
 
 
 def adjusted(state: LearnedState, base: PanelRouter, base_probs: Mapping[str, float],
@@ -163,7 +176,8 @@ class LearnedRouter(Router):
         state, version = self._current
         inputs = router_inputs(run.query, run.retrieval())
         base_probs = self.base.probabilities(inputs)
-        probs = adjusted(state, self.base, base_probs, retrieval_features(inputs), run.collection)
+        probs = adjusted(state, self.base, base_probs, retrieval_features(inputs, adjustment_names(self.base)),
+                         run.collection)
         verdict = choice_verdict(probs, {a: m.cost for a, m in self.base.actions.items()}, run, displayed(inputs))
         signals = {**verdict.signals, "base_probabilities": base_probs, "router_version": f"{self.name}@v{version}"}
         return dataclasses.replace(verdict, signals=signals)

@@ -38,6 +38,10 @@ import numpy as np
 
 RETRIEVAL_FEATURES = ("ret_dense_top", "ret_dense_gap", "ret_dense_mean", "ret_bm25_top", "ret_bm25_top_per_term",
                       "ret_bm25_gap_rel", "ret_agreement", "ret_top1_agree", "ret_doc_spread")
+# the same nine signals on the collection's own scale (gatekeeper/features.py's `retrieval_norm`):
+# what the adjustment reads when the base router was trained on them
+NORMALISED_FEATURES = ("rn_dense_top", "rn_dense_gap", "rn_dense_mean", "rn_bm25_top", "rn_bm25_gap",
+                       "rn_bm25_gap_rel", "rn_agreement", "rn_top1_agree", "rn_doc_spread")
 ADJUSTMENT_FEATURES = ("bias", "base_logit", *RETRIEVAL_FEATURES)
 PRIOR_MEAN = (0.0, 1.0) + (0.0,) * len(RETRIEVAL_FEATURES)
 PRIOR_SD = (1.0, 0.5) + (0.25,) * len(RETRIEVAL_FEATURES)
@@ -58,8 +62,11 @@ def logit(p: float) -> float:
 def adjustment_vector(base_p: float, retrieval: Mapping[str, float], mean: Mapping[str, float],
                       scale: Mapping[str, float]) -> np.ndarray:
     """z for one action: 1, the base logit, and each retrieval feature standardised by the base
-    router's training mean and scale (clipped to +-Z_CLIP, so one odd query cannot swing the fit)."""
-    ret = [max(-Z_CLIP, min(Z_CLIP, (float(retrieval[n]) - mean[n]) / (scale[n] or 1.0))) for n in RETRIEVAL_FEATURES]
+    router's training mean and scale (clipped to +-Z_CLIP, so one odd query cannot swing the fit).
+    The features are `mean`'s names in their order (RETRIEVAL_FEATURES or NORMALISED_FEATURES)."""
+    if len(mean) != len(RETRIEVAL_FEATURES):
+        raise ValueError(f"the adjustment reads {len(RETRIEVAL_FEATURES)} retrieval features, not {len(mean)}")
+    ret = [max(-Z_CLIP, min(Z_CLIP, (float(retrieval[n]) - mean[n]) / (scale[n] or 1.0))) for n in mean]
     return np.array([1.0, logit(base_p), *ret])
 
 

@@ -52,7 +52,7 @@ ACTIONS: dict[str, tuple[str, str | None, str]] = {
     "rag:reader": ("rag", "reader", "always_weak_rag"),
     "rag:strong": ("rag", "strong", "always_strong_rag"),
 }
-GROUPS = ("form", "retrieval", "embedding")
+GROUPS = ("form", "retrieval", "embedding")  # the default feature groups (`train`'s `groups`)
 CORRECT_F1 = 0.5
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 FOLDS = 5
@@ -106,15 +106,20 @@ class PanelRouter(Router):
         """P(correct) of every action for one query's router inputs."""
         from gatekeeper.features import vectorize
 
-        x = vectorize(inputs, GROUPS, self.feature_names)
+        x = vectorize(inputs, self.groups, self.feature_names)
         return {a: m.p_correct(x) for a, m in self.actions.items()}
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The feature groups it was trained with (routers saved before groups were recorded: GROUPS)."""
+        return tuple(self.meta.get("groups") or GROUPS)
 
     def choose(self, probs: Mapping[str, float], available: Iterable[str], cost_weight: float) -> tuple[str, dict]:
         return choose(probs, {a: m.cost for a, m in self.actions.items()}, available, cost_weight)
 
     def check_compatible(self, embedder: str, dim: int) -> None:
         want = sum(1 for n in self.feature_names if n.startswith("emb_"))
-        if embedder != self.embedder or dim != want:
+        if embedder != self.embedder or (want and dim != want):
             raise ConfigError(f"the panel router was trained with embedder {self.embedder} ({want}-d), the server "
                               f"uses {embedder} ({dim}-d): retrain it (arag gatekeeper panel)")
 
@@ -291,17 +296,23 @@ def strong_given_reader(rows: Sequence[Mapping]) -> dict | None:
             "reader_right": sum(right) / len(right), "questions": len(pairs)}
 
 
-def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: int = 0) -> tuple[PanelRouter, list[dict]]:
-    """Fit every action's model on label rows (each with `inputs` and `outcomes`). Returns the
-    router and, per question, the cross-fitted P(correct) of every action (for reports)."""
+def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: int = 0,
+          groups: Sequence[str] = GROUPS) -> tuple[PanelRouter, list[dict]]:
+    """Fit every action's model on label rows (each with `inputs` and `outcomes`) with the feature
+    `groups` (gatekeeper/features.py; `retrieval_norm` needs rows whose inputs carry the
+    collection's profile). Returns the router and, per question, the cross-fitted P(correct) of
+    every action (for reports)."""
     from gatekeeper.calibration import auroc, reliability
     from gatekeeper.features import feature_names, vectorize
 
     if len(rows) < 2 * FOLDS:
         raise ConfigError(f"{len(rows)} labelled questions: the panel router needs at least {2 * FOLDS}")
     dim = len(rows[0]["inputs"].get("query_vector") or [])
-    names = feature_names(GROUPS, dim)
-    X = np.array([vectorize(r["inputs"], GROUPS, names) for r in rows])
+    groups = tuple(groups)
+    if "embedding" not in groups:
+        dim = 0
+    names = feature_names(groups, dim)
+    X = np.array([vectorize(r["inputs"], groups, names) for r in rows])
     actions, heldout, metrics = {}, [dict(id=r["id"], kind=r.get("kind"), probabilities={}) for r in rows], {}
     for action in ACTIONS:
         y = np.array([float(r["outcomes"][action]["f1"] >= CORRECT_F1) for r in rows])
@@ -316,7 +327,7 @@ def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: i
             h["probabilities"][action] = float(p)
         metrics[action] = {"c": c, "positive_rate": float(y.mean()), "log_loss": scores[c],
                            "ece": reliability(cross, y).ece, "auroc": auroc(cross, y.astype(bool))}
-    meta = {"name": name, "questions": len(rows), "training_hash": training_hash(rows), "seed": seed,
+    meta = {"name": name, "questions": len(rows), "training_hash": training_hash(rows), "seed": seed, "groups": list(groups),
             "strong_given_reader": strong_given_reader(rows),
             "correct_if_f1_at_least": CORRECT_F1, "cross_validated": metrics,
             "kinds": {k: sum(1 for r in rows if r.get("kind") == k) for k in sorted({str(r.get("kind")) for r in rows})}}

@@ -25,10 +25,11 @@ from collections import Counter
 from typing import Any, Mapping
 
 from adaptive_rag.errors import Conflict, NotFoundError
-from gatekeeper.learned_router import LearnedRouter, LearnedState, base_scaler, load_base, retrieval_features
+from gatekeeper.learned_router import (LearnedRouter, LearnedState, adjustment_names, base_scaler, load_base,
+                                       retrieval_features)
 from gatekeeper.online import adjustment_vector, update_all
 
-SHOWN_INPUTS = ("dense_scores", "bm25_scores", "agreement", "top1_agree", "hybrid_docs", "hybrid_hits")
+SHOWN_INPUTS = ("dense_scores", "bm25_scores", "agreement", "top1_agree", "hybrid_docs", "hybrid_hits", "profile")
 ANSWER_ROUTES = ("closed_book", "rag")  # the routes of the panel actions (long context is none)
 PAGE = 5000
 RETRIES = 3
@@ -69,9 +70,9 @@ def example(record: Mapping, action: str, router: LearnedRouter):
     base_probs = signals.get("base_probabilities") or signals["probabilities"]
     if action not in base_probs:
         return None
-    inputs = {**{k: signals[k] for k in SHOWN_INPUTS}, "query": record.get("query") or ""}
+    inputs = {**{k: signals.get(k) for k in SHOWN_INPUTS}, "query": record.get("query") or ""}
     mean, scale = base_scaler(router.base)
-    return adjustment_vector(base_probs[action], retrieval_features(inputs), mean, scale)
+    return adjustment_vector(base_probs[action], retrieval_features(inputs, adjustment_names(router.base)), mean, scale)
 
 
 def feedback_outcome(record: Mapping, correct: bool | None, rating: float | None, roles: Mapping[str, str | None],

@@ -37,7 +37,7 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
     """The action to explore for a recorded decision (see the module docstring)."""
     import numpy as np
 
-    from gatekeeper.learned_router import base_scaler, retrieval_features
+    from gatekeeper.learned_router import adjustment_names, base_scaler, retrieval_features
     from gatekeeper.online import adjustment_vector, thompson_choice
     from gatekeeper.router_learning import SHOWN_INPUTS, panel_stage
 
@@ -47,7 +47,8 @@ def exploration_action(router, record: Mapping, served: str, has_strong: bool,
     signals = stage["signals"]
     base_probs = signals.get("base_probabilities") or signals["probabilities"]
     weight = float((stage.get("thresholds") or {}).get("adaptive_cost_weight", 0.1))
-    retrieval = retrieval_features({**{k: signals[k] for k in SHOWN_INPUTS}, "query": record.get("query") or ""})
+    retrieval = retrieval_features({**{k: signals.get(k) for k in SHOWN_INPUTS}, "query": record.get("query") or ""},
+                                   adjustment_names(router.base))
     mean, scale = base_scaler(router.base)
     candidates = [a for a in POLICY_OF if a != served and a in base_probs and (has_strong or not a.endswith(":strong"))]
     z = {a: adjustment_vector(base_probs[a], retrieval, mean, scale) for a in candidates}

@@ -111,7 +111,10 @@ def parser() -> argparse.ArgumentParser:
     le.add_argument("--out", type=Path, help="also write the JSON result to this file")
     le.add_argument("--dataset", default="stream-squad", choices=("stream-squad", "stream-hotpotqa"))
     le.add_argument("--stream-labels", type=Path, required=True, help="panel labels of the stream split's run")
-    le.add_argument("--ceiling-labels", type=Path, required=True, help="panel labels of the ceiling split's run")
+    ceiling = le.add_mutually_exclusive_group(required=True)
+    ceiling.add_argument("--ceiling-labels", type=Path, help="panel labels of the ceiling split's run")
+    ceiling.add_argument("--ceiling-first", type=int, help="train the ceiling router on the gold labels of the "
+                                                           "stream's first N questions instead (N <= questions - last)")
     le.add_argument("--judgements", type=Path, required=True, help="judgements.jsonl of the stream run")
     le.add_argument("--stream-seed", type=int, default=0, help="the seed the stream was drawn with")
     le.add_argument("--cost-weight", type=float, default=0.1)

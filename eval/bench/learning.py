@@ -62,7 +62,15 @@ def run(args) -> dict[str, Any]:
     log(f"{len(stream)} stream questions with every action's outcome; "
         f"{sum(len(q.judged) for q in stream)} judged answers")
     start = starting_router(args.dataset)
-    ceiling_rows = _rows(args.ceiling_labels)
+    if args.ceiling_labels is not None:
+        ceiling_rows, ceiling_source = _rows(args.ceiling_labels), f"the ceiling split ({args.ceiling_labels})"
+    else:  # gold labels of the stream's first questions: never among the last `last` the targets score
+        if args.ceiling_first + args.last > len(stream):
+            raise SystemExit(f"--ceiling-first {args.ceiling_first} overlaps the last {args.last} of "
+                             f"{len(stream)} stream questions")
+        first = {q.id for q in stream[:args.ceiling_first]}
+        ceiling_rows = [r for r in _rows(args.stream_labels) if r["id"] in first]
+        ceiling_source = f"the stream's first {args.ceiling_first} questions"
     ceiling, _ = panel_router.train(ceiling_rows, start.embedder, "ceiling")
     runs: dict[str, list] = {"static": learning_sim.run_static(start, stream, args.cost_weight),
                              "ceiling": learning_sim.run_static(ceiling, stream, args.cost_weight)}
@@ -82,7 +90,8 @@ def run(args) -> dict[str, Any]:
     return {"machine": machine_info(), "dataset": args.dataset, "questions": len(stream), "last": args.last,
             "starting_router": {"left_out_kinds": START_KINDS_LEFT_OUT[args.dataset], "questions": start.meta["questions"],
                                 "training_hash": start.meta["training_hash"]},
-            "ceiling_router": {"questions": len(ceiling_rows), "training_hash": ceiling.meta["training_hash"]},
+            "ceiling_router": {"questions": len(ceiling_rows), "source": ceiling_source,
+                               "training_hash": ceiling.meta["training_hash"]},
             "config": {"cost_weight": args.cost_weight, "judge_share": args.judge_share,
                        "explore_share": args.explore_share, "budget": args.budget, "window": args.window,
                        "judge_price_per_m_input": strong.prices.input_per_m, "judge_model": judge_model},
@@ -105,7 +114,8 @@ def format_result(r: dict[str, Any]) -> str:
     lines = [f"machine: {cpu.get('model')}, {cpu.get('physical_cores')} cores, flags {' '.join(cpu.get('flags', []))}",
              f"{r['dataset']}: {r['questions']} questions; starting router without {r['starting_router']['left_out_kinds']} "
              f"({r['starting_router']['questions']} questions); ceiling router on {r['ceiling_router']['questions']} "
-             f"of this collection's questions; config {r['config']}"]
+             f"of this collection's questions ({r['ceiling_router'].get('source', 'the ceiling split')}); "
+             f"config {r['config']}"]
     for seed in r["per_seed"]:
         lines += ["", f"## seed {seed['seed']}: the last {r['last']} questions", "",
                   "| variant | F1 [95% CI] | cost/q | learning/q | vs frontier [95% CI] | minus static [95% CI] | "

@@ -90,7 +90,8 @@ def test_the_learning_bench_runs_end_to_end_on_label_files(settings, tmp_path, m
     (tmp_path / "j.jsonl").write_text("".join(json.dumps(j) + "\n" for j in judgements))
     args = argparse.Namespace(dataset="stream-squad", stream_labels=tmp_path / "stream", ceiling_labels=tmp_path / "ceiling",
                               judgements=tmp_path / "j.jsonl", stream_seed=0, cost_weight=0.1, judge_share=0.5,
-                              explore_share=0.2, budget=0.1, window=20, last=40, seeds=1, argv=["learning"])
+                              explore_share=0.2, budget=0.1, window=20, last=40, seeds=1, argv=["learning"],
+                              ceiling_first=None)
     result = bench.run(args)
     assert result["questions"] == 60 and result["starting_router"]["left_out_kinds"] == ("squad", "out_of_collection")
     last = result["per_seed"][0]["last"]
@@ -98,6 +99,12 @@ def test_the_learning_bench_runs_end_to_end_on_label_files(settings, tmp_path, m
     assert len(result["per_seed"][0]["windows"]["learning_judge"]) == 3
     text = bench.format_result(result)
     assert "learning_judge_gold10" in text and "learning curve" in text
+    # the ceiling from the gold labels of the stream's first questions, never the scored last ones
+    first = argparse.Namespace(**{**vars(args), "ceiling_labels": None, "ceiling_first": 20})
+    result = bench.run(first)
+    assert result["ceiling_router"]["questions"] == 20 and "first 20" in result["ceiling_router"]["source"]
+    with pytest.raises(SystemExit, match="overlaps"):
+        bench.run(argparse.Namespace(**{**vars(first), "ceiling_first": 21}))
 
 
 def test_a_router_on_judge_labels_is_compared_with_one_on_gold_labels_on_the_same_questions():
@@ -119,6 +126,11 @@ def test_a_router_on_judge_labels_is_compared_with_one_on_gold_labels_on_the_sam
     assert result["train_questions"] == 40 and result["left_out"] == 20 and result["test_questions"] == 20
     assert result["label_agreement"]["rag:reader"] == 1.0 and result["same_action"] == 1.0  # a perfect judge
     assert result["judge"]["minus_gold"] == pytest.approx(0.0)
+    from eval.judge_router import halves
+
+    train, test = halves(rows, 0)
+    assert len(train) == len(test) == 30 and not {r["id"] for r in train} & {r["id"] for r in test}
+    assert halves(rows, 0) == (train, test) and halves(rows, 1) != (train, test)
 
 
 def test_the_exploration_bench_helpers():

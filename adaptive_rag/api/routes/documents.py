@@ -286,6 +286,7 @@ def drop_collection(name: str, engine: EngineDep, caller: AdminDep, request: Req
     store.get_meta(name)
     with _writes(request).claim(name):
         store.drop_collection(name)
+    engine.retriever.forget(name)
     return DeletedOut(collection=name)
 
 

@@ -225,21 +225,41 @@ def panel(
     out: Annotated[Optional[Path], typer.Option(help="Write the router here instead of <data dir>/routers/NAME "
                                                      "(gatekeeper/default_router is the one the package ships).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    groups: Annotated[str, typer.Option(help="Feature groups, comma-separated: form, retrieval (raw scores), "
+                                             "retrieval_norm (on each collection's own scale), embedding.")]
+    = "form,retrieval,embedding",
+    profiles: Annotated[Optional[Path], typer.Option(help="A folder of COLLECTION.json retrieval profiles "
+                                                          "(python -m eval.retrieval_profiles) for label rows "
+                                                          "written before profiles existed.")] = None,
 ) -> None:
     """Train the panel router that `adaptive` runs (no model or collection needed; seconds)."""
-    from gatekeeper import panel_router
+    from eval.retrieval_profiles import load_profiles, with_profile
+    from gatekeeper import features, panel_router
 
+    chosen = tuple(g.strip() for g in groups.split(",") if g.strip())
+    unknown = set(chosen) - (set(features.GROUPS) - {"probe"})
+    if unknown or not chosen:
+        raise UserError(f"unknown feature groups {sorted(unknown) or groups!r}; valid: form, retrieval, "
+                        "retrieval_norm, embedding")
     rows, embedders = [], set()
     for directory in labels:
         path, meta = directory / "labels.jsonl", directory / "meta.json"
         if not path.is_file() or not meta.is_file():
             raise UserError(f"{directory}: labels.jsonl and meta.json are needed (write them with `arag gatekeeper panel-labels`)")
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        embedders.add(json.loads(meta.read_text())["embedder"])
+        part = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        info = json.loads(meta.read_text())
+        profile = profiles / f"{info.get('collection')}.json" if profiles is not None else None
+        if profile is not None and profile.is_file():
+            part = with_profile(part, load_profiles(profile)[info["collection"]])
+        if "retrieval_norm" in chosen and any(not r["inputs"].get("profile") for r in part):
+            raise UserError(f"{directory}: rows without a retrieval profile; pass --profiles with "
+                            f"{info.get('collection')}.json (python -m eval.retrieval_profiles)")
+        rows += part
+        embedders.add(info["embedder"])
     if len(embedders) != 1:  # the query vectors must come from one embedder, the one that will serve
         raise UserError(f"these labels were written with different embedders: {', '.join(sorted(embedders))}")
     embedder = embedders.pop()
-    router, heldout = panel_router.train(rows, embedder, name, seed)
+    router, heldout = panel_router.train(rows, embedder, name, seed, chosen)
     folder = out or panel_router.routers_dir(_settings().data_dir) / name
     router.save(folder)
     if out is None:

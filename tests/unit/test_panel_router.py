@@ -221,3 +221,24 @@ def test_panel_training_refuses_labels_without_meta_or_from_different_embedders(
     assert "meta.json are needed" in capsys.readouterr().err
     assert cli.run(["gatekeeper", "panel", "--labels", str(tmp_path / "a"), "--name", "t"]) == 0
     assert panel_router.load(panel_router.routers_dir(tmp_path / "data") / "t").embedder == "e1"
+
+
+def test_panel_training_on_chosen_feature_groups_with_profiles_from_a_folder(tmp_path, capsys, monkeypatch):
+    from adaptive_rag import cli
+
+    monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    (tmp_path / "a" / "meta.json").write_text(json.dumps({"embedder": "e1", "collection": "kb"}))
+    args = ["gatekeeper", "panel", "--labels", str(tmp_path / "a"), "--name", "n", "--groups", "form,retrieval_norm"]
+    assert cli.run(args) == 2  # rows without a profile, and no --profiles
+    assert "without a retrieval profile" in capsys.readouterr().err
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "kb.json").write_text(json.dumps(
+        {"kb": {"anchors": {"dense": [0.2, 0.9], "bm25": [1.0, 3.0]}, "chunks": 4, "queries": 4}}))
+    assert cli.run([*args, "--profiles", str(tmp_path / "profiles")]) == 0
+    router = panel_router.load(panel_router.routers_dir(tmp_path / "data") / "n")
+    assert router.groups == ("form", "retrieval_norm") and "rn_dense_top" in router.feature_names
+    assert not any(n.startswith(("emb_", "ret_")) for n in router.feature_names)
+    assert cli.run(["gatekeeper", "panel", "--labels", str(tmp_path / "a"), "--groups", "form,colour"]) == 2
+    assert "unknown feature groups ['colour']" in capsys.readouterr().err

@@ -21,6 +21,9 @@ nullable or defaulted columns, indexes), so records and rows of older versions k
 4. `outcomes` (what the router learns from: one row per judged answer or rated decision, append
    only, numbered in arrival order) and `router_states` (the learned router's versions: one row per
    (name, version), the state as JSON text). See learning_sql.py.
+5. `answer_cache` (answered questions that may serve later ones: exact and near hits, with what
+   invalidates them) and `collection_versions` (a counter per collection, bumped on every write
+   through adaptive-rag: what invalidates cached answers that cite nothing). See cache_sql.py.
 """
 
 from __future__ import annotations
@@ -115,6 +118,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         """CREATE TABLE IF NOT EXISTS router_states (
             name TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL,
             parent INTEGER, note TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (name, version))""",
+    )),
+    Migration(5, "answer cache and collection versions", sqlite=(
+        """CREATE TABLE IF NOT EXISTS answer_cache (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, scope TEXT NOT NULL,
+            policy_key TEXT NOT NULL, policy TEXT NOT NULL, normalised TEXT NOT NULL, query TEXT NOT NULL,
+            embedding BLOB NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL, route TEXT, model TEXT,
+            doc_hashes TEXT NOT NULL, collection_version INTEGER NOT NULL, decision_id TEXT NOT NULL, owner TEXT,
+            threshold REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, rewrites_ok INTEGER NOT NULL DEFAULT 0,
+            rewrites_refused INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, last_hit_at REAL)""",
+        "CREATE INDEX IF NOT EXISTS answer_cache_exact ON answer_cache (collection, scope, policy_key, normalised)",
+        "CREATE INDEX IF NOT EXISTS answer_cache_decision ON answer_cache (decision_id)",
+        """CREATE TABLE IF NOT EXISTS collection_versions (
+            collection TEXT PRIMARY KEY, version INTEGER NOT NULL, updated_at REAL NOT NULL)""",
+    ), postgresql=(
+        """CREATE TABLE IF NOT EXISTS answer_cache (
+            id BIGSERIAL PRIMARY KEY, collection TEXT COLLATE "C" NOT NULL, scope TEXT COLLATE "C" NOT NULL,
+            policy_key TEXT NOT NULL, policy TEXT NOT NULL, normalised TEXT COLLATE "C" NOT NULL,
+            query TEXT NOT NULL, embedding BYTEA NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
+            route TEXT, model TEXT, doc_hashes TEXT NOT NULL, collection_version INTEGER NOT NULL,
+            decision_id TEXT COLLATE "C" NOT NULL, owner TEXT, threshold DOUBLE PRECISION NOT NULL,
+            hits INTEGER NOT NULL DEFAULT 0, rewrites_ok INTEGER NOT NULL DEFAULT 0,
+            rewrites_refused INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
+            last_hit_at DOUBLE PRECISION)""",
+        "CREATE INDEX IF NOT EXISTS answer_cache_exact ON answer_cache (collection, scope, policy_key, normalised)",
+        "CREATE INDEX IF NOT EXISTS answer_cache_decision ON answer_cache (decision_id)",
+        """CREATE TABLE IF NOT EXISTS collection_versions (
+            collection TEXT COLLATE "C" PRIMARY KEY, version INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
     )),
 )
 

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from adaptive_rag.decision_store.base import MAX_ROWS, DecisionStore, check_time, column_text, load_record, record_json
+from adaptive_rag.decision_store.cache_sql import CacheQueries
 from adaptive_rag.decision_store.learning_sql import LearningQueries
 from adaptive_rag.decision_store.migrations import Execute
 from adaptive_rag.errors import UserError
@@ -71,7 +72,7 @@ def _rows(name: str, value: int) -> int:
     return min(value, MAX_ROWS)
 
 
-class SQLDecisionStore(LearningQueries, DecisionStore):
+class SQLDecisionStore(CacheQueries, LearningQueries, DecisionStore):
     @abstractmethod
     def _session(self, write: bool = False) -> AbstractContextManager[Execute]:
         """`execute(sql, args)` on one connection; one transaction around it when `write`."""
@@ -112,7 +113,7 @@ class SQLDecisionStore(LearningQueries, DecisionStore):
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - float(check_time("older_than_s", older_than_s))
         with self._session(write=True) as execute:
-            for table in ("feedback", "outcomes"):
+            for table in ("feedback", "outcomes", "answer_cache"):
                 execute(f"DELETE FROM {table} WHERE decision_id IN (SELECT id FROM decisions WHERE created_at < ?)",
                         (cutoff,))
             return int(execute("DELETE FROM decisions WHERE created_at < ?", (cutoff,)).rowcount)

@@ -464,3 +464,92 @@ def test_outcomes_append_in_order_and_router_versions_never_overwrite(log):
     # pruning a decision prunes its outcomes (router versions are kept)
     assert log.prune(86400) == 1
     assert [r["decision_id"] for r in log.outcomes()] == ["d0001", "d0002"] and log.latest_router_version("r") == 2
+
+
+def _cache_entry(i: int = 0, **fields):
+    import numpy as np
+
+    from adaptive_rag.decision_store.cache_sql import CacheEntry, policy_key
+
+    defaults = dict(collection="docs", scope="key-a", policy_key=policy_key("adaptive", None, None), policy="adaptive",
+                    normalised=f"where do otters sleep {i}", query=f"Where do otters sleep {i}?",
+                    embedding=np.arange(4, dtype=np.float32) + i, answer=f"In kelp {i}.",
+                    citations=[{"doc_id": "otters", "chunk_id": "otters#0"}], route="rag", model="reader",
+                    doc_hashes={"otters": "h1"}, collection_version=3, decision_id=f"d{i:04d}", owner="key-a",
+                    threshold=0.93)
+    return CacheEntry(**{**defaults, **fields})
+
+
+def test_answer_cache_rows_read_back_and_hit_only_their_scope_policy_and_collection(backend):
+    import numpy as np
+
+    from adaptive_rag.decision_store.cache_sql import policy_key
+
+    kind, _, open_ = backend
+    log, replica = open_(), open_()
+    log.write(decision(0))
+    put = log.cache_put(_cache_entry(0))
+    assert put.id is not None and put.created_at > 0
+    back = replica.cache_exact("docs", "key-a", put.policy_key, "where do otters sleep 0")
+    assert back is not None and back.id == put.id and back.answer == "In kelp 0." and back.threshold == 0.93
+    assert np.array_equal(back.embedding, np.arange(4, dtype=np.float32)) and back.embedding.dtype == np.float32
+    assert back.citations == put.citations and back.doc_hashes == {"otters": "h1"} and back.collection_version == 3
+    # another key, another policy or overrides, another collection: no hit
+    assert replica.cache_exact("docs", "key-b", put.policy_key, "where do otters sleep 0") is None
+    assert replica.cache_exact("docs", "key-a", policy_key("always_strong_rag", None, None),
+                               "where do otters sleep 0") is None
+    assert replica.cache_exact("docs", "key-a", policy_key("adaptive", 3, None), "where do otters sleep 0") is None
+    assert policy_key("adaptive", None, {"a": 1.0, "b": 2.0}) == policy_key("adaptive", None, {"b": 2.0, "a": 1.0})
+    assert replica.cache_exact("other", "key-a", put.policy_key, "where do otters sleep 0") is None
+    # counters, thresholds, the incremental feed, eviction and clearing
+    log.cache_hit(put.id)
+    log.cache_hit(put.id, rewrite=True)
+    log.cache_hit(put.id, rewrite=False)
+    log.cache_set_threshold(put.id, 0.97)
+    got = replica.cache_get(put.id)
+    assert (got.hits, got.rewrites_ok, got.rewrites_refused, got.threshold) == (1, 1, 1, 0.97) and got.last_hit_at
+    second = log.cache_put(_cache_entry(1, decision_id="d0000"))
+    assert [e.id for e in replica.cache_since(0)] == [put.id, second.id]
+    assert [e.id for e in replica.cache_since(put.id)] == [second.id]
+    assert replica.cache_stats() == {"docs": {"entries": 2, "exact_hits": 1, "rewrites_ok": 1, "rewrites_refused": 1}}
+    assert log.cache_evict_decision("d0000") == 2 and replica.cache_get(put.id) is None
+    third = log.cache_put(_cache_entry(2, collection="other"))
+    assert log.cache_evict([third.id, 99999]) == 1 and log.cache_clear() == 0
+    log.cache_put(_cache_entry(3))
+    log.cache_put(_cache_entry(4, collection="other"))
+    assert log.cache_clear("docs") == 1 and list(replica.cache_stats()) == ["other"]
+
+
+def test_answer_cache_refuses_bad_entries_and_is_pruned_with_its_decision(log):
+    import numpy as np
+
+    from adaptive_rag.errors import UserError
+
+    for bad in (dict(answer=""), dict(threshold=0.0), dict(threshold=1.5),
+                dict(embedding=np.array([np.nan, 1.0], dtype=np.float32))):
+        with pytest.raises(UserError):
+            log.cache_put(_cache_entry(0, **bad))
+    with pytest.raises(UserError):
+        log.cache_set_threshold(1, 2.0)
+    log.write(decision(0, age_s=10 * 86400))
+    log.write(decision(1))
+    old = log.cache_put(_cache_entry(0, decision_id="d0000"))
+    new = log.cache_put(_cache_entry(1, decision_id="d0001"))
+    assert log.prune(86400) == 1
+    assert log.cache_get(old.id) is None and log.cache_get(new.id) is not None
+
+
+def test_collection_versions_count_every_write_across_replicas(backend):
+    import threading
+
+    _, _, open_ = backend
+    a, b = open_(), open_()
+    assert a.collection_version("docs") == 0
+    assert a.bump_collection_version("docs") == 1 and b.bump_collection_version("docs") == 2
+    threads = [threading.Thread(target=lambda s=s: [s.bump_collection_version("docs") for _ in range(5)]) for s in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert a.collection_version("docs") == b.collection_version("docs") == 12
+    assert b.collection_version("other") == 0

@@ -1,0 +1,155 @@
+"""The answer cache's lookups, above its table (decision_store/cache_sql.py): what counts as the
+same question, the in-memory index that finds near questions in microseconds, and whether a
+cached answer still holds for the collection as it is now.
+
+- `normalise_question`: an exact hit needs the same normalised text: Unicode NFKC, case folded,
+  punctuation dropped, runs of white space made one space. "Where do otters sleep?" and
+  "where do otters  sleep" are the same question; "Where do otters eat?" is not.
+- `CacheIndex`: per (collection, scope, policy key), the unit-normalised query vectors of the
+  entries and their own thresholds, caught up from the table by id (`refresh`), so replicas see
+  each other's entries. `nearest` returns the most similar entry whose similarity reaches that
+  entry's threshold. Evicted entries leave the index when a lookup by id finds them gone
+  (`forget`).
+- `still_valid`: every cited document must still have the content hash it had when the answer
+  was made (a changed or deleted document invalidates the entry, whoever wrote to the store); an
+  answer citing nothing (an abstention, a closed-book answer) holds only while the collection's
+  write counter has not moved.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from adaptive_rag.decision_store.cache_sql import CacheEntry
+    from adaptive_rag.store.base import Store
+
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_question(text: str) -> str:
+    """The text an exact hit compares (see the module docstring)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+@dataclass(frozen=True)
+class NearHit:
+    entry_id: int
+    similarity: float
+    threshold: float
+
+
+class _Bucket:
+    def __init__(self, dim: int):
+        self.ids: list[int] = []
+        self.thresholds: list[float] = []
+        self.matrix = np.zeros((0, dim), dtype=np.float32)
+
+
+class CacheIndex:
+    """Near-question lookup over the cache's entries (see the module docstring); thread-safe."""
+
+    def __init__(self):
+        self._buckets: dict[tuple[str, str, str], _Bucket] = {}
+        self._where: dict[int, tuple[str, str, str]] = {}
+        self.last_id = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def add(self, entry: "CacheEntry") -> None:
+        key = (entry.collection, entry.scope, entry.policy_key)
+        vector = _unit(entry.embedding)
+        with self._lock:
+            if entry.id in self._where:
+                return
+            bucket = self._buckets.get(key)
+            if bucket is not None and bucket.matrix.shape[1] != vector.shape[0]:  # another embedder: start again
+                for old in bucket.ids:
+                    self._where.pop(old, None)
+                bucket = None
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(vector.shape[0])
+            bucket.ids.append(int(entry.id))
+            bucket.thresholds.append(float(entry.threshold))
+            bucket.matrix = np.vstack([bucket.matrix, vector[None, :]])
+            self._where[int(entry.id)] = key
+            self.last_id = max(self.last_id, int(entry.id))
+
+    def refresh(self, decisions, batch: int = 10_000) -> int:
+        """Add the entries stored since the last refresh (by any replica); returns how many."""
+        added = 0
+        while True:
+            entries = decisions.cache_since(self.last_id, batch)
+            for entry in entries:
+                self.add(entry)
+            added += len(entries)
+            if len(entries) < batch:
+                return added
+
+    def set_threshold(self, entry_id: int, threshold: float) -> None:
+        with self._lock:
+            key = self._where.get(entry_id)
+            if key is not None:
+                bucket = self._buckets[key]
+                bucket.thresholds[bucket.ids.index(entry_id)] = float(threshold)
+
+    def forget(self, entry_ids) -> None:
+        with self._lock:
+            for entry_id in entry_ids:
+                key = self._where.pop(int(entry_id), None)
+                if key is None:
+                    continue
+                bucket = self._buckets[key]
+                i = bucket.ids.index(int(entry_id))
+                del bucket.ids[i], bucket.thresholds[i]
+                bucket.matrix = np.delete(bucket.matrix, i, axis=0)
+
+    def nearest(self, collection: str, scope: str, policy_key: str, vector) -> NearHit | None:
+        """The most similar entry of this collection, scope and policy key whose cosine similarity
+        reaches its own threshold, or None."""
+        with self._lock:
+            bucket = self._buckets.get((collection, scope, policy_key))
+            if bucket is None or not bucket.ids:
+                return None
+            query = _unit(vector)
+            if query.shape[0] != bucket.matrix.shape[1]:
+                return None
+            sims = bucket.matrix @ query
+            ok = sims >= np.asarray(bucket.thresholds, dtype=np.float32)
+            if not ok.any():
+                return None
+            i = int(np.argmax(np.where(ok, sims, -np.inf)))
+            return NearHit(bucket.ids[i], float(sims[i]), bucket.thresholds[i])
+
+
+def still_valid(entry: "CacheEntry", store: "Store", collection_version: int) -> tuple[bool, str]:
+    """(valid, why not): the cited documents' hashes against the store's, or for an answer citing
+    nothing the collection's write counter (see the module docstring)."""
+    if not entry.doc_hashes:
+        if collection_version != entry.collection_version:
+            return False, (f"the collection changed (version {entry.collection_version} -> {collection_version}) "
+                           "and the answer cites nothing")
+        return True, ""
+    current = {d.doc_id: d.content_hash for d in store.get_documents(entry.collection, sorted(entry.doc_hashes))}
+    for doc_id, digest in sorted(entry.doc_hashes.items()):
+        if doc_id not in current:
+            return False, f"cited document {doc_id!r} was removed"
+        if current[doc_id] != digest:
+            return False, f"cited document {doc_id!r} changed"
+    return True, ""

@@ -122,20 +122,30 @@ def ingest(
 
     if remote is None:
         report = ingestor.run(collection, results, progress=progress, on_problem=on_problem)
+        if report.new or report.changed:
+            _count_write(s, collection)
     else:
         report = remote.ingest(collection, results, chunk_size, chunk_overlap, progress=progress, on_problem=on_problem)
     bar.close()
     typer.echo(report.summary())
     if folders:
         read_ids = {r.doc_id for r in results if not isinstance(r, ReadProblem)}
-        _gone_from_folders(collection, folders, read_ids, prune, store, remote)
+        _gone_from_folders(collection, folders, read_ids, prune, store, remote, s)
     if store is not None:
         store.close()
     if report.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _gone_from_folders(collection: str, folders: list[Path], read_ids: set[str], prune: bool, store, remote) -> None:
+def _count_write(s: Settings, collection: str) -> None:
+    """Count a local write to `collection` in the decision log (the answer cache's invalidation)."""
+    from adaptive_rag.query.cached import count_write_from_settings
+
+    count_write_from_settings(s, collection)
+
+
+def _gone_from_folders(collection: str, folders: list[Path], read_ids: set[str], prune: bool, store, remote,
+                       s) -> None:
     """Say how many of the collection's documents came from files now gone from `folders`; with
     `prune`, delete them (locally or through the server)."""
     from adaptive_rag.present import plural
@@ -160,6 +170,8 @@ def _gone_from_folders(collection: str, folders: list[Path], read_ids: set[str],
                    f"arag ingest --prune removes {'it' if len(gone) == 1 else 'them'}")
         return
     deleted = remote.delete(collection, gone)[0] if remote is not None else delete_documents(store, collection, gone)[0]
+    if deleted and remote is None:
+        _count_write(s, collection)
     typer.echo(f"{collection}: removed {plural(len(deleted), 'document')} no longer in {where} ({shown})")
 
 
@@ -184,6 +196,8 @@ def delete(
         store.get_meta(collection)
         deleted, unknown = delete_documents(store, collection, doc_ids)
         store.close()
+        if deleted:
+            _count_write(s, collection)
     for doc_id in unknown:
         typer.echo(f"problem: no document {doc_id!r} in {collection}", err=True)
     typer.echo(f"{collection}: {plural(len(deleted), 'document')} deleted")
@@ -305,6 +319,7 @@ def _drop_collection(action: str, name: str | None, yes: bool, as_json: bool, se
             remote.drop(name)
         else:
             store.drop_collection(name)
+            _count_write(s, name)
     finally:
         if store is not None:
             store.close()
@@ -462,6 +477,34 @@ def query(
     from adaptive_rag.present import format_decision
 
     typer.echo(format_decision(record))
+
+
+@app.command()
+def cache(
+    action: Annotated[str, typer.Argument(metavar="stats|clear", help="`stats`: entries and hits per collection; "
+                                          "`clear`: delete the entries (of --collection, else all).")],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="With clear: only this one.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The answer cache (ARAG_CACHE) in the decision log: what it holds and how often it hit, or clear it."""
+    from adaptive_rag.decision_store import decision_store_from_settings
+
+    if action not in ("stats", "clear"):
+        raise UserError(f"unknown cache action {action!r}; use stats or clear")
+    with decision_store_from_settings(settings()) as log:
+        if action == "clear":
+            deleted = log.cache_clear(collection)
+            typer.echo(json.dumps({"deleted": deleted}) if as_json else
+                       f"{deleted} cached answers deleted" + (f" from {collection}" if collection else ""))
+            return
+        stats = log.cache_stats()
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    if not stats:
+        typer.echo("the answer cache is empty")
+    for name, row in stats.items():
+        typer.echo(f"{name}: {row['entries']} entries, {row['exact_hits']} exact hits")
 
 
 @app.command()

@@ -8,7 +8,7 @@ configuration.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -189,6 +189,13 @@ class Settings(BaseSettings):
     key_feedback_cap: int = Field(50, ge=0, le=1_000_000, description=(
         "Verdicts one `query` key may give per day; beyond it 429 (`arag_feedback_capped_total`), so one key "
         "cannot flood the router."))
+    cache: Literal["off", "exact"] = Field("off", description=(
+        "The answer cache: `exact` serves a question asked before (same normalised text, collection, key scope, "
+        "policy and overrides) from the stored answer while its cited documents are unchanged; `off` answers "
+        "every question again. A request can skip it with `cache: false`."))
+    cache_scope: Literal["key", "collection"] = Field("key", description=(
+        "Whose answers a cached question may be served from: the same API key's (`key`), or any key's on the "
+        "collection (`collection`: a hit then shows the answer and citations, not the other key's decision)."))
     explore_share: float = Field(0.0, ge=0, le=1, description=(
         "The share of the learned router's served decisions that `arag serve` also answers with another action in the "
         "background, when no user request is waiting or generating, and has judged (0: off)."))

@@ -47,7 +47,7 @@ def label_sample(engine: QueryEngine, sample: EvalSample, all_routes: bool = Fal
         if route == "long_context" and not all_routes and cheapest_correct(outcomes) != "none":
             outcomes[route] = None
             continue
-        decision = engine.answer(sample.collection, sample.question, policy=policy).to_dict()
+        decision = engine.answer(sample.collection, sample.question, policy=policy, use_cache=False).to_dict()
         outcomes[route] = outcome(sample, decision, route)
     retrieval = engine.retriever.search(sample.collection, sample.question, k=engine.top_k, components=True)
     inputs = router_inputs(sample.question, retrieval, probe=outcomes["closed_book"]["signals"])

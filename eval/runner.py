@@ -132,7 +132,7 @@ def run(engine: QueryEngine, samples: Iterable[EvalSample], policies: Sequence[s
         for sample in samples:
             for policy in policies:
                 if (sample.id, policy) not in done:
-                    decision = engine.answer(sample.collection, sample.question, policy=policy).to_dict()
+                    decision = engine.answer(sample.collection, sample.question, policy=policy, use_cache=False).to_dict()
                     record = record_for(sample, decision, judge, score_cache)
                     writer.append(record)
                     records.append(record)

@@ -20,6 +20,8 @@ decision counts, the failed ones included:
   arag_exploration_preempt_seconds (how long an exploration took to stop for a user request) of the
   background explorer (api/explorer.py); explored decisions count in tokens and cost, not in
   arag_requests_total
+- arag_cache_lookups_total{outcome} (exact_hit, miss, stale: an entry found and evicted because
+  what it cited changed): the answer cache's lookups (query/cached.py)
 - arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
   at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
@@ -53,6 +55,7 @@ class ServerMetrics:
                                             "The panel router's P(correct) per action; the gatekeeper's per label.",
                                             ["action"], buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         self.refused = Counter("arag_admission_refused", "Requests refused with 429.", registry=r)
+        self.cache_lookups = Counter("arag_cache_lookups", "Answer cache lookups, by outcome.", ["outcome"], registry=r)
         self.probe_checks = Counter("arag_probe_checks", "Answer-probe checks of reader answers, by outcome.",
                                     ["outcome"], registry=r)
         self.probe_p_wrong = Histogram("arag_probe_p_wrong", "The answer probe's P(wrong) at each check.",
@@ -106,6 +109,10 @@ class ServerMetrics:
             if stage.name in self.router_stages:  # the routers' probabilities per action/label
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
+            if stage.name == "cache":
+                outcome = "exact_hit" if stage.outcome.startswith("exact hit") else \
+                    "stale" if "evicted_entry" in stage.signals else "miss"
+                self.cache_lookups.labels(outcome).inc()
             if stage.name == "verify_probe":
                 self.probe_checks.labels("escalate" if stage.outcome.startswith("escalate") else "keep").inc()
                 if stage.signals.get("probe_p_wrong") is not None:

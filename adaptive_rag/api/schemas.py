@@ -19,6 +19,7 @@ class QueryRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
     thresholds: dict[str, float] | None = None
     timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="Deadline in seconds (at most the server's).")
+    cache: bool = Field(True, description="False: answer again even when the answer cache (ARAG_CACHE) holds this question.")
 
 
 class Usage(BaseModel):
@@ -128,5 +129,6 @@ class ChatCompletionRequest(BaseModel):
     model: str
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_CHAT_MESSAGES)
     stream: bool | None = False
+    cache: bool = Field(True, description="False: skip the answer cache (ARAG_CACHE) for this request.")
 
 

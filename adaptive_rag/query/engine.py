@@ -19,6 +19,7 @@ from adaptive_rag.limits import MAX_TOP_K, check_query_text, check_range
 from adaptive_rag.models.control import GenerationControl, controlling
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.models.panel import Models
+from adaptive_rag.query.cached import cache_request, remember, serve_exact
 from adaptive_rag.query.policies import DEFAULT_THRESHOLDS, get_policy
 from adaptive_rag.query.run import QueryRun
 from adaptive_rag.registry import lookup
@@ -43,6 +44,8 @@ class QueryConfig:
     strong_long_context_budget: int = 8000
     verify_escalation: tuple[str, str] = ("rag", "strong")  # (route, role) a doubted answer escalates to
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    cache: str = "off"  # the answer cache: off | exact (query/cached.py)
+    cache_scope: str = "key"  # key | collection
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
@@ -54,7 +57,7 @@ class QueryConfig:
                    long_context_budget=settings.long_context_budget,
                    strong_long_context_budget=settings.strong_long_context_budget,
                    verify_escalation=escalation,
-                   thresholds=dict(settings.thresholds))
+                   thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope)
 
 
 class QueryEngine:
@@ -81,7 +84,7 @@ class QueryEngine:
                thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
                timeout_s: float | None = None, history: Sequence[tuple[str, str]] = (), owner: str | None = None,
                cancel: threading.Event | None = None,
-               events: Callable[[str, object], None] | None = None) -> Decision:
+               events: Callable[[str, object], None] | None = None, use_cache: bool = True) -> Decision:
         """Raises UserError for bad requests (nothing recorded) and BackendError when a model
         fails. Any failure after the record was opened (a backend error, a policy that needs a
         router that is missing, a bug) is recorded with status "error" and its message.
@@ -98,7 +101,9 @@ class QueryEngine:
         `events(kind, value)` hears the request's progress, for streaming: ("opened", decision) once
         the input is valid and the record open; ("route", route) when the policy commits to the
         route whose answer is final, before generating it; ("text", piece) for each piece of that
-        answer as it is decoded (engines that cannot stream send none: the answer is in the result)."""
+        answer as it is decoded (engines that cannot stream send none: the answer is in the result).
+        `use_cache`: False skips the answer cache (query/cached.py) for this request; a request
+        with chat history never uses it."""
         chosen = get_policy(policy or self.config.default_policy)
         check_query_text(query, (t for _, t in history))
         k = check_range("top_k", self.config.top_k if top_k is None else top_k, MAX_TOP_K)
@@ -114,8 +119,13 @@ class QueryEngine:
         try:
             if events is not None:
                 events("opened", run.decision)
+            cache = cache_request(self, collection, query, chosen.name, top_k, thresholds, owner) \
+                if use_cache and not history else None
             with controlling(control):
-                chosen.run(run)
+                if cache is None or not serve_exact(run, cache):
+                    chosen.run(run)
+                    if cache is not None:
+                        remember(run, cache)
         except (BackendError, DeadlineExceeded, RequestCancelled) as exc:
             run.decision.status, run.decision.error = _recorded_status(exc), str(exc)
             exc.decision_id = run.decision.id

@@ -73,7 +73,7 @@ def explore(engine, router, record: Mapping, rng: random.Random | None = None, c
         return None
     explored = engine.answer(record["collection"], record["query"], policy=POLICY_OF[action],
                              top_k=retrieval_depth(record),
-                             owner=EXPLORER, cancel=cancel)
+                             owner=EXPLORER, cancel=cancel, use_cache=False)  # an explored answer is made, never served
     if cancel is not None and cancel.is_set():  # a user arrived: no judge call after this one
         from adaptive_rag.errors import RequestCancelled
 

@@ -111,6 +111,13 @@ class QueryRun:
             ))
         return self._retrievals[k]
 
+    def query_vector(self) -> list[float]:
+        """The question's dense vector: the request-depth retrieval's when it ran, else embedded now."""
+        for result in self._retrievals.values():
+            if result.query_vector is not None:
+                return list(result.query_vector)
+        return [float(v) for v in self.engine.retriever.embedder.embed_query(self.retrieval_query)]
+
     def hits(self, k: int | None = None):
         return self.retrieval(k).hits
 

@@ -68,3 +68,164 @@ def test_a_cached_answer_holds_only_while_its_documents_and_collection_do(engine
     assert still_valid(uncited, store, 9) == (True, "")
     valid, why = still_valid(uncited, store, 10)
     assert not valid and "cites nothing" in why
+
+
+OTTER_DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters"),
+              SourceDocument("beavers", "Beavers build dams across rivers.", title="Beavers")]
+
+
+def _engine(engine_for, cache="exact", scope="key", **config):
+    from adaptive_rag.testing import FakeLM
+
+    reader = FakeLM("reader", facts={"otters": "hold hands"})
+    return engine_for(reader, docs=OTTER_DOCS, collection="kb", cache=cache, cache_scope=scope, top_k=1,
+                      **config), reader
+
+
+def _stage(decision):
+    return next((s for s in decision.stages if s.name == "cache"), None)
+
+
+def test_a_repeated_question_is_served_from_the_cache_without_a_model_call(engine_for):
+    engine, reader = _engine(engine_for)
+    first = engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="a")
+    calls = len(reader.calls)
+    assert first.answer == "hold hands" and _stage(first).outcome == "miss; answered and added"
+    again = engine.answer("kb", "  what do OTTERS do asleep ", policy="always_rag", owner="a")
+    assert len(reader.calls) == calls  # no model call
+    stage = _stage(again)
+    assert stage.outcome.startswith("exact hit") and stage.signals["from_decision"] == first.id
+    assert (again.route, again.answer, again.citations) == (first.route, first.answer, first.citations)
+    assert again.usage.total_tokens == 0 and again.cost == 0 and again.id != first.id
+    assert engine.decision_store.get(again.id)["stages"][0]["name"] == "cache"  # recorded like any decision
+    assert engine.decision_store.cache_stats()["kb"]["exact_hits"] == 1
+
+
+def test_a_hit_needs_the_same_policy_overrides_key_and_no_history(engine_for):
+    engine, reader = _engine(engine_for)
+    engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="a")
+    for kwargs in (dict(policy="self_route", owner="a"), dict(policy="always_rag", owner="b"),
+                   dict(policy="always_rag", owner="a", top_k=2),
+                   dict(policy="always_rag", owner="a", thresholds={"refusal_min_logprob": -3.0})):
+        assert _stage(engine.answer("kb", "What do otters do asleep?", **kwargs)).outcome.startswith("miss"), kwargs
+    skipped = engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="a", use_cache=False)
+    chat = engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="a",
+                         history=[("user", "hi"), ("assistant", "hello")])
+    assert _stage(skipped) is None and _stage(chat) is None
+    assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="a")).outcome \
+        .startswith("exact hit")
+
+
+def test_a_collection_scope_shares_answers_across_keys_without_the_other_keys_decision(engine_for):
+    engine, _ = _engine(engine_for, scope="collection")
+    engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="a")
+    other = engine.answer("kb", "What do otters do asleep?", policy="always_rag", owner="b")
+    assert _stage(other).outcome.startswith("exact hit") and _stage(other).signals["from_decision"] is None
+
+
+def test_a_changed_cited_document_or_any_write_for_uncited_answers_invalidates_the_entry(engine_for):
+    engine, reader = _engine(engine_for)
+    engine.answer("kb", "What do otters do asleep?", policy="always_rag")
+    engine.answer("kb", "Who is the president?", policy="closed_book")  # cites nothing
+    # another document is added: the cited answer holds, the uncited one does not
+    engine_for.ingest([*OTTER_DOCS, SourceDocument("herons", "Herons fish.")], collection="kb")
+    engine.decision_store.bump_collection_version("kb")
+    assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")).outcome.startswith("exact")
+    stale = _stage(engine.answer("kb", "Who is the president?", policy="closed_book"))
+    assert "stale entry evicted" in stale.outcome and "cites nothing" in stale.signals["reason"]
+    # the cited document changes (a write straight into the store counts too: hashes are checked)
+    engine_for.ingest([SourceDocument("otters", "Sea otters sleep in kelp."), *OTTER_DOCS[1:]], collection="kb")
+    calls = len(reader.calls)
+    again = engine.answer("kb", "What do otters do asleep?", policy="always_rag")
+    assert "changed" in _stage(again).signals["reason"] and len(reader.calls) > calls
+    assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")).outcome.startswith("exact")
+
+
+def test_the_cache_is_off_by_default_and_errors_are_never_cached(engine_for):
+    engine, reader = _engine(engine_for, cache="off")
+    engine.answer("kb", "What do otters do asleep?", policy="always_rag")
+    assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")) is None
+    from adaptive_rag.models.lm import BackendError
+    from adaptive_rag.testing import FakeLM
+
+    class Down(FakeLM):
+        def generate(self, *args, **kwargs):
+            raise BackendError("the model server is down")
+
+    engine = engine_for(Down("reader"), docs=OTTER_DOCS, collection="kb", cache="exact", top_k=1)
+    with pytest.raises(BackendError):
+        engine.answer("kb", "What do otters do asleep?", policy="always_rag")
+    assert engine.decision_store.cache_stats() == {}
+
+
+def test_the_api_takes_cache_false(server):
+    from adaptive_rag.testing import FakeLM
+    from adaptive_rag.usage import Prices
+
+    with server(FakeLM("reader", facts={"otters": "hold hands"}), docs=OTTER_DOCS, prices={"reader": Prices(1, 2)},
+                cache="exact") as client:
+        body = {"query": "What do otters do asleep?", "collection": "kb", "policy": "always_rag"}
+        assert client.post("/v1/query", json=body).status_code == 200
+        hit = client.post("/v1/query", json=body).json()
+        assert hit["decision"]["stages"][1]["name"] == "cache" and hit["usage"]["total_tokens"] == 0
+        fresh = client.post("/v1/query", json={**body, "cache": False}).json()
+        assert fresh["usage"]["total_tokens"] > 0 and "cache" not in [s["name"] for s in fresh["decision"]["stages"]]
+        chat = {"model": "adaptive-rag:kb:always_rag", "messages": [{"role": "user", "content": body["query"]}]}
+        hit = client.post("/v1/chat/completions", json=chat)
+        assert hit.status_code == 200 and hit.json()["usage"]["total_tokens"] == 0
+        assert hit.json()["choices"][0]["message"]["content"].startswith("hold hands")
+        fresh = client.post("/v1/chat/completions", json={**chat, "cache": False})
+        assert fresh.status_code == 200 and fresh.json()["usage"]["total_tokens"] > 0
+        import json
+
+        metrics = client.get("/metrics").text
+        assert 'arag_cache_lookups_total{outcome="exact_hit"} 2.0' in metrics
+        assert 'arag_cache_lookups_total{outcome="miss"} 1.0' in metrics
+        streamed = client.post("/v1/chat/completions", json={**chat, "stream": True})  # a hit streams too
+        events = [json.loads(line[5:]) for line in streamed.text.splitlines()
+                  if line.startswith("data:") and "[DONE]" not in line]
+        assert "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c.get("choices")) \
+            == "hold hands" and events[0]["route"] == "rag"
+
+
+def test_writes_through_the_api_and_the_cli_count_as_collection_versions(server, arag, tmp_path):
+    from adaptive_rag.testing import FakeLM
+    from adaptive_rag.usage import Prices
+
+    with server(FakeLM("reader"), docs=OTTER_DOCS, prices={"reader": Prices(1, 2)}, cache="exact") as client:
+        log = client.app.state.engine.decision_store
+        rows = '{"id": "herons", "text": "Herons fish."}\n'
+        assert client.post("/v1/collections/kb/documents", content=rows,
+                           headers={"content-type": "application/x-ndjson"}).status_code == 200
+        assert client.delete("/v1/collections/kb/documents/herons").status_code == 200
+        assert log.collection_version("kb") == 2
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "a", "text": "Alpha."}\n')
+    assert arag("ingest", str(docs), "-c", "notes")[0] == 0
+    assert arag("ingest", str(docs), "-c", "notes")[0] == 0  # unchanged: not a write
+    assert arag("delete", "-c", "notes", "a")[0] == 0
+    from adaptive_rag.decisions import SQLiteDecisionStore
+
+    with SQLiteDecisionStore(tmp_path / "data" / "decisions.sqlite") as log:
+        assert log.collection_version("notes") == 2
+
+
+def test_arag_cache_stats_and_clear(arag, tmp_path):
+    import json
+
+    import numpy as np
+
+    from adaptive_rag.decisions import SQLiteDecisionStore
+
+    assert arag("cache", "stats")[0] == 0
+    (tmp_path / "data").mkdir(exist_ok=True)
+    with SQLiteDecisionStore(tmp_path / "data" / "decisions.sqlite") as log:
+        for i, collection in enumerate(("kb", "kb", "notes")):
+            log.cache_put(_entry(i, np.ones(3), collection=collection))
+    code, out, _ = arag("cache", "stats", "--json")
+    assert code == 0 and json.loads(out)["kb"]["entries"] == 2
+    code, out, _ = arag("cache", "clear", "-c", "kb")
+    assert code == 0 and "2 cached answers deleted from kb" in out
+    assert "notes: 1 entries" in arag("cache", "stats")[1]
+    code, _, err = arag("cache", "flush")
+    assert code == 2 and "unknown cache action" in err

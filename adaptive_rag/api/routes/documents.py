@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from adaptive_rag.api.auth import AdminDep, CallerDep
 from adaptive_rag.api.deps import EngineDep
 from adaptive_rag.errors import NotFoundError, UserError
+from adaptive_rag.query.cached import count_write
 from adaptive_rag.query.engine import QueryEngine
 from adaptive_rag.limits import MAX_FILE_NAME_BYTES, MAX_UPLOAD_FILES
 from adaptive_rag.store.base import check_collection_name
@@ -218,6 +219,8 @@ def _ingest(engine: QueryEngine, collection: str, jsonl: Path | None, files: lis
         more = f" (and {len(results) - PROBLEMS_SHOWN} more)" if len(results) > PROBLEMS_SHOWN else ""
         raise UserError(f"no document could be read from the request: {shown or 'it holds no records'}{more}")
     report = Ingestor(settings, engine.retriever.store, engine.retriever.embedder).run(collection, results)
+    if report.new or report.changed:
+        count_write(engine.decision_store, collection)
     return IngestOut(**asdict(report), summary=report.summary())
 
 
@@ -274,6 +277,8 @@ def delete_document(name: str, doc_id: str, engine: EngineDep, caller: AdminDep,
     store.get_meta(name)
     with _writes(request).claim(name):
         _, unknown = delete_documents(store, name, [doc_id])
+    if not unknown:
+        count_write(engine.decision_store, name)
     if unknown:
         raise NotFoundError(f"no document {doc_id!r} in {name}")
     return DeletedOut(collection=name, deleted=doc_id)
@@ -287,6 +292,7 @@ def drop_collection(name: str, engine: EngineDep, caller: AdminDep, request: Req
     with _writes(request).claim(name):
         store.drop_collection(name)
     engine.retriever.forget(name)
+    count_write(engine.decision_store, name)
     return DeletedOut(collection=name)
 
 

@@ -133,7 +133,7 @@ async def chat_completions(body: ChatCompletionRequest, engine: EngineDep, admis
     def work(cancel, queued_s, events):
         return engine.answer(collection, question, policy=policy, queued_ms=queued_s * 1e3,
                              timeout_s=remaining_s(request, queued_s), history=history, owner=caller.name,
-                             cancel=cancel, events=events if body.stream else None)
+                             cancel=cancel, events=events if body.stream else None, use_cache=body.cache)
 
     job = AnswerJob(request, admission, work)
     job.start()

@@ -23,7 +23,7 @@ async def query(body: QueryRequest, engine: EngineDep, admission: AdmissionDep, 
         return engine.answer(body.collection, body.query, policy=body.policy, top_k=body.top_k,
                              thresholds=body.thresholds, queued_ms=queued_s * 1e3,
                              timeout_s=remaining_s(request, queued_s, body.timeout_s), owner=caller.name,
-                             cancel=cancel)
+                             cancel=cancel, use_cache=body.cache)
 
     job = AnswerJob(request, admission, work)
     job.start()

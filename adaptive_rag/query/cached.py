@@ -1,0 +1,156 @@
+"""The answer cache on the query path (ARAG_CACHE=exact): a question asked again is answered from
+the stored answer, with no model call, while that answer still holds.
+
+- What may hit (`cache_request`): the same collection, the same scope (the API key that asked, or
+  every key of the collection with ARAG_CACHE_SCOPE=collection) and the same policy and request
+  overrides (top_k, thresholds; decision_store/cache_sql.py's `policy_key`), so a policy that
+  buys a stronger model is never served an answer a weaker one made. Requests with chat history,
+  and requests with `use_cache=False` (`cache: false` in the body), neither hit nor add.
+- An exact hit (`serve_exact`): the same normalised question (adaptive_rag/answer_cache.py) whose
+  entry is still valid: every cited document has the content hash it had, and for an answer
+  citing nothing the collection's write counter has not moved. The record's `cache` stage names
+  the entry and, when the same key made it, the decision it came from; the route, answer and
+  citations are the stored ones; tokens and cost are 0. A stale entry is evicted, and the
+  question is answered again.
+- A miss (`remember`): the policy answers, and a successful answer is stored with its query
+  vector, citations and the cited documents' hashes.
+
+The stage is the first one after the queue, so the inspector and `/metrics` see every lookup.
+Decisions served from the cache have no router stage, so the learned router never learns from
+one twice. Near hits (a paraphrase answered by a short rewrite on the small model) are not built
+yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+from adaptive_rag.answer_cache import normalise_question, still_valid
+from adaptive_rag.decisions import Citation, Stage
+
+if TYPE_CHECKING:
+    from adaptive_rag.query.run import QueryRun
+
+log = logging.getLogger("adaptive_rag.cache")
+OPEN_SCOPE = "-"  # the scope of requests without an API key (an open server, the CLI)
+STAGE = "cache"
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    collection: str
+    scope: str
+    policy_key: str
+    normalised: str
+    owner: str | None
+
+
+def cache_request(engine, collection: str, query: str, policy: str, top_k: int | None,
+                  thresholds: Mapping[str, float] | None, owner: str | None) -> CacheRequest | None:
+    """What a lookup for this request compares, or None when the cache is off for it (ARAG_CACHE
+    off, or a decision log without the cache table)."""
+    from adaptive_rag.decision_store.cache_sql import SHARED, policy_key
+
+    log_ = engine.decision_store
+    if engine.config.cache == "off" or log_ is None or not hasattr(log_, "cache_exact"):
+        return None
+    scope = SHARED if engine.config.cache_scope == "collection" else (owner or OPEN_SCOPE)
+    return CacheRequest(collection, scope, policy_key(policy, top_k, thresholds), normalise_question(query), owner)
+
+
+def serve_exact(run: "QueryRun", request: CacheRequest) -> bool:
+    """Answer `run` from a valid exact entry (True), or record the miss (False; see the module
+    docstring). A failing lookup is logged and counts as a miss: the cache never fails a request."""
+    engine, decision = run.engine, run.decision
+    signals = {"mode": engine.config.cache, "scope": engine.config.cache_scope, "normalised": request.normalised}
+    try:
+        entry = engine.decision_store.cache_exact(request.collection, request.scope, request.policy_key,
+                                                  request.normalised)
+        if entry is not None:
+            version = engine.decision_store.collection_version(request.collection)
+            valid, why = still_valid(entry, engine.retriever.store, version)
+            if not valid:
+                engine.decision_store.cache_evict([entry.id])
+                _stage(run, {**signals, "evicted_entry": entry.id, "reason": why}, f"miss: stale entry evicted ({why})")
+                return False
+    except Exception:  # noqa: BLE001 - logged; the request goes on without the cache
+        log.exception("answer cache lookup failed")
+        _stage(run, {**signals, "error": "lookup failed"}, "miss: the lookup failed")
+        return False
+    if entry is None:
+        _stage(run, signals, "miss")
+        return False
+    same_owner = entry.owner == request.owner
+    _stage(run, {**signals, "entry": entry.id, "similarity": 1.0, "cached_at": entry.created_at,
+                 "model": entry.model, "from_decision": entry.decision_id if same_owner else None},
+           "exact hit: the stored answer, no model call")
+    if run.events is not None:
+        run.events("route", entry.route)
+        run.events("text", entry.answer)
+    decision.route, decision.answer = entry.route, entry.answer
+    decision.citations = [Citation(**c) for c in entry.citations]
+    try:
+        engine.decision_store.cache_hit(entry.id)
+    except Exception:  # noqa: BLE001
+        log.exception("answer cache hit count failed")
+    return True
+
+
+def remember(run: "QueryRun", request: CacheRequest) -> None:
+    """Store the answer `run` just made (a miss) as an entry; never fails the request."""
+    from adaptive_rag.decision_store.cache_sql import CacheEntry
+
+    decision = run.decision
+    if decision.status != "ok" or not decision.answer or decision.route is None:
+        return
+    engine = run.engine
+    try:
+        cited = sorted({c.doc_id for c in decision.citations})
+        hashes = {d.doc_id: d.content_hash for d in engine.retriever.store.get_documents(request.collection, cited)}
+        model = next((s.model for s in reversed(decision.stages) if s.model and s.usage.total_tokens), None)
+        entry = engine.decision_store.cache_put(CacheEntry(
+            collection=request.collection, scope=request.scope, policy_key=request.policy_key,
+            policy=decision.policy, normalised=request.normalised, query=decision.query,
+            embedding=run.query_vector(), answer=decision.answer,
+            citations=[c.__dict__ for c in decision.citations], route=decision.route, model=model,
+            doc_hashes=hashes, collection_version=engine.decision_store.collection_version(request.collection),
+            decision_id=decision.id, owner=request.owner))
+    except Exception:  # noqa: BLE001 - logged; the answer is served uncached
+        log.exception("answer cache write failed")
+        return
+    stage = next((s for s in decision.stages if s.name == STAGE), None)
+    if stage is not None:
+        stage.signals["added_entry"] = entry.id
+        stage.outcome = f"{stage.outcome}; answered and added"
+
+
+def count_write(decisions, collection: str) -> None:
+    """Count a write to `collection` (documents added, changed or removed; the collection dropped)
+    in the decision log, so cached answers citing nothing stop being served. Writes that bypass
+    adaptive-rag are not counted; cited answers are still checked against document hashes."""
+    if decisions is not None and hasattr(decisions, "bump_collection_version"):
+        try:
+            decisions.bump_collection_version(collection)
+        except Exception:  # noqa: BLE001 - logged; the write itself succeeded
+            log.exception("counting a write to %s failed", collection)
+
+
+def count_write_from_settings(settings, collection: str) -> None:
+    """`count_write` for a command that has no decision log open (the CLI's local writes)."""
+    from adaptive_rag.decision_store import decision_store_from_settings
+
+    try:
+        decisions = decision_store_from_settings(settings)
+    except Exception:  # noqa: BLE001 - an unreachable log must not fail an ingest that succeeded
+        log.exception("counting a write to %s failed: no decision log", collection)
+        return
+    try:
+        count_write(decisions, collection)
+    finally:
+        decisions.close()
+
+
+def _stage(run: "QueryRun", signals: dict, outcome: str) -> None:
+    run.decision.stages.append(Stage(name=STAGE, signals=signals, outcome=outcome))

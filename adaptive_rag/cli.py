@@ -471,6 +471,8 @@ def query(
             record = engine.answer(collection, question, policy=policy, top_k=top_k, thresholds=overrides).to_dict()
         except BackendError as exc:
             raise UserError(f"model backend failed: {exc}") from exc
+        finally:
+            engine.retriever.store.close()
     if as_json:
         typer.echo(json.dumps(record, indent=2, default=str))
         return

@@ -107,14 +107,15 @@ def build_profile(retriever: "Retriever", collection: str, sample: int = SAMPLE,
 
 
 class ProfileCache:
-    """Profiles per collection for one Retriever (thread-safe; see the module docstring)."""
+    """Profiles per collection for one Retriever (thread-safe; see the module docstring). It holds
+    no reference to the retriever (each `get` passes it), so the two never form a cycle that would
+    keep a closed engine's store open until the garbage collector runs."""
 
-    def __init__(self, retriever: "Retriever"):
-        self.retriever = retriever
+    def __init__(self):
         self._profiles: dict[str, tuple[RetrievalProfile, float]] = {}  # collection -> (profile, checked at)
         self._lock = threading.Lock()
 
-    def get(self, collection: str) -> RetrievalProfile:
+    def get(self, retriever: "Retriever", collection: str) -> RetrievalProfile:
         now = time.monotonic()
         with self._lock:
             cached = self._profiles.get(collection)
@@ -122,12 +123,12 @@ class ProfileCache:
             profile, checked = cached
             if now - checked < CHECK_EVERY_S:
                 return profile
-            chunks = self.retriever.store.collection_info(collection).chunks
+            chunks = retriever.store.collection_info(collection).chunks
             if abs(chunks - profile.chunks) <= REBUILD_CHANGE * max(1, profile.chunks):
                 with self._lock:
                     self._profiles[collection] = (profile, now)
                 return profile
-        profile = build_profile(self.retriever, collection)
+        profile = build_profile(retriever, collection)
         with self._lock:
             self._profiles[collection] = (profile, now)
         return profile

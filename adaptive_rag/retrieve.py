@@ -38,7 +38,7 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self._bm25: dict[str, Bm25Encoder] = {}
-        self.profiles = ProfileCache(self)
+        self.profiles = ProfileCache()
 
     def _encoder(self, collection: str) -> Bm25Encoder:
         if collection not in self._bm25:
@@ -87,7 +87,7 @@ class Retriever:
                      if sparse is not None and sparse.indices else [])
         t4 = time.perf_counter()
         timings["components_ms"] = (t4 - t3) * 1e3
-        profile = self.profiles.get(collection) if profiled else None
+        profile = self.profiles.get(self, collection) if profiled else None
         if profiled:
             timings["profile_ms"] = (time.perf_counter() - t4) * 1e3
         return Retrieval(hits, mode_used, timings, dense.tolist() if dense is not None else None, dense_hits, bm25_hits,

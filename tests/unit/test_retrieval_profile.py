@@ -62,15 +62,15 @@ def test_cache_rebuilds_only_after_the_collection_changed_enough(engine_for, mon
     built = []
     real = retrieval_profile.build_profile
     monkeypatch.setattr(retrieval_profile, "build_profile", lambda r, c: built.append(c) or real(r, c, sample=4))
-    cache = retrieval_profile.ProfileCache(engine.retriever)
-    first = cache.get("river")
-    assert cache.get("river") is first and built == ["river"]
+    cache = retrieval_profile.ProfileCache()
+    first = cache.get(engine.retriever, "river")
+    assert cache.get(engine.retriever, "river") is first and built == ["river"]
     monkeypatch.setattr(retrieval_profile, "CHECK_EVERY_S", 0.0)
-    assert cache.get("river") is first and built == ["river"]  # checked, unchanged
+    assert cache.get(engine.retriever, "river") is first and built == ["river"]  # checked, unchanged
     engine_for.ingest(DOCS, collection="river")  # twice the documents
-    assert cache.get("river") is not first and built == ["river", "river"]
+    assert cache.get(engine.retriever, "river") is not first and built == ["river", "river"]
     cache.forget("river")
-    cache.get("river")
+    cache.get(engine.retriever, "river")
     assert len(built) == 3
 
 

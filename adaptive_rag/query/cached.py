@@ -126,6 +126,24 @@ def remember(run: "QueryRun", request: CacheRequest) -> None:
         stage.outcome = f"{stage.outcome}; answered and added"
 
 
+def evict_wrong(engine, record: Mapping) -> int:
+    """A user called a decision's answer wrong: evict the entry it added and the entry it was
+    served from. Returns how many entries went; never fails the feedback."""
+    log_ = engine.decision_store
+    if log_ is None or not hasattr(log_, "cache_evict"):
+        return 0
+    stage = next((s for s in record.get("stages") or [] if s.get("name") == STAGE), {})
+    served_from = (stage.get("signals") or {}).get("entry")
+    try:
+        gone = log_.cache_evict_decision(record["id"])
+        if served_from is not None and str(stage.get("outcome", "")).startswith(("exact hit", "near hit")):
+            gone += log_.cache_evict([served_from])
+        return gone
+    except Exception:  # noqa: BLE001
+        log.exception("evicting a wrong cached answer failed")
+        return 0
+
+
 def count_write(decisions, collection: str) -> None:
     """Count a write to `collection` (documents added, changed or removed; the collection dropped)
     in the decision log, so cached answers citing nothing stop being served. Writes that bypass

@@ -229,3 +229,24 @@ def test_arag_cache_stats_and_clear(arag, tmp_path):
     assert "notes: 1 entries" in arag("cache", "stats")[1]
     code, _, err = arag("cache", "flush")
     assert code == 2 and "unknown cache action" in err
+
+
+def test_a_wrong_verdict_evicts_the_answer_and_the_entry_it_was_served_from(server):
+    from adaptive_rag.testing import FakeLM
+    from adaptive_rag.usage import Prices
+
+    with server(FakeLM("reader", facts={"otters": "hold hands"}), docs=OTTER_DOCS, prices={"reader": Prices(1, 2)},
+                cache="exact") as client:
+        body = {"query": "What do otters do asleep?", "collection": "kb", "policy": "always_rag"}
+        made = client.post("/v1/query", json=body).json()
+        hit = client.post("/v1/query", json=body).json()
+        assert hit["decision"]["stages"][1]["outcome"].startswith("exact hit")
+        assert client.post("/v1/feedback", json={"decision_id": hit["id"], "correct": True}).status_code == 200
+        assert client.post("/v1/query", json=body).json()["usage"]["total_tokens"] == 0  # still cached
+        assert client.post("/v1/feedback", json={"decision_id": hit["id"], "correct": False}).status_code == 200
+        again = client.post("/v1/query", json=body).json()
+        assert again["usage"]["total_tokens"] > 0 and again["decision"]["stages"][1]["outcome"].startswith("miss")
+        # the new answer was added; a wrong verdict on the decision that made it evicts it too
+        assert client.post("/v1/feedback", json={"decision_id": again["id"], "correct": False}).status_code == 200
+        assert client.post("/v1/query", json=body).json()["usage"]["total_tokens"] > 0
+        assert made["id"] != again["id"]

@@ -189,10 +189,14 @@ class Settings(BaseSettings):
     key_feedback_cap: int = Field(50, ge=0, le=1_000_000, description=(
         "Verdicts one `query` key may give per day; beyond it 429 (`arag_feedback_capped_total`), so one key "
         "cannot flood the router."))
-    cache: Literal["off", "exact"] = Field("off", description=(
+    cache: Literal["off", "exact", "semantic"] = Field("off", description=(
         "The answer cache: `exact` serves a question asked before (same normalised text, collection, key scope, "
-        "policy and overrides) from the stored answer while its cited documents are unchanged; `off` answers "
-        "every question again. A request can skip it with `cache: false`."))
+        "policy and overrides) from the stored answer while its cited documents are unchanged; `semantic` also "
+        "has the reader adapt the answer of a near question (query embedding similarity above the entry's "
+        "threshold) or decline; `off` answers every question again. A request can skip it with `cache: false`."))
+    cache_similarity: float = Field(0.9, ge=0.5, le=1.0, description=(
+        "A new cache entry's similarity threshold for near hits (cosine of the query embeddings); each entry's "
+        "own threshold rises above the similarity of a rewrite that declined."))
     cache_scope: Literal["key", "collection"] = Field("key", description=(
         "Whose answers a cached question may be served from: the same API key's (`key`), or any key's on the "
         "collection (`collection`: a hit then shows the answer and citations, not the other key's decision)."))

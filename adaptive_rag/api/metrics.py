@@ -20,8 +20,9 @@ decision counts, the failed ones included:
   arag_exploration_preempt_seconds (how long an exploration took to stop for a user request) of the
   background explorer (api/explorer.py); explored decisions count in tokens and cost, not in
   arag_requests_total
-- arag_cache_lookups_total{outcome} (exact_hit, miss, stale: an entry found and evicted because
-  what it cited changed): the answer cache's lookups (query/cached.py)
+- arag_cache_lookups_total{outcome} (exact_hit, near_hit, near_declined: a rewrite that did not
+  answer, stale: an entry found and evicted because what it cited changed, miss): the answer
+  cache's lookups (query/cached.py)
 - arag_admitted_requests (generating or queued) and arag_queued_requests (the queue depth), read
   at scrape time, and arag_admission_refused_total (429s: a full queue or a spent key budget)
 """
@@ -110,8 +111,7 @@ class ServerMetrics:
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
             if stage.name == "cache":
-                outcome = "exact_hit" if stage.outcome.startswith("exact hit") else \
-                    "stale" if "evicted_entry" in stage.signals else "miss"
+                outcome = cache_outcome(stage)
                 self.cache_lookups.labels(outcome).inc()
             if stage.name == "verify_probe":
                 self.probe_checks.labels("escalate" if stage.outcome.startswith("escalate") else "keep").inc()
@@ -125,3 +125,14 @@ class ServerMetrics:
                 self.tokens.labels(stage.model, "output").inc(stage.usage.output_tokens)
                 if stage.model in self.prices:
                     self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))
+
+
+def cache_outcome(stage) -> str:
+    """The answer cache stage's outcome as a metric label."""
+    if stage.outcome.startswith("exact hit"):
+        return "exact_hit"
+    if stage.outcome.startswith("near hit declined"):
+        return "near_declined"
+    if stage.outcome.startswith("near hit"):
+        return "near_hit"
+    return "stale" if "evicted_entry" in stage.signals else "miss"

@@ -17,8 +17,13 @@ the stored answer, with no model call, while that answer still holds.
 
 The stage is the first one after the queue, so the inspector and `/metrics` see every lookup.
 Decisions served from the cache have no router stage, so the learned router never learns from
-one twice. Near hits (a paraphrase answered by a short rewrite on the small model) are not built
-yet.
+one twice.
+- A near hit (ARAG_CACHE=semantic, `serve_near`): no exact entry, but one whose question's
+  embedding is at least as similar as that entry's own threshold (ARAG_CACHE_SIMILARITY for a new
+  entry). The reader gets the new question, the cached question and answer and the answer's
+  supporting chunks, and either adapts the answer or declines; a decline raises the entry's
+  threshold above that similarity, and the question is answered the normal way. A rewrite is
+  never added to the cache (the entry it came from stays the one to compare with).
 """
 
 from __future__ import annotations
@@ -60,6 +65,14 @@ def cache_request(engine, collection: str, query: str, policy: str, top_k: int |
     return CacheRequest(collection, scope, policy_key(policy, top_k, thresholds), normalise_question(query), owner)
 
 
+def serve_cached(run: "QueryRun", request: CacheRequest) -> bool:
+    """Answer `run` from the cache (True: an exact hit, or a near hit whose rewrite answered), or
+    record the miss (False; see the module docstring)."""
+    if serve_exact(run, request):
+        return True
+    return run.engine.config.cache == "semantic" and serve_near(run, request)
+
+
 def serve_exact(run: "QueryRun", request: CacheRequest) -> bool:
     """Answer `run` from a valid exact entry (True), or record the miss (False; see the module
     docstring). A failing lookup is logged and counts as a miss: the cache never fails a request."""
@@ -98,6 +111,71 @@ def serve_exact(run: "QueryRun", request: CacheRequest) -> bool:
     return True
 
 
+def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
+    """The near hit (ARAG_CACHE=semantic): the most similar entry above its own threshold, still
+    valid, whose answer the reader adapts to this question from the answer's supporting chunks
+    (a `cache_rewrite` stage with its tokens and cost). True when the rewrite answered (the
+    route and citations are the entry's); a declined rewrite raises the entry's threshold above
+    this similarity and the question is answered the normal way (False). The route reaches a
+    streaming client only after the rewrite's verdict."""
+    from adaptive_rag.types import SearchHit
+
+    engine, decision = run.engine, run.decision
+    log_, index = engine.decision_store, engine.cache_index
+    stage = next(s for s in reversed(decision.stages) if s.name == STAGE)
+    try:
+        index.refresh(log_)
+        near = index.nearest(request.collection, request.scope, request.policy_key, run.query_vector())
+        entry = log_.cache_get(near.entry_id) if near is not None else None
+        if near is not None and entry is None:  # evicted by a replica
+            index.forget([near.entry_id])
+        if entry is not None:
+            valid, why = still_valid(entry, engine.retriever.store, log_.collection_version(request.collection))
+            if not valid:
+                log_.cache_evict([entry.id])
+                index.forget([entry.id])
+                stage.signals.update(evicted_entry=entry.id, reason=why, similarity=near.similarity)
+                stage.outcome = f"miss: stale near entry evicted ({why})"
+                return False
+    except Exception:  # noqa: BLE001
+        log.exception("answer cache near lookup failed")
+        stage.outcome = "miss: the near lookup failed"
+        return False
+    if entry is None:
+        return False
+    cited = [SearchHit(c["chunk_id"], c["doc_id"], c["key"], float(c["score"]), c.get("text", ""))
+             for c in entry.citations]
+    result = run.rewrite_cached(entry.query, entry.answer, cited)
+    signals = {"entry": entry.id, "similarity": round(near.similarity, 6), "earlier_question": entry.query,
+               "from_decision": entry.decision_id if entry.owner == request.owner else None}
+    thresholds = {"entry_similarity": near.threshold}
+    stage.signals.update(signals)
+    stage.thresholds.update(thresholds)
+    if result.unanswerable:
+        raised = min(1.0, round(near.similarity + 0.01, 6))
+        try:
+            log_.cache_hit(entry.id, rewrite=False)
+            log_.cache_set_threshold(entry.id, raised)
+            index.set_threshold(entry.id, raised)
+        except Exception:  # noqa: BLE001
+            log.exception("answer cache threshold update failed")
+        stage.signals["threshold_now"] = raised
+        stage.outcome = "near hit declined by the rewrite: answered again"
+        return False
+    stage.outcome = "near hit: the cached answer rewritten for this question"
+    if run.events is not None:
+        run.events("route", entry.route)
+        run.events("text", result.generation.text)
+    decision.route, decision.answer = entry.route, result.generation.text
+    supporting = result.supporting or cited
+    decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in supporting]
+    try:
+        log_.cache_hit(entry.id, rewrite=True)
+    except Exception:  # noqa: BLE001
+        log.exception("answer cache hit count failed")
+    return True
+
+
 def remember(run: "QueryRun", request: CacheRequest) -> None:
     """Store the answer `run` just made (a miss) as an entry; never fails the request."""
     from adaptive_rag.decision_store.cache_sql import CacheEntry
@@ -116,7 +194,7 @@ def remember(run: "QueryRun", request: CacheRequest) -> None:
             embedding=run.query_vector(), answer=decision.answer,
             citations=[c.__dict__ for c in decision.citations], route=decision.route, model=model,
             doc_hashes=hashes, collection_version=engine.decision_store.collection_version(request.collection),
-            decision_id=decision.id, owner=request.owner))
+            decision_id=decision.id, owner=request.owner, threshold=engine.config.cache_similarity))
     except Exception:  # noqa: BLE001 - logged; the answer is served uncached
         log.exception("answer cache write failed")
         return

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
+from adaptive_rag.answer_cache import CacheIndex
 from adaptive_rag.decisions import Decision, DecisionStore, Stage
 from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, UserError
 from adaptive_rag.limits import MAX_TOP_K, check_query_text, check_range
 from adaptive_rag.models.control import GenerationControl, controlling
 from adaptive_rag.models.lm import BackendError
 from adaptive_rag.models.panel import Models
-from adaptive_rag.query.cached import cache_request, remember, serve_exact
+from adaptive_rag.query.cached import cache_request, remember, serve_cached
 from adaptive_rag.query.policies import DEFAULT_THRESHOLDS, get_policy
 from adaptive_rag.query.run import QueryRun
 from adaptive_rag.registry import lookup
@@ -46,6 +47,7 @@ class QueryConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     cache: str = "off"  # the answer cache: off | exact (query/cached.py)
     cache_scope: str = "key"  # key | collection
+    cache_similarity: float = 0.9  # a new entry's near-hit threshold
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
@@ -57,7 +59,8 @@ class QueryConfig:
                    long_context_budget=settings.long_context_budget,
                    strong_long_context_budget=settings.strong_long_context_budget,
                    verify_escalation=escalation,
-                   thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope)
+                   thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope,
+                   cache_similarity=settings.cache_similarity)
 
 
 class QueryEngine:
@@ -79,6 +82,7 @@ class QueryEngine:
         self.routers: dict[str, Router | str] = dict(routers or {})
         self.probes: dict[str, object] = dict(probes or {})
         self.observers: list = []
+        self.cache_index = CacheIndex()  # near-hit lookup over the answer cache (query/cached.py)
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,
@@ -122,7 +126,7 @@ class QueryEngine:
             cache = cache_request(self, collection, query, chosen.name, top_k, thresholds, owner) \
                 if use_cache and not history else None
             with controlling(control):
-                if cache is None or not serve_exact(run, cache):
+                if cache is None or not serve_cached(run, cache):
                     chosen.run(run)
                     if cache is not None:
                         remember(run, cache)

@@ -21,6 +21,17 @@ def with_context(question: str, context: str) -> list[Message]:
                             f"Question: {question}\nAnswer:")]
 
 
+def rewrite(question: str, earlier_question: str, earlier_answer: str, context: str) -> list[Message]:
+    """The answer cache's near hit: adapt a cached answer to a paraphrase, or decline. Short on
+    purpose (the cached answer's supporting chunks only): prompt processing dominates on a CPU."""
+    shown = f"Context:\n{context}\n\n" if context else ""
+    return [Message("system", SYSTEM),
+            Message("user", f"{shown}Earlier question: {earlier_question}\nIts answer: {earlier_answer}\n\n"
+                            f"Answer the new question with a short phrase taken from the earlier answer or the context. "
+                            f"If they do not answer the new question, reply exactly \"{REFUSAL}\".\n"
+                            f"New question: {question}\nAnswer:")]
+
+
 def overhead_tokens(count_tokens, question: str) -> int:
     """Tokens a context prompt costs besides the context itself (budgeting long context)."""
     return sum(count_tokens(m.content) for m in with_context(question, "")) + 32

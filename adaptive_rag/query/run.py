@@ -17,6 +17,7 @@ from adaptive_rag.query.answer_routes import RouteResult
 from adaptive_rag.query.conversation import Conversation
 from adaptive_rag.registry import lookup
 from adaptive_rag.retrieve import Retrieval
+from adaptive_rag.types import SearchHit
 from adaptive_rag.usage import Prices, TokenUsage
 from gatekeeper.router import Router, RouterVerdict
 
@@ -169,6 +170,13 @@ class QueryRun:
         result = routes.long_context(lm, self.engine.retriever.store, self.decision.collection, self.question,
                                      hits, config.max_new_tokens, budget)
         return self._record(result, lm, started)
+
+    def rewrite_cached(self, earlier_question: str, earlier_answer: str, cited: Sequence[SearchHit]) -> RouteResult:
+        """The answer cache's near hit on the reader (query/cached.py), recorded as a
+        `cache_rewrite` stage with its tokens and cost."""
+        lm, started = self._lm(None, "reader"), time.perf_counter()
+        return self._record(routes.cache_rewrite(lm, self.question, earlier_question, earlier_answer, cited,
+                                                 self.engine.config.max_new_tokens), lm, started)
 
     def route(self, route: str, model: str | None = None) -> RouteResult:
         """Run `route` ("closed_book", "rag" or "long_context") on `model`: a (route, model) pair."""

@@ -250,3 +250,57 @@ def test_a_wrong_verdict_evicts_the_answer_and_the_entry_it_was_served_from(serv
         assert client.post("/v1/feedback", json={"decision_id": again["id"], "correct": False}).status_code == 200
         assert client.post("/v1/query", json=body).json()["usage"]["total_tokens"] > 0
         assert made["id"] != again["id"]
+
+
+def _semantic_engine(engine_for, similarity=0.5):
+    from adaptive_rag.testing import FakeLM
+
+    class Reader(FakeLM):
+        """The otter reader; a rewrite prompt is answered when the new question is about sleep,
+        and declined otherwise."""
+
+        def generate(self, messages, max_new_tokens, **kwargs):
+            prompt = messages[-1].content
+            if "Earlier question:" not in prompt:
+                return super().generate(messages, max_new_tokens, **kwargs)
+            self.calls.append(list(messages))
+            new = prompt.rsplit("New question:", 1)[1]
+            text = "hold hands" if "sleep" in new else "unanswerable"
+            return self._gen(text, -0.2, -0.1 if text == "unanswerable" else -5.0, len(prompt.split()))
+
+    reader = Reader("reader", facts={"otters": "hold hands"})
+    engine = engine_for(reader, docs=OTTER_DOCS, collection="kb", cache="semantic", cache_similarity=similarity,
+                        top_k=1)
+    return engine, reader
+
+
+def test_a_near_question_is_answered_by_a_rewrite_or_declined_and_its_entry_learns(engine_for):
+    engine, reader = _semantic_engine(engine_for)
+    first = engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
+    assert _stage(first).outcome == "miss; answered and added"
+    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
+    stage = _stage(near)
+    assert stage.outcome.startswith("near hit: the cached answer rewritten"), stage
+    assert stage.signals["entry"] and stage.signals["similarity"] >= 0.5 and stage.thresholds["entry_similarity"] == 0.5
+    assert near.answer == "hold hands" and near.route == "rag" and [c.doc_id for c in near.citations] == ["otters"]
+    rewrite = next(s for s in near.stages if s.name == "cache_rewrite")
+    assert rewrite.model == "reader" and rewrite.usage.total_tokens > 0 and near.usage.total_tokens == rewrite.usage.total_tokens
+    # a look-alike the rewrite declines: answered the normal way, and the entry's threshold rises
+    declined = engine.answer("kb", "What do otters do while they eat?", policy="always_rag")
+    stage = _stage(declined)
+    assert stage.outcome.startswith("near hit declined") and stage.signals["threshold_now"] > 0.5
+    assert [s.name for s in declined.stages if s.name in ("cache_rewrite", "rag")] == ["cache_rewrite", "rag"]
+    entry = engine.decision_store.cache_get(stage.signals["entry"])
+    assert entry.threshold == stage.signals["threshold_now"] and (entry.rewrites_ok, entry.rewrites_refused) == (1, 1)
+    assert engine.decision_store.cache_stats()["kb"]["entries"] == 2  # the declined question became an entry
+
+
+def test_near_hits_respect_scope_and_a_strict_threshold(engine_for):
+    engine, _ = _semantic_engine(engine_for, similarity=1.0)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag", owner="a")
+    assert _stage(engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag",
+                                owner="a")).outcome == "miss; answered and added"
+    engine, _ = _semantic_engine(engine_for, similarity=0.5)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag", owner="a")
+    assert _stage(engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag",
+                                owner="b")).outcome.startswith("miss")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from dataclasses import dataclass, field
 
 from adaptive_rag.errors import UserError
@@ -54,17 +56,22 @@ class Retriever:
         self.profiles.forget(collection)
 
     def search(self, collection: str, query: str, k: int = 5, mode: SearchMode = "hybrid",
-               components: bool = False, component_k: int = COMPONENT_K, profiled: bool = True) -> Retrieval:
+               components: bool = False, component_k: int = COMPONENT_K, profiled: bool = True,
+               query_vector=None) -> Retrieval:
         """The top `k` chunks. With `components`, also the dense-only and BM25-only rankings,
         `component_k` deep (a hybrid search fused the top `prefetch_limit` of each), and unless
-        `profiled` is False the collection's retrieval profile (built on first use, cached)."""
+        `profiled` is False the collection's retrieval profile (built on first use, cached).
+        `query_vector`: the query's dense vector when the caller already embedded it."""
         if mode not in SEARCH_MODES:
             raise UserError(f"unknown search mode {mode!r}; valid: {', '.join(SEARCH_MODES)}")
         check_query_text(query)
         check_range("k", k, MAX_SEARCH_K)
         encoder = self._encoder(collection)
         t0 = time.perf_counter()
-        dense = self.embedder.embed_query(query) if mode != "bm25" else None
+        if mode == "bm25":
+            dense = None
+        else:
+            dense = self.embedder.embed_query(query) if query_vector is None else np.asarray(query_vector, np.float32)
         t1 = time.perf_counter()
         sparse = encoder.encode_query(query) if mode != "dense" else None
         t2 = time.perf_counter()

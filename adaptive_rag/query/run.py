@@ -65,6 +65,7 @@ class QueryRun:
         self.thresholds = thresholds
         self._retrievals: dict[int, Retrieval] = {}
         self._drafts: dict[str, RouteResult] = {}
+        self._query_vector: list[float] | None = None  # embedded before retrieval (the answer cache's near lookup)
 
     @property
     def query(self) -> str:
@@ -97,7 +98,7 @@ class QueryRun:
         if k not in self._retrievals:
             started = time.perf_counter()
             result = self.engine.retriever.search(self.decision.collection, self.retrieval_query, k=k,
-                                                  components=k == self.top_k)
+                                                  components=k == self.top_k, query_vector=self._query_vector)
             self._retrievals[k] = result
             scores = [h.score for h in result.hits]
             signals = {"mode": result.mode, "k": k, "hits": len(scores), "top_score": scores[0] if scores else None,
@@ -117,7 +118,9 @@ class QueryRun:
         for result in self._retrievals.values():
             if result.query_vector is not None:
                 return list(result.query_vector)
-        return [float(v) for v in self.engine.retriever.embedder.embed_query(self.retrieval_query)]
+        if self._query_vector is None:  # kept: the retrieval that follows does not embed it again
+            self._query_vector = [float(v) for v in self.engine.retriever.embedder.embed_query(self.retrieval_query)]
+        return self._query_vector
 
     def hits(self, k: int | None = None):
         return self.retrieval(k).hits

@@ -304,3 +304,16 @@ def test_near_hits_respect_scope_and_a_strict_threshold(engine_for):
     engine.answer("kb", "What do otters do while they sleep?", policy="always_rag", owner="a")
     assert _stage(engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag",
                                 owner="b")).outcome.startswith("miss")
+
+
+def test_the_near_lookup_embeds_the_question_once_for_itself_and_the_retrieval(engine_for):
+    engine, _ = _semantic_engine(engine_for)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")  # builds the profile too
+    embedder = engine.retriever.embedder
+    real, seen = embedder.embed_query, []
+    embedder.embed_query = lambda text: seen.append(text) or real(text)
+    try:
+        engine.answer("kb", "Do beavers build dams?", policy="always_rag")  # a miss in semantic mode
+    finally:
+        embedder.embed_query = real
+    assert seen == ["Do beavers build dams?"]

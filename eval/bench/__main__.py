@@ -124,6 +124,13 @@ def parser() -> argparse.ArgumentParser:
     le.add_argument("--window", type=int, default=50)
     le.add_argument("--last", type=int, default=150, help="the questions the targets are measured on")
     le.add_argument("--seeds", type=int, default=3, help="runs of the learning variants' random choices")
+    ca = sub.add_parser("cache", help="the answer cache: a miss's added time and an exact hit's lookup with many "
+                                      "entries (SQLite, PostgreSQL), exact hits through POST /v1/query")
+    ca.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    ca.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    ca.add_argument("--entries", type=int, default=10_000, help="SQuAD dev questions stored as entries")
+    ca.add_argument("--lookups", type=int, default=300, help="timed misses and hits per backend")
+    ca.add_argument("--requests", type=int, default=20, help="demo questions through the server (0: skip)")
     ex = sub.add_parser("exploration", help="user latency with background exploration on and off, real models")
     ex.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     ex.add_argument("--out", type=Path, help="also write the JSON result to this file")
@@ -172,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import learning as bench
     elif args.benchmark == "exploration":
         from eval.bench import exploration as bench
+    elif args.benchmark == "cache":
+        from eval.bench import cache as bench
     else:
         from eval.bench import ingest as bench
     result = bench.run(args)

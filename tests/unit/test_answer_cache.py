@@ -317,3 +317,18 @@ def test_the_near_lookup_embeds_the_question_once_for_itself_and_the_retrieval(e
     finally:
         embedder.embed_query = real
     assert seen == ["Do beavers build dams?"]
+
+
+def test_the_cache_bench_times_misses_and_hits_on_a_real_log(tmp_path):
+    from eval.bench import cache as bench
+
+    questions = [f"What is item {i}?" for i in range(40)]
+    vectors = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with SQLiteDecisionStore(tmp_path / "d.sqlite") as log:
+        result = bench.lookup_latency(log, questions, vectors, lookups=10)
+        assert log.cache_stats()["bench"]["entries"] == 40
+    assert result["entries"] == 40 and result["lookups"] == 10
+    assert result["miss_added"]["n"] == result["exact_hit_lookup"]["n"] == 10
+    text = bench.format_result({"machine": {"cpu": {"model": "cpu", "flags": ["avx2"]}},
+                                "lookup": {"sqlite": result, "postgresql": {"skipped": "no server"}}})
+    assert "| sqlite | 40 |" in text and "skipped: no server" in text

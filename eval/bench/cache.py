@@ -103,6 +103,11 @@ def end_to_end(settings, requests: int) -> dict[str, Any]:
     first, again = [], []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+            deadline = time.monotonic() + 600
+            while client.get("/readyz").status_code != 200:  # the models load in the background
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the server was not ready within 600 s")
+                time.sleep(0.5)
             for rounds, out in ((1, first), (2, again)):
                 for q in questions:
                     started = time.perf_counter()

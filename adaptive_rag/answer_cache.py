@@ -6,8 +6,8 @@ cached answer still holds for the collection as it is now.
   punctuation dropped, runs of white space made one space. "Where do otters sleep?" and
   "where do otters  sleep" are the same question; "Where do otters eat?" is not.
 - `CacheIndex`: per (collection, scope, policy key), the unit-normalised query vectors of the
-  entries and their own thresholds, caught up from the table by id (`refresh`), so replicas see
-  each other's entries. `nearest` returns the most similar entry whose similarity reaches that
+  entries and their own thresholds, caught up from the table by id (`refresh`; on the query path at
+  most once a second, `refresh_if_due`), so replicas see each other's entries within a second. `nearest` returns the most similar entry whose similarity reaches that
   entry's threshold. Evicted entries leave the index when a lookup by id finds them gone
   (`forget`).
 - `still_valid`: every cited document must still have the content hash it had when the answer
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from adaptive_rag.decision_store.cache_sql import CacheEntry
     from adaptive_rag.store.base import Store
 
+REFRESH_EVERY_S = 1.0  # how stale a replica's view of other replicas' entries may be
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
@@ -63,16 +65,19 @@ class _Bucket:
 class CacheIndex:
     """Near-question lookup over the cache's entries (see the module docstring); thread-safe."""
 
-    def __init__(self):
+    def __init__(self, refresh_every_s: float = REFRESH_EVERY_S):
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
         self._where: dict[int, tuple[str, str, str]] = {}
         self.last_id = 0
+        self.refresh_every_s = refresh_every_s
+        self._refreshed_at = float("-inf")
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._where)
 
     def add(self, entry: "CacheEntry") -> None:
+        """Index one entry (this replica's own, at once; `refresh` brings the others' in id order)."""
         key = (entry.collection, entry.scope, entry.policy_key)
         vector = _unit(entry.embedding)
         with self._lock:
@@ -89,7 +94,6 @@ class CacheIndex:
             bucket.thresholds.append(float(entry.threshold))
             bucket.matrix = np.vstack([bucket.matrix, vector[None, :]])
             self._where[int(entry.id)] = key
-            self.last_id = max(self.last_id, int(entry.id))
 
     def refresh(self, decisions, batch: int = 10_000) -> int:
         """Add the entries stored since the last refresh (by any replica); returns how many."""
@@ -98,9 +102,19 @@ class CacheIndex:
             entries = decisions.cache_since(self.last_id, batch)
             for entry in entries:
                 self.add(entry)
+                self.last_id = max(self.last_id, int(entry.id))
             added += len(entries)
             if len(entries) < batch:
                 return added
+
+    def refresh_if_due(self, decisions) -> int:
+        """`refresh` at most every `refresh_every_s` seconds (a lookup on a busy server then costs
+        no query of the table); this replica's own entries are added when stored (`add`)."""
+        now = time.monotonic()
+        if now - self._refreshed_at < self.refresh_every_s:
+            return 0
+        self._refreshed_at = now
+        return self.refresh(decisions)
 
     def set_threshold(self, entry_id: int, threshold: float) -> None:
         with self._lock:

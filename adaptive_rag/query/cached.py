@@ -124,7 +124,7 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     log_, index = engine.decision_store, engine.cache_index
     stage = next(s for s in reversed(decision.stages) if s.name == STAGE)
     try:
-        index.refresh(log_)
+        index.refresh_if_due(log_)
         near = index.nearest(request.collection, request.scope, request.policy_key, run.query_vector())
         entry = log_.cache_get(near.entry_id) if near is not None else None
         if near is not None and entry is None:  # evicted by a replica
@@ -195,6 +195,8 @@ def remember(run: "QueryRun", request: CacheRequest) -> None:
             citations=[c.__dict__ for c in decision.citations], route=decision.route, model=model,
             doc_hashes=hashes, collection_version=engine.decision_store.collection_version(request.collection),
             decision_id=decision.id, owner=request.owner, threshold=engine.config.cache_similarity))
+        if engine.config.cache == "semantic":
+            engine.cache_index.add(entry)
     except Exception:  # noqa: BLE001 - logged; the answer is served uncached
         log.exception("answer cache write failed")
         return

@@ -332,3 +332,17 @@ def test_the_cache_bench_times_misses_and_hits_on_a_real_log(tmp_path):
     text = bench.format_result({"machine": {"cpu": {"model": "cpu", "flags": ["avx2"]}},
                                 "lookup": {"sqlite": result, "postgresql": {"skipped": "no server"}}})
     assert "| sqlite | 40 |" in text and "skipped: no server" in text
+
+
+def test_the_index_refreshes_at_most_once_a_second_and_never_skips_other_replicas_entries(tmp_path):
+    log = SQLiteDecisionStore(tmp_path / "d.sqlite")
+    index = CacheIndex(refresh_every_s=3600)
+    a = log.cache_put(_entry(1, [1.0, 0.0]))
+    assert index.refresh_if_due(log) == 1 and index.refresh_if_due(log) == 0  # not due again
+    other = log.cache_put(_entry(2, [0.0, 1.0]))  # another replica's, not seen yet
+    own = log.cache_put(_entry(3, [0.7, 0.7]))
+    index.add(own)  # this replica's own entry, indexed at once
+    assert len(index) == 2 and index.last_id == a.id
+    assert index.refresh(log) == 2 and len(index) == 3  # the other replica's entry is not skipped
+    assert index.nearest("docs", "key-a", "p", [0.0, 1.0]).entry_id == other.id
+    log.close()

@@ -115,9 +115,14 @@ class CacheQueries:
     def cache_exact(self, collection: str, scope: str, policy_key: str, normalised: str) -> CacheEntry | None:
         """The newest entry for exactly this normalised question, or None."""
         with self._session() as execute:
-            row = execute(f"SELECT {_COLUMNS} FROM answer_cache WHERE collection = ? AND scope = ? AND policy_key = ? "
-                          "AND normalised = ? ORDER BY id DESC LIMIT 1",
-                          (column_text(collection), column_text(scope), policy_key, column_text(normalised))).fetchone()
+            # the matching ids by equality on the exact index, the newest picked here: neither SQLite nor
+            # PostgreSQL then walks the primary key to sort, which made a miss scan the whole table
+            ids = [int(r[0]) for r in execute(
+                "SELECT id FROM answer_cache WHERE collection = ? AND scope = ? AND policy_key = ? AND normalised = ?",
+                (column_text(collection), column_text(scope), policy_key, column_text(normalised))).fetchall()]
+            if not ids:
+                return None
+            row = execute(f"SELECT {_COLUMNS} FROM answer_cache WHERE id = ?", (max(ids),)).fetchone()
         return _entry(row) if row else None
 
     def cache_get(self, entry_id: int) -> CacheEntry | None:

@@ -127,7 +127,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             doc_hashes TEXT NOT NULL, collection_version INTEGER NOT NULL, decision_id TEXT NOT NULL, owner TEXT,
             threshold REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, rewrites_ok INTEGER NOT NULL DEFAULT 0,
             rewrites_refused INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, last_hit_at REAL)""",
-        "CREATE INDEX IF NOT EXISTS answer_cache_exact ON answer_cache (collection, scope, policy_key, normalised)",
+        # with id: the newest match comes from the index alone, and a miss never scans the table
+        "CREATE INDEX IF NOT EXISTS answer_cache_exact ON answer_cache (collection, scope, policy_key, normalised, id)",
         "CREATE INDEX IF NOT EXISTS answer_cache_decision ON answer_cache (decision_id)",
         """CREATE TABLE IF NOT EXISTS collection_versions (
             collection TEXT PRIMARY KEY, version INTEGER NOT NULL, updated_at REAL NOT NULL)""",
@@ -141,7 +142,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             hits INTEGER NOT NULL DEFAULT 0, rewrites_ok INTEGER NOT NULL DEFAULT 0,
             rewrites_refused INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
             last_hit_at DOUBLE PRECISION)""",
-        "CREATE INDEX IF NOT EXISTS answer_cache_exact ON answer_cache (collection, scope, policy_key, normalised)",
+        # with id: the newest match comes from the index alone, and a miss never scans the table
+        "CREATE INDEX IF NOT EXISTS answer_cache_exact ON answer_cache (collection, scope, policy_key, normalised, id)",
         "CREATE INDEX IF NOT EXISTS answer_cache_decision ON answer_cache (decision_id)",
         """CREATE TABLE IF NOT EXISTS collection_versions (
             collection TEXT COLLATE "C" PRIMARY KEY, version INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",

@@ -115,7 +115,7 @@ def evaluate(by_collection: dict[str, list[dict]], cost_weight: float, seed: int
                 summary[variant]["auroc"] = auc[variant]
                 summary[variant]["actions"] = {a: sum(s["action"] == a for s in runs[variant]) for a in ACTIONS}
         result[held] = {"questions": len(test_rows), "trained_on": len(train_rows),
-                        "kinds": {k: sum(r.get("kind") == k for r in test_rows)
+                        "kinds": {k: sum(str(r.get("kind")) == k for r in test_rows)
                                   for k in sorted({str(r.get("kind")) for r in test_rows})},
                         "oracle_f1": float(np.mean([o["f1"] for o in oracle])),
                         "oracle_cost": float(np.mean([o["cost"] for o in oracle])),

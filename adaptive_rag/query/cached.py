@@ -2,9 +2,11 @@
 the stored answer, with no model call, while that answer still holds.
 
 - What may hit (`cache_request`): the same collection, the same scope (the API key that asked, or
-  every key of the collection with ARAG_CACHE_SCOPE=collection) and the same policy and request
-  overrides (top_k, thresholds; decision_store/cache_sql.py's `policy_key`), so a policy that
-  buys a stronger model is never served an answer a weaker one made. Requests with chat history,
+  every key of the collection with ARAG_CACHE_SCOPE=collection) and the same policy, top_k and
+  thresholds as they applied (the request's overrides over the server's settings;
+  decision_store/cache_sql.py's `policy_key`), so a policy that buys a stronger model is never
+  served an answer a weaker one made, and changed settings do not serve answers made under the
+  old ones. Requests with chat history,
   and requests with `use_cache=False` (`cache: false` in the body), neither hit nor add.
 - An exact hit (`serve_exact`): the same normalised question (adaptive_rag/answer_cache.py) whose
   entry is still valid: every cited document has the content hash it had, and for an answer

@@ -123,7 +123,7 @@ class QueryEngine:
         try:
             if events is not None:
                 events("opened", run.decision)
-            cache = cache_request(self, collection, query, chosen.name, top_k, thresholds, owner) \
+            cache = cache_request(self, collection, query, chosen.name, k, merged, owner) \
                 if use_cache and not history else None
             with controlling(control):
                 if cache is None or not serve_cached(run, cache):

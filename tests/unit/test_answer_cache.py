@@ -346,3 +346,14 @@ def test_the_index_refreshes_at_most_once_a_second_and_never_skips_other_replica
     assert index.refresh(log) == 2 and len(index) == 3  # the other replica's entry is not skipped
     assert index.nearest("docs", "key-a", "p", [0.0, 1.0]).entry_id == other.id
     log.close()
+
+
+def test_answers_made_under_other_server_settings_do_not_hit(engine_for):
+    from adaptive_rag.query.engine import QueryConfig
+
+    engine, _ = _engine(engine_for)
+    engine.answer("kb", "What do otters do asleep?", policy="always_rag")
+    engine.config = QueryConfig(**{**engine.config.__dict__, "top_k": 2})  # the server's default changed
+    assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")).outcome.startswith("miss")
+    assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag",
+                                top_k=2)).outcome.startswith("exact hit")  # the same effective top_k

@@ -110,9 +110,8 @@ class ServerMetrics:
             if stage.name in self.router_stages:  # the routers' probabilities per action/label
                 for action, p in (stage.signals.get("probabilities") or {}).items():
                     self.router_probability.labels(action).observe(p)
-            if stage.name == "cache":
-                outcome = cache_outcome(stage)
-                self.cache_lookups.labels(outcome).inc()
+            if stage.name == "cache":  # query/cached.py names the lookup's outcome
+                self.cache_lookups.labels(stage.signals.get("lookup", "miss")).inc()
             if stage.name == "verify_probe":
                 self.probe_checks.labels("escalate" if stage.outcome.startswith("escalate") else "keep").inc()
                 if stage.signals.get("probe_p_wrong") is not None:
@@ -126,13 +125,3 @@ class ServerMetrics:
                 if stage.model in self.prices:
                     self.cost.labels(stage.model).inc(stage.usage.cost(self.prices[stage.model]))
 
-
-def cache_outcome(stage) -> str:
-    """The answer cache stage's outcome as a metric label."""
-    if stage.outcome.startswith("exact hit"):
-        return "exact_hit"
-    if stage.outcome.startswith("near hit declined"):
-        return "near_declined"
-    if stage.outcome.startswith("near hit"):
-        return "near_hit"
-    return "stale" if "evicted_entry" in stage.signals else "miss"

@@ -31,7 +31,7 @@ one twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from adaptive_rag.answer_cache import normalise_question, still_valid
@@ -78,38 +78,29 @@ def serve_cached(run: "QueryRun", request: CacheRequest) -> bool:
 def serve_exact(run: "QueryRun", request: CacheRequest) -> bool:
     """Answer `run` from a valid exact entry (True), or record the miss (False; see the module
     docstring). A failing lookup is logged and counts as a miss: the cache never fails a request."""
-    engine, decision = run.engine, run.decision
+    engine = run.engine
     signals = {"mode": engine.config.cache, "scope": engine.config.cache_scope, "normalised": request.normalised}
     try:
         entry = engine.decision_store.cache_exact(request.collection, request.scope, request.policy_key,
                                                   request.normalised)
-        if entry is not None:
-            version = engine.decision_store.collection_version(request.collection)
-            valid, why = still_valid(entry, engine.retriever.store, version)
-            if not valid:
-                engine.decision_store.cache_evict([entry.id])
-                _stage(run, {**signals, "evicted_entry": entry.id, "reason": why}, f"miss: stale entry evicted ({why})")
-                return False
+        why = _evicted_if_stale(engine, entry) if entry is not None else None
+        if why is not None:
+            _stage(run, {**signals, "lookup": "stale", "evicted_entry": entry.id, "reason": why},
+                   f"miss: stale entry evicted ({why})")
+            return False
     except Exception:  # noqa: BLE001 - logged; the request goes on without the cache
         log.exception("answer cache lookup failed")
-        _stage(run, {**signals, "error": "lookup failed"}, "miss: the lookup failed")
+        _stage(run, {**signals, "lookup": "miss", "error": "lookup failed"}, "miss: the lookup failed")
         return False
     if entry is None:
-        _stage(run, signals, "miss")
+        _stage(run, {**signals, "lookup": "miss"}, "miss")
         return False
     same_owner = entry.owner == request.owner
-    _stage(run, {**signals, "entry": entry.id, "similarity": 1.0, "cached_at": entry.created_at,
+    _stage(run, {**signals, "lookup": "exact_hit", "entry": entry.id, "similarity": 1.0, "cached_at": entry.created_at,
                  "model": entry.model, "from_decision": entry.decision_id if same_owner else None},
            "exact hit: the stored answer, no model call")
-    if run.events is not None:
-        run.events("route", entry.route)
-        run.events("text", entry.answer)
-    decision.route, decision.answer = entry.route, entry.answer
-    decision.citations = [Citation(**c) for c in entry.citations]
-    try:
-        engine.decision_store.cache_hit(entry.id)
-    except Exception:  # noqa: BLE001
-        log.exception("answer cache hit count failed")
+    _serve(run, entry.route, entry.answer, [Citation(**c) for c in entry.citations])
+    _quietly(engine.decision_store.cache_hit, entry.id)
     return True
 
 
@@ -131,14 +122,11 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
         entry = log_.cache_get(near.entry_id) if near is not None else None
         if near is not None and entry is None:  # evicted by a replica
             index.forget([near.entry_id])
-        if entry is not None:
-            valid, why = still_valid(entry, engine.retriever.store, log_.collection_version(request.collection))
-            if not valid:
-                log_.cache_evict([entry.id])
-                index.forget([entry.id])
-                stage.signals.update(evicted_entry=entry.id, reason=why, similarity=near.similarity)
-                stage.outcome = f"miss: stale near entry evicted ({why})"
-                return False
+        why = _evicted_if_stale(engine, entry) if entry is not None else None
+        if why is not None:
+            stage.signals.update(lookup="stale", evicted_entry=entry.id, reason=why, similarity=near.similarity)
+            stage.outcome = f"miss: stale near entry evicted ({why})"
+            return False
     except Exception:  # noqa: BLE001
         log.exception("answer cache near lookup failed")
         stage.outcome = "miss: the near lookup failed"
@@ -155,27 +143,47 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     stage.thresholds.update(thresholds)
     if result.unanswerable:
         raised = min(1.0, round(near.similarity + 0.01, 6))
-        try:
-            log_.cache_hit(entry.id, rewrite=False)
-            log_.cache_set_threshold(entry.id, raised)
-            index.set_threshold(entry.id, raised)
-        except Exception:  # noqa: BLE001
-            log.exception("answer cache threshold update failed")
-        stage.signals["threshold_now"] = raised
+        _quietly(log_.cache_hit, entry.id, rewrite=False)
+        _quietly(log_.cache_set_threshold, entry.id, raised)
+        index.set_threshold(entry.id, raised)
+        stage.signals.update(lookup="near_declined", threshold_now=raised)
         stage.outcome = "near hit declined by the rewrite: answered again"
         return False
+    stage.signals["lookup"] = "near_hit"
     stage.outcome = "near hit: the cached answer rewritten for this question"
-    if run.events is not None:
-        run.events("route", entry.route)
-        run.events("text", result.generation.text)
-    decision.route, decision.answer = entry.route, result.generation.text
-    supporting = result.supporting or cited
-    decision.citations = [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in supporting]
-    try:
-        log_.cache_hit(entry.id, rewrite=True)
-    except Exception:  # noqa: BLE001
-        log.exception("answer cache hit count failed")
+    _serve(run, entry.route, result.generation.text,
+           [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.supporting or cited])
+    _quietly(log_.cache_hit, entry.id, rewrite=True)
     return True
+
+
+def _evicted_if_stale(engine, entry) -> str | None:
+    """Why `entry` no longer holds (`still_valid`), after evicting it from the table and the near
+    index; None when it holds."""
+    log_ = engine.decision_store
+    valid, why = still_valid(entry, engine.retriever.store, log_.collection_version(entry.collection))
+    if valid:
+        return None
+    log_.cache_evict([entry.id])
+    engine.cache_index.forget([entry.id])
+    return why
+
+
+def _serve(run: "QueryRun", route: str, answer: str, citations: list[Citation]) -> None:
+    """Make a cached (or rewritten) answer the request's final one, telling a streaming client
+    its route and then its text."""
+    if run.events is not None:
+        run.events("route", route)
+        run.events("text", answer)
+    run.decision.route, run.decision.answer, run.decision.citations = route, answer, citations
+
+
+def _quietly(write, *args, **kwargs) -> None:
+    """A bookkeeping write (hit counts, a learned threshold) that must never fail the request: logged."""
+    try:
+        write(*args, **kwargs)
+    except Exception:  # noqa: BLE001
+        log.exception("answer cache bookkeeping (%s) failed", getattr(write, "__name__", write))
 
 
 def remember(run: "QueryRun", request: CacheRequest) -> None:
@@ -194,7 +202,7 @@ def remember(run: "QueryRun", request: CacheRequest) -> None:
             collection=request.collection, scope=request.scope, policy_key=request.policy_key,
             policy=decision.policy, normalised=request.normalised, query=decision.query,
             embedding=run.query_vector(), answer=decision.answer,
-            citations=[c.__dict__ for c in decision.citations], route=decision.route, model=model,
+            citations=[asdict(c) for c in decision.citations], route=decision.route, model=model,
             doc_hashes=hashes, collection_version=engine.decision_store.collection_version(request.collection),
             decision_id=decision.id, owner=request.owner, threshold=engine.config.cache_similarity))
         if engine.config.cache == "semantic":
@@ -215,11 +223,11 @@ def evict_wrong(engine, record: Mapping) -> int:
     if log_ is None or not hasattr(log_, "cache_evict"):
         return 0
     stage = next((s for s in record.get("stages") or [] if s.get("name") == STAGE), {})
-    served_from = (stage.get("signals") or {}).get("entry")
+    signals = stage.get("signals") or {}
     try:
         gone = log_.cache_evict_decision(record["id"])
-        if served_from is not None and str(stage.get("outcome", "")).startswith(("exact hit", "near hit")):
-            gone += log_.cache_evict([served_from])
+        if signals.get("lookup") in ("exact_hit", "near_hit"):
+            gone += log_.cache_evict([signals["entry"]])
         return gone
     except Exception:  # noqa: BLE001
         log.exception("evicting a wrong cached answer failed")

@@ -63,10 +63,14 @@ def top_signals(dense_scores: list[float], bm25_scores: list[float]) -> dict[str
             "bm25": math.log1p(max(0.0, float(bm25_scores[0]))) if bm25_scores else 0.0}
 
 
+def span(anchors: list[float] | tuple[float, float]) -> float:
+    """verbatim - chance: the profile's unit (never below 1e-6, so a degenerate profile divides safely)."""
+    return max(anchors[1] - anchors[0], 1e-6)
+
+
 def normalised(value: float, anchors: list[float] | tuple[float, float]) -> float:
     """`value` on the profile's scale: 0 = chance, 1 = verbatim (unbounded either side)."""
-    chance, verbatim = anchors
-    return (value - chance) / max(verbatim - chance, 1e-6)
+    return (value - anchors[0]) / span(anchors)
 
 
 def probe_queries(texts: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
-from dataclasses import dataclass, field
 
 from adaptive_rag.errors import UserError
 from adaptive_rag.limits import MAX_SEARCH_K, check_query_text, check_range
@@ -94,8 +94,9 @@ class Retriever:
                      if sparse is not None and sparse.indices else [])
         t4 = time.perf_counter()
         timings["components_ms"] = (t4 - t3) * 1e3
-        profile = self.profiles.get(self, collection) if profiled else None
+        profile = None
         if profiled:
+            profile = self.profiles.get(self, collection)
             timings["profile_ms"] = (time.perf_counter() - t4) * 1e3
         return Retrieval(hits, mode_used, timings, dense.tolist() if dense is not None else None, dense_hits, bm25_hits,
                          profile)

@@ -59,7 +59,7 @@ def router_inputs(query: str, retrieval: Retrieval, probe: Mapping[str, float | 
         "hybrid_hits": len(hybrid),
         "probe": {k: (probe or {}).get(k) for k in PROBE_SIGNALS} if probe is not None else None,
         "query_vector": retrieval.query_vector,
-        "profile": retrieval.profile.anchors() if getattr(retrieval, "profile", None) is not None else None,
+        "profile": retrieval.profile.anchors() if retrieval.profile is not None else None,
     }
 
 
@@ -92,31 +92,33 @@ def _retrieval(inputs: Mapping) -> dict[str, float]:
         "ret_dense_mean": float(np.mean(dense)) if dense else 0.0,
         "ret_bm25_top": math.log1p(bm25[0]) if bm25 else 0.0,
         "ret_bm25_top_per_term": (bm25[0] / terms) if bm25 else 0.0,
-        "ret_bm25_gap_rel": (_gap(bm25) / bm25[0]) if bm25 and bm25[0] > 0 else 0.0,
-        "ret_agreement": float(inputs["agreement"]), "ret_top1_agree": float(inputs["top1_agree"]),
-        "ret_doc_spread": inputs["hybrid_docs"] / max(1, inputs["hybrid_hits"]),
+        **_scale_free(inputs, "ret"),
     }
 
 
+def _scale_free(inputs: Mapping, prefix: str) -> dict[str, float]:
+    """The retrieval signals with no collection-specific scale (a relative gap, the rankings'
+    agreement, the spread over documents), named for the group that reads them."""
+    bm25 = list(inputs["bm25_scores"])
+    return {f"{prefix}_bm25_gap_rel": (_gap(bm25) / bm25[0]) if bm25 and bm25[0] > 0 else 0.0,
+            f"{prefix}_agreement": float(inputs["agreement"]), f"{prefix}_top1_agree": float(inputs["top1_agree"]),
+            f"{prefix}_doc_spread": inputs["hybrid_docs"] / max(1, inputs["hybrid_hits"])}
+
+
 def _retrieval_norm(inputs: Mapping) -> dict[str, float]:
-    from adaptive_rag.retrieval_profile import normalised
+    from adaptive_rag.retrieval_profile import normalised, span
 
     profile = inputs.get("profile")
     if not profile:
         return {}  # vectorize names what is missing
     dense, bm25 = list(inputs["dense_scores"]), [math.log1p(max(0.0, b)) for b in inputs["bm25_scores"]]
-    d_span = max(profile["dense"][1] - profile["dense"][0], 1e-6)
-    b_span = max(profile["bm25"][1] - profile["bm25"][0], 1e-6)
-    raw = list(inputs["bm25_scores"])
     return {
         "rn_dense_top": normalised(dense[0] if dense else 0.0, profile["dense"]),
         "rn_dense_mean": normalised(float(np.mean(dense)) if dense else 0.0, profile["dense"]),
-        "rn_dense_gap": _gap(dense) / d_span,
+        "rn_dense_gap": _gap(dense) / span(profile["dense"]),
         "rn_bm25_top": normalised(bm25[0] if bm25 else 0.0, profile["bm25"]),
-        "rn_bm25_gap": _gap(bm25) / b_span,
-        "rn_bm25_gap_rel": (_gap(raw) / raw[0]) if raw and raw[0] > 0 else 0.0,
-        "rn_agreement": float(inputs["agreement"]), "rn_top1_agree": float(inputs["top1_agree"]),
-        "rn_doc_spread": inputs["hybrid_docs"] / max(1, inputs["hybrid_hits"]),
+        "rn_bm25_gap": _gap(bm25) / span(profile["bm25"]),
+        **_scale_free(inputs, "rn"),
     }
 
 

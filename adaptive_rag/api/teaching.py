@@ -21,6 +21,7 @@ from adaptive_rag.api.limits import FeedbackCapped
 from adaptive_rag.errors import Conflict, NotFoundError, UserError
 from adaptive_rag.query.explore import DAY_S
 
+
 def give_feedback(state, caller: Caller, decision_id: str, correct: bool | None, rating: float | None,
                   comment: str | None) -> dict[str, Any]:
     """Store a verdict and teach the router (see the module docstring). `state`: the app's state."""

@@ -45,7 +45,7 @@ class QueryConfig:
     strong_long_context_budget: int = 8000
     verify_escalation: tuple[str, str] = ("rag", "strong")  # (route, role) a doubted answer escalates to
     thresholds: Mapping[str, float] = field(default_factory=dict)
-    cache: str = "off"  # the answer cache: off | exact (query/cached.py)
+    cache: str = "off"  # the answer cache: off | exact | semantic (query/cached.py)
     cache_scope: str = "key"  # key | collection
     cache_similarity: float = 0.9  # a new entry's near-hit threshold
 

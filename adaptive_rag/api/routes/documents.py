@@ -277,10 +277,9 @@ def delete_document(name: str, doc_id: str, engine: EngineDep, caller: AdminDep,
     store.get_meta(name)
     with _writes(request).claim(name):
         _, unknown = delete_documents(store, name, [doc_id])
-    if not unknown:
-        count_write(engine.decision_store, name)
     if unknown:
         raise NotFoundError(f"no document {doc_id!r} in {name}")
+    count_write(engine.decision_store, name)
     return DeletedOut(collection=name, deleted=doc_id)
 
 

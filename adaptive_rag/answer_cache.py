@@ -7,8 +7,8 @@ cached answer still holds for the collection as it is now.
   "where do otters  sleep" are the same question; "Where do otters eat?" is not.
 - `CacheIndex`: per (collection, scope, policy key), the unit-normalised query vectors of the
   entries and their own thresholds, caught up from the table by id (`refresh`; on the query path at
-  most once a second, `refresh_if_due`), so replicas see each other's entries within a second. `nearest` returns the most similar entry whose similarity reaches that
-  entry's threshold. Evicted entries leave the index when a lookup by id finds them gone
+  most once a second, `refresh_if_due`), so replicas see each other's entries within a second.
+  `nearest` returns the most similar entry whose similarity reaches that entry's threshold. Evicted entries leave the index when a lookup by id finds them gone
   (`forget`).
 - `still_valid`: every cited document must still have the content hash it had when the answer
   was made (a changed or deleted document invalidates the entry, whoever wrote to the store); an
@@ -58,7 +58,8 @@ class NearHit:
 class _Bucket:
     def __init__(self, dim: int):
         self.ids: list[int] = []
-        self.thresholds: list[float] = []
+        self.thresholds: list[float] = []  # as stored
+        self.limits = np.zeros(0, dtype=np.float32)  # the same, as the similarities compare with them
         self.matrix = np.zeros((0, dim), dtype=np.float32)
 
 
@@ -78,31 +79,51 @@ class CacheIndex:
 
     def add(self, entry: "CacheEntry") -> None:
         """Index one entry (this replica's own, at once; `refresh` brings the others' in id order)."""
-        key = (entry.collection, entry.scope, entry.policy_key)
-        vector = _unit(entry.embedding)
+        self.add_many([entry])
+
+    def add_many(self, entries) -> None:
+        """Index entries in order, one matrix append per bucket (not one copy of the matrix per
+        entry). A vector of another dimension than its bucket's (another embedder) starts the
+        bucket again."""
+        grouped: dict[tuple[str, str, str], list] = {}
+        for entry in entries:
+            grouped.setdefault((entry.collection, entry.scope, entry.policy_key), []).append(entry)
         with self._lock:
-            if entry.id in self._where:
-                return
-            bucket = self._buckets.get(key)
-            if bucket is not None and bucket.matrix.shape[1] != vector.shape[0]:  # another embedder: start again
-                for old in bucket.ids:
-                    self._where.pop(old, None)
-                bucket = None
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket(vector.shape[0])
-            bucket.ids.append(int(entry.id))
-            bucket.thresholds.append(float(entry.threshold))
-            bucket.matrix = np.vstack([bucket.matrix, vector[None, :]])
-            self._where[int(entry.id)] = key
+            for key, group in grouped.items():
+                bucket = self._buckets.get(key)
+                ids, thresholds, vectors = [], [], []
+                for entry in group:
+                    if int(entry.id) in self._where or int(entry.id) in ids:
+                        continue
+                    vector = _unit(entry.embedding)
+                    dim = bucket.matrix.shape[1] if bucket is not None else (vectors[0].shape[0] if vectors else None)
+                    if dim is not None and vector.shape[0] != dim:  # another embedder: start again
+                        if bucket is not None:
+                            for old in bucket.ids:
+                                self._where.pop(old, None)
+                            bucket = None
+                        ids, thresholds, vectors = [], [], []
+                    ids.append(int(entry.id))
+                    thresholds.append(float(entry.threshold))
+                    vectors.append(vector)
+                if not ids:
+                    continue
+                if bucket is None:
+                    bucket = self._buckets[key] = _Bucket(vectors[0].shape[0])
+                bucket.ids.extend(ids)
+                bucket.thresholds.extend(thresholds)
+                bucket.limits = np.concatenate([bucket.limits, np.asarray(thresholds, dtype=np.float32)])
+                bucket.matrix = np.vstack([bucket.matrix, np.stack(vectors)])
+                self._where.update(dict.fromkeys(ids, key))
 
     def refresh(self, decisions, batch: int = 10_000) -> int:
         """Add the entries stored since the last refresh (by any replica); returns how many."""
         added = 0
         while True:
             entries = decisions.cache_since(self.last_id, batch)
-            for entry in entries:
-                self.add(entry)
-                self.last_id = max(self.last_id, int(entry.id))
+            self.add_many(entries)
+            if entries:
+                self.last_id = max(self.last_id, max(int(e.id) for e in entries))
             added += len(entries)
             if len(entries) < batch:
                 return added
@@ -121,7 +142,8 @@ class CacheIndex:
             key = self._where.get(entry_id)
             if key is not None:
                 bucket = self._buckets[key]
-                bucket.thresholds[bucket.ids.index(entry_id)] = float(threshold)
+                i = bucket.ids.index(entry_id)
+                bucket.thresholds[i] = bucket.limits[i] = float(threshold)
 
     def forget(self, entry_ids) -> None:
         with self._lock:
@@ -132,6 +154,7 @@ class CacheIndex:
                 bucket = self._buckets[key]
                 i = bucket.ids.index(int(entry_id))
                 del bucket.ids[i], bucket.thresholds[i]
+                bucket.limits = np.delete(bucket.limits, i)
                 bucket.matrix = np.delete(bucket.matrix, i, axis=0)
 
     def nearest(self, collection: str, scope: str, policy_key: str, vector) -> NearHit | None:
@@ -145,7 +168,7 @@ class CacheIndex:
             if query.shape[0] != bucket.matrix.shape[1]:
                 return None
             sims = bucket.matrix @ query
-            ok = sims >= np.asarray(bucket.thresholds, dtype=np.float32)
+            ok = sims >= bucket.limits
             if not ok.any():
                 return None
             i = int(np.argmax(np.where(ok, sims, -np.inf)))

@@ -75,6 +75,11 @@ class CacheEntry:
     last_hit_at: float | None = None
 
 
+def _check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold <= 1.0:
+        raise UserError("a cache entry's similarity threshold must be in (0, 1]")
+
+
 def _entry(row) -> CacheEntry:
     return CacheEntry(
         id=int(row[0]), collection=row[1], scope=row[2], policy_key=row[3], policy=row[4], normalised=row[5],
@@ -93,8 +98,7 @@ class CacheQueries:
         answer or with a threshold outside (0, 1]."""
         if not entry.answer:
             raise UserError("a cache entry needs an answer")
-        if not 0.0 < entry.threshold <= 1.0:
-            raise UserError("a cache entry's similarity threshold must be in (0, 1]")
+        _check_threshold(entry.threshold)
         vector = np.asarray(entry.embedding, dtype=np.float32)
         if vector.ndim != 1 or not np.all(np.isfinite(vector)):
             raise UserError("a cache entry's embedding must be one finite vector")
@@ -147,8 +151,7 @@ class CacheQueries:
                     (time.time(), int(entry_id)))
 
     def cache_set_threshold(self, entry_id: int, threshold: float) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise UserError("a cache entry's similarity threshold must be in (0, 1]")
+        _check_threshold(threshold)
         with self._session(write=True) as execute:
             execute("UPDATE answer_cache SET threshold = ? WHERE id = ?", (float(threshold), int(entry_id)))
 

@@ -76,19 +76,20 @@ def questions_from(label_rows: Sequence[Mapping], judgements: Sequence[Mapping],
     return [by_id[i] for i in ids if i in by_id]
 
 
-def _step(q: StreamQuestion, action: str, learn_cost: float = 0.0) -> dict:
+def step(q: StreamQuestion, action: str, learn_cost: float = 0.0) -> dict:
+    """One replayed question: the action taken, its recorded F1 and cost, and what learning spent."""
     o = q.outcomes[action]
     return {"id": q.id, "kind": q.kind, "action": action, "f1": float(o["f1"]), "cost": float(o["cost"]),
             "learn_cost": learn_cost}
 
 
 def run_fixed(questions: Sequence[StreamQuestion], action: str) -> list[dict]:
-    return [_step(q, action) for q in questions]
+    return [step(q, action) for q in questions]
 
 
 def run_static(router: PanelRouter, questions: Sequence[StreamQuestion], cost_weight: float) -> list[dict]:
     costs = {a: m.cost for a, m in router.actions.items()}
-    return [_step(q, choose(router.probabilities(q.inputs), costs, ACTIONS, cost_weight)[0]) for q in questions]
+    return [step(q, choose(router.probabilities(q.inputs), costs, ACTIONS, cost_weight)[0]) for q in questions]
 
 
 def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: SimConfig) -> list[dict]:
@@ -126,7 +127,7 @@ def run_learning(base: PanelRouter, questions: Sequence[StreamQuestion], cfg: Si
         if batch:
             state.collections[STREAM] = update_all(state.posteriors(STREAM), batch)
         learn_spend += spent
-        steps.append(_step(q, action, spent))
+        steps.append(step(q, action, spent))
     return steps
 
 

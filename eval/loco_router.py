@@ -58,16 +58,12 @@ def load_rows(spec: str, profiles: Path | None) -> tuple[str, list[dict]]:
     return name, out
 
 
-def _steps(probs: list[dict], rows: list[dict], costs: dict, cost_weight: float) -> list[dict]:
+def _steps(probs: list[dict], questions: list, costs: dict, cost_weight: float) -> list[dict]:
+    """The replayed choice of a router's probabilities on each question (eval/learning_sim.py's steps)."""
+    from eval.learning_sim import step
     from gatekeeper.panel_router import ACTIONS, choose
 
-    steps = []
-    for p, r in zip(probs, rows):
-        action = choose(p, costs, ACTIONS, cost_weight)[0]
-        o = r["outcomes"][action]
-        steps.append({"id": r["id"], "kind": r.get("kind"), "action": action, "f1": float(o["f1"]),
-                      "cost": float(o["cost"]), "learn_cost": 0.0})
-    return steps
+    return [step(q, choose(p, costs, ACTIONS, cost_weight)[0]) for p, q in zip(probs, questions)]
 
 
 def _aurocs(probs: list[dict], rows: list[dict]) -> dict[str, float | None]:
@@ -79,7 +75,7 @@ def _aurocs(probs: list[dict], rows: list[dict]) -> dict[str, float | None]:
 
 def evaluate(by_collection: dict[str, list[dict]], cost_weight: float, seed: int = 0) -> dict:
     """Per held-out collection: every feature set's transfer and in-collection figures."""
-    from eval.learning_sim import margins
+    from eval.learning_sim import margins, questions_from, run_fixed
     from eval.stats import paired_bootstrap
     from gatekeeper import panel_router
     from gatekeeper.panel_router import ACTIONS
@@ -87,22 +83,20 @@ def evaluate(by_collection: dict[str, list[dict]], cost_weight: float, seed: int
     result = {}
     for held, test_rows in by_collection.items():
         train_rows = [r for c, rows in by_collection.items() if c != held for r in rows]
+        questions = questions_from(test_rows, [], 0.0)
         embedder = "loco"  # only names the routers, which are never saved or served
         runs, auc = {}, {}
         for name, groups in FEATURE_SETS.items():
             router, _ = panel_router.train(train_rows, embedder, f"loco-{held}-{name}", seed, groups)
             probs = [router.probabilities(r["inputs"]) for r in test_rows]
-            runs[name] = _steps(probs, test_rows, {a: m.cost for a, m in router.actions.items()}, cost_weight)
+            runs[name] = _steps(probs, questions, {a: m.cost for a, m in router.actions.items()}, cost_weight)
             auc[name] = _aurocs(probs, test_rows)
             own, heldout = panel_router.train(test_rows, embedder, f"own-{held}-{name}", seed, groups)
             cross = [h["probabilities"] for h in heldout]  # cross-fitted: each row predicted by folds without it
-            runs[f"in_collection:{name}"] = _steps(cross, test_rows, {a: m.cost for a, m in own.actions.items()},
+            runs[f"in_collection:{name}"] = _steps(cross, questions, {a: m.cost for a, m in own.actions.items()},
                                                    cost_weight)
             auc[f"in_collection:{name}"] = _aurocs(cross, test_rows)
-        for action in ACTIONS:
-            runs[action] = [{"id": r["id"], "kind": r.get("kind"), "action": action,
-                             "f1": float(r["outcomes"][action]["f1"]), "cost": float(r["outcomes"][action]["cost"]),
-                             "learn_cost": 0.0} for r in test_rows]
+        runs.update({action: run_fixed(questions, action) for action in ACTIONS})
         oracle = [max(r["outcomes"].values(), key=lambda o: (o["f1"], -o["cost"])) for r in test_rows]
         summary = margins(runs, len(test_rows))
         for name in FEATURE_SETS:

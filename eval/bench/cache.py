@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.bench.common import log, machine_info, percentiles
+from eval.bench.common import app_on_loopback, log, machine_info, percentiles
 
 
 def _entries(settings, n: int) -> tuple[list[str], np.ndarray]:
@@ -75,10 +75,7 @@ def lookup_latency(log_, questions: list[str], vectors: np.ndarray, lookups: int
 
 def end_to_end(settings, requests: int) -> dict[str, Any]:
     """Exact hits against first answers through POST /v1/query on a loopback server."""
-    import threading
-
     import httpx
-    import uvicorn
 
     from adaptive_rag.api.app import create_app
     from adaptive_rag.demo import _sample
@@ -94,32 +91,22 @@ def end_to_end(settings, requests: int) -> dict[str, Any]:
     finally:
         store.close()
     questions = [qa["question"] for a in _sample()["data"] for p in a["paragraphs"] for qa in p["qas"]][:requests]
-    server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
     first, again = [], []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-            deadline = time.monotonic() + 600
-            while client.get("/readyz").status_code != 200:  # the models load in the background
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server was not ready within 600 s")
-                time.sleep(0.5)
-            for rounds, out in ((1, first), (2, again)):
-                for q in questions:
-                    started = time.perf_counter()
-                    r = client.post("/v1/query", json={"query": q, "collection": "demo", "policy": "always_rag"})
-                    r.raise_for_status()
-                    out.append((time.perf_counter() - started) * 1e3)
-                    stage = next(st for st in r.json()["decision"]["stages"] if st["name"] == "cache")
-                    if rounds == 2 and not stage["outcome"].startswith("exact hit"):
-                        raise RuntimeError(f"expected an exact hit, got {stage['outcome']!r}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with app_on_loopback(create_app(s)) as url, httpx.Client(base_url=url, timeout=300) as client:
+        deadline = time.monotonic() + 600
+        while client.get("/readyz").status_code != 200:  # the models load in the background
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server was not ready within 600 s")
+            time.sleep(0.5)
+        for rounds, out in ((1, first), (2, again)):
+            for q in questions:
+                started = time.perf_counter()
+                r = client.post("/v1/query", json={"query": q, "collection": "demo", "policy": "always_rag"})
+                r.raise_for_status()
+                out.append((time.perf_counter() - started) * 1e3)
+                stage = next(st for st in r.json()["decision"]["stages"] if st["name"] == "cache")
+                if rounds == 2 and stage["signals"].get("lookup") != "exact_hit":
+                    raise RuntimeError(f"expected an exact hit, got {stage['outcome']!r}")
     return {"requests": len(questions), "first_answer": percentiles(first), "exact_hit": percentiles(again),
             "speedup_p50": round(percentiles(first)["p50_ms"] / percentiles(again)["p50_ms"], 1)}
 

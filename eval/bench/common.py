@@ -15,9 +15,10 @@ import random
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -64,6 +65,35 @@ def ratio(baseline: dict[str, float], ours: dict[str, float]) -> float:
     """Speed-up: baseline p50 / our p50 (> 1 means we are faster)."""
     b, o = baseline.get("p50_ms", float("nan")), ours.get("p50_ms", float("nan"))
     return float(b / o) if o and o > 0 else float("nan")
+
+
+@contextmanager
+def app_on_loopback(app, start_timeout_s: float = 600.0) -> Iterator[str]:
+    """`app` (adaptive_rag.api.app.create_app's) under uvicorn in a thread on a free loopback port:
+    yields its base URL once it listens; afterwards stops it and closes the app's models."""
+    import threading
+
+    import uvicorn
+
+    from adaptive_rag.models.llamacpp_lm import free_loopback_port
+
+    port = free_loopback_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    try:
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        engine = getattr(app.state, "engine", None)
+        for lm in (engine.models.all().values() if engine is not None else ()):
+            lm.close()
 
 
 def machine_info() -> dict[str, Any]:

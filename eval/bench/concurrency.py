@@ -5,12 +5,11 @@ questions, so no prompt cache is shared between the two batches."""
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from eval.bench.common import ingest_squad, load_questions, log, squad_path
+from eval.bench.common import app_on_loopback, ingest_squad, load_questions, log, squad_path
 
 CONCURRENCY_TARGET = 1.5
 
@@ -36,23 +35,16 @@ def concurrency(settings, n: int, seed: int, engines: list[str]) -> dict[str, An
 
 
 def _serve_and_ask(settings, questions, n: int) -> dict[str, Any]:
-    import httpx
-    import uvicorn
-
     from adaptive_rag.api.app import create_app
-    from adaptive_rag.models.llamacpp_lm import free_loopback_port
 
-    app = create_app(settings)
-    port = free_loopback_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=1800)
-    deadline = time.monotonic() + 600
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.2)
+    with app_on_loopback(create_app(settings)) as url:
+        return _ask_on(url, questions, n)
+
+
+def _ask_on(url: str, questions, n: int) -> dict[str, Any]:
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=1800)
 
     def ask(question: str, policy: str) -> dict:
         reply = client.post("/v1/query", json={"query": question, "collection": "squad-dev", "policy": policy})
@@ -81,9 +73,5 @@ def _serve_and_ask(settings, questions, n: int) -> dict[str, Any]:
                                                                for s in stages)}
             log(f"concurrency {out[policy]['engine']} {policy}: {seq_s:.1f} s sequential, {conc_s:.1f} s concurrent")
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         client.close()
-        for lm in app.state.engine.models.all().values():
-            lm.close()
     return out

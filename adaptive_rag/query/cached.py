@@ -45,6 +45,13 @@ OPEN_SCOPE = "-"  # the scope of requests without an API key (an open server, th
 STAGE = "cache"
 
 
+def holds_cache(decisions) -> bool:
+    """Whether a decision log has the cache's tables (the SQL stores do; none, or another kind, does not)."""
+    from adaptive_rag.decision_store.cache_sql import CacheQueries
+
+    return isinstance(decisions, CacheQueries)
+
+
 @dataclass(frozen=True)
 class CacheRequest:
     collection: str
@@ -61,7 +68,7 @@ def cache_request(engine, collection: str, query: str, policy: str, top_k: int |
     from adaptive_rag.decision_store.cache_sql import SHARED, policy_key
 
     log_ = engine.decision_store
-    if engine.config.cache == "off" or log_ is None or not hasattr(log_, "cache_exact"):
+    if engine.config.cache == "off" or not holds_cache(log_):
         return None
     scope = SHARED if engine.config.cache_scope == "collection" else (owner or OPEN_SCOPE)
     return CacheRequest(collection, scope, policy_key(policy, top_k, thresholds), normalise_question(query), owner)
@@ -220,7 +227,7 @@ def evict_wrong(engine, record: Mapping) -> int:
     """A user called a decision's answer wrong: evict the entry it added and the entry it was
     served from. Returns how many entries went; never fails the feedback."""
     log_ = engine.decision_store
-    if log_ is None or not hasattr(log_, "cache_evict"):
+    if not holds_cache(log_):
         return 0
     stage = next((s for s in record.get("stages") or [] if s.get("name") == STAGE), {})
     signals = stage.get("signals") or {}
@@ -238,7 +245,7 @@ def count_write(decisions, collection: str) -> None:
     """Count a write to `collection` (documents added, changed or removed; the collection dropped)
     in the decision log, so cached answers citing nothing stop being served. Writes that bypass
     adaptive-rag are not counted; cited answers are still checked against document hashes."""
-    if decisions is not None and hasattr(decisions, "bump_collection_version"):
+    if holds_cache(decisions):
         try:
             decisions.bump_collection_version(collection)
         except Exception:  # noqa: BLE001 - logged; the write itself succeeded

@@ -8,8 +8,9 @@ cached answer still holds for the collection as it is now.
 - `CacheIndex`: per (collection, scope, policy key), the unit-normalised query vectors of the
   entries and their own thresholds, caught up from the table by id (`refresh`; on the query path at
   most once a second, `refresh_if_due`), so replicas see each other's entries within a second.
-  `nearest` returns the most similar entry whose similarity reaches that entry's threshold. Evicted entries leave the index when a lookup by id finds them gone
-  (`forget`).
+  `nearest` returns the most similar entry whose similarity reaches that entry's threshold
+  (learned per entry: adaptive_rag/cache_threshold.py). Evicted entries leave the index when a
+  lookup by id finds them gone (`forget`).
 - `still_valid`: every cited document must still have the content hash it had when the answer
   was made (a changed or deleted document invalidates the entry, whoever wrote to the store); an
   answer citing nothing (an abstention, a closed-book answer) holds only while the collection's
@@ -59,6 +60,7 @@ class _Bucket:
     def __init__(self, dim: int):
         self.ids: list[int] = []
         self.thresholds: list[float] = []  # as stored
+        self.learned: list[bool] = []  # whether the entry's threshold came from verdicts of its own
         self.limits = np.zeros(0, dtype=np.float32)  # the same, as the similarities compare with them
         self.matrix = np.zeros((0, dim), dtype=np.float32)
 
@@ -91,7 +93,7 @@ class CacheIndex:
         with self._lock:
             for key, group in grouped.items():
                 bucket = self._buckets.get(key)
-                ids, thresholds, vectors = [], [], []
+                ids, thresholds, vectors, learned = [], [], [], []
                 for entry in group:
                     if int(entry.id) in self._where or int(entry.id) in ids:
                         continue
@@ -102,8 +104,9 @@ class CacheIndex:
                             for old in bucket.ids:
                                 self._where.pop(old, None)
                             bucket = None
-                        ids, thresholds, vectors = [], [], []
+                        ids, thresholds, vectors, learned = [], [], [], []
                     ids.append(int(entry.id))
+                    learned.append(entry.rewrites_ok + entry.rewrites_refused > 0)
                     thresholds.append(float(entry.threshold))
                     vectors.append(vector)
                 if not ids:
@@ -112,6 +115,7 @@ class CacheIndex:
                     bucket = self._buckets[key] = _Bucket(vectors[0].shape[0])
                 bucket.ids.extend(ids)
                 bucket.thresholds.extend(thresholds)
+                bucket.learned.extend(learned)
                 bucket.limits = np.concatenate([bucket.limits, np.asarray(thresholds, dtype=np.float32)])
                 bucket.matrix = np.vstack([bucket.matrix, np.stack(vectors)])
                 self._where.update(dict.fromkeys(ids, key))
@@ -138,12 +142,24 @@ class CacheIndex:
         return self.refresh(decisions)
 
     def set_threshold(self, entry_id: int, threshold: float) -> None:
+        """An entry's threshold learned from verdicts of its own (adaptive_rag/cache_threshold.py)."""
         with self._lock:
             key = self._where.get(entry_id)
             if key is not None:
                 bucket = self._buckets[key]
                 i = bucket.ids.index(entry_id)
                 bucket.thresholds[i] = bucket.limits[i] = float(threshold)
+                bucket.learned[i] = True
+
+    def set_default(self, key: tuple[str, str, str], threshold: float) -> None:
+        """The threshold of a bucket's entries without verdicts of their own (the bucket's fit)."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return
+            for i, learned in enumerate(bucket.learned):
+                if not learned:
+                    bucket.thresholds[i] = bucket.limits[i] = float(threshold)
 
     def forget(self, entry_ids) -> None:
         with self._lock:
@@ -153,7 +169,7 @@ class CacheIndex:
                     continue
                 bucket = self._buckets[key]
                 i = bucket.ids.index(int(entry_id))
-                del bucket.ids[i], bucket.thresholds[i]
+                del bucket.ids[i], bucket.thresholds[i], bucket.learned[i]
                 bucket.limits = np.delete(bucket.limits, i)
                 bucket.matrix = np.delete(bucket.matrix, i, axis=0)
 

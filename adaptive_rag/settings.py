@@ -195,8 +195,12 @@ class Settings(BaseSettings):
         "has the reader adapt the answer of a near question (query embedding similarity above the entry's "
         "threshold) or decline; `off` answers every question again. A request can skip it with `cache: false`."))
     cache_similarity: float = Field(0.9, ge=0.5, le=1.0, description=(
-        "A new cache entry's similarity threshold for near hits (cosine of the query embeddings); each entry's "
-        "own threshold rises above the similarity of a rewrite that declined."))
+        "The near-hit similarity threshold (cosine of the query embeddings) of a cache that has no verdicts yet. "
+        "From then on each entry's threshold is learned from the rewrites' and users' verdicts on its hits, for "
+        "ARAG_CACHE_TARGET_ERROR."))
+    cache_target_error: float = Field(0.01, gt=0, le=0.5, description=(
+        "The wrong-hit rate the cache's learned near-hit thresholds aim at: a near hit is tried only where the "
+        "verdicts so far say it is right with probability at least 1 minus this."))
     cache_scope: Literal["key", "collection"] = Field("key", description=(
         "Whose answers a cached question may be served from: the same API key's (`key`), or any key's on the "
         "collection (`collection`: a hit then shows the answer and citations, not the other key's decision)."))

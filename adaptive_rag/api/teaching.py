@@ -41,10 +41,9 @@ def give_feedback(state, caller: Caller, decision_id: str, correct: bool | None,
         raise FeedbackCapped(f"the key {caller.name!r} has given its {settings.key_feedback_cap} verdicts of the "
                              "last day (ARAG_KEY_FEEDBACK_CAP); retry tomorrow", 3600)
     stored = log.add_feedback(decision_id, correct, rating, comment)
-    if correct is False:  # a wrong answer is never served from the cache again
-        from adaptive_rag.query.cached import evict_wrong
+    from adaptive_rag.query.cached import cache_feedback
 
-        evict_wrong(engine, record)
+    cache_feedback(engine, record, correct)  # teaches a cached answer's threshold; a wrong one is evicted
     from adaptive_rag.query.judge import panel_roles
     from gatekeeper.router_learning import feedback_outcome
 

@@ -15,6 +15,12 @@ PostgreSQL, so replicas on one PostgreSQL share it.
   against the collection on every hit) and `collection_version` (for answers that cite nothing).
 - What it learned: `threshold`, `hits`, `rewrites_ok`, `rewrites_refused`, `last_hit_at`.
 
+`cache_observations` (migration 6): one row per verdict on a hit (a rewrite's, a user's), what the
+near-hit thresholds learn from (adaptive_rag/cache_threshold.py): the bucket (collection, scope,
+policy key), the entry, the decision it was served to, the similarity, `correct` (1 or 0) and
+its weight and source. Rows outlive an evicted entry (its bucket still learns from them) and are
+pruned with their decision.
+
 Rows are pruned with the decision that made them (retention), evicted one by one (a "wrong" on a
 cached answer, a stale entry) or cleared per collection. `CacheQueries` is mixed into
 SQLDecisionStore (sql.py): it needs its `_session`.
@@ -23,6 +29,7 @@ SQLDecisionStore (sql.py): it needs its `_session`.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -155,6 +162,40 @@ class CacheQueries:
         with self._session(write=True) as execute:
             execute("UPDATE answer_cache SET threshold = ? WHERE id = ?", (float(threshold), int(entry_id)))
 
+    def cache_observe(self, collection: str, scope: str, policy_key: str, entry_id: int, decision_id: str,
+                      similarity: float, correct: float, weight: float, source: str) -> None:
+        """Store one verdict on a hit (see the module docstring)."""
+        if not (math.isfinite(similarity) and 0.0 <= correct <= 1.0 and math.isfinite(weight) and weight > 0):
+            raise UserError("a cache observation needs a finite similarity, correct in [0, 1] and a positive weight")
+        with self._session(write=True) as execute:
+            execute("INSERT INTO cache_observations (collection, scope, policy_key, entry_id, decision_id, similarity, "
+                    "correct, weight, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (column_text(collection), column_text(scope), policy_key, int(entry_id), column_text(decision_id),
+                     float(similarity), float(correct), float(weight), column_text(source), time.time()))
+
+    def cache_observations(self, collection: str, scope: str, policy_key: str, entry_id: int | None = None,
+                           limit: int = 5000) -> list[tuple[float, float, float]]:
+        """(similarity, correct, weight) of a bucket's newest verdicts, or of one entry's."""
+        where, args = "collection = ? AND scope = ? AND policy_key = ?", [column_text(collection), column_text(scope),
+                                                                          policy_key]
+        if entry_id is not None:
+            where, args = where + " AND entry_id = ?", [*args, int(entry_id)]
+        with self._session() as execute:
+            rows = execute(f"SELECT similarity, correct, weight FROM cache_observations WHERE {where} "
+                           "ORDER BY id DESC LIMIT ?", (*args, int(limit))).fetchall()
+        return [(float(a), float(b), float(c)) for a, b, c in rows]
+
+    def cache_set_default_threshold(self, collection: str, scope: str, policy_key: str, threshold: float) -> int:
+        """Set the threshold of a bucket's entries that have no verdict of their own (what the
+        bucket's fit says for them); returns how many."""
+        _check_threshold(threshold)
+        with self._session(write=True) as execute:
+            return int(execute(
+                "UPDATE answer_cache SET threshold = ? WHERE collection = ? AND scope = ? AND policy_key = ? "
+                "AND id NOT IN (SELECT entry_id FROM cache_observations WHERE collection = ? AND scope = ? "
+                "AND policy_key = ?)", (float(threshold), column_text(collection), column_text(scope), policy_key,
+                                        column_text(collection), column_text(scope), policy_key)).rowcount)
+
     def cache_evict(self, entry_ids: Iterable[int]) -> int:
         """Delete entries by id; returns how many there were."""
         ids = [int(i) for i in entry_ids]
@@ -170,11 +211,12 @@ class CacheQueries:
             return int(execute("DELETE FROM answer_cache WHERE decision_id = ?", (column_text(decision_id),)).rowcount)
 
     def cache_clear(self, collection: str | None = None) -> int:
-        """Delete every entry (of one collection); returns how many."""
+        """Delete every entry (of one collection) and what its thresholds learned; returns how many
+        entries."""
+        where, args = ("", ()) if collection is None else (" WHERE collection = ?", (column_text(collection),))
         with self._session(write=True) as execute:
-            if collection is None:
-                return int(execute("DELETE FROM answer_cache", ()).rowcount)
-            return int(execute("DELETE FROM answer_cache WHERE collection = ?", (column_text(collection),)).rowcount)
+            execute(f"DELETE FROM cache_observations{where}", args)
+            return int(execute(f"DELETE FROM answer_cache{where}", args).rowcount)
 
     def collection_version(self, collection: str) -> int:
         """The collection's write counter (0 before its first counted write)."""

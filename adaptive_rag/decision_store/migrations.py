@@ -24,6 +24,8 @@ nullable or defaulted columns, indexes), so records and rows of older versions k
 5. `answer_cache` (answered questions that may serve later ones: exact and near hits, with what
    invalidates them) and `collection_versions` (a counter per collection, bumped on every write
    through adaptive-rag: what invalidates cached answers that cite nothing). See cache_sql.py.
+6. `cache_observations` (what the cache's near-hit thresholds learn from: one row per verdict on a
+   hit, a rewrite's or a user's, append only; adaptive_rag/cache_threshold.py). See cache_sql.py.
 """
 
 from __future__ import annotations
@@ -147,6 +149,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS answer_cache_decision ON answer_cache (decision_id)",
         """CREATE TABLE IF NOT EXISTS collection_versions (
             collection TEXT COLLATE "C" PRIMARY KEY, version INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+    )),
+    Migration(6, "answer cache observations", sqlite=(
+        """CREATE TABLE IF NOT EXISTS cache_observations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, scope TEXT NOT NULL,
+            policy_key TEXT NOT NULL, entry_id INTEGER NOT NULL, decision_id TEXT NOT NULL,
+            similarity REAL NOT NULL, correct REAL NOT NULL, weight REAL NOT NULL, source TEXT NOT NULL,
+            created_at REAL NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cache_observations_bucket ON cache_observations (collection, scope, policy_key, id)",
+        "CREATE INDEX IF NOT EXISTS cache_observations_entry ON cache_observations (entry_id)",
+        "CREATE INDEX IF NOT EXISTS cache_observations_decision ON cache_observations (decision_id)",
+    ), postgresql=(
+        """CREATE TABLE IF NOT EXISTS cache_observations (
+            id BIGSERIAL PRIMARY KEY, collection TEXT COLLATE "C" NOT NULL, scope TEXT COLLATE "C" NOT NULL,
+            policy_key TEXT NOT NULL, entry_id BIGINT NOT NULL, decision_id TEXT COLLATE "C" NOT NULL,
+            similarity DOUBLE PRECISION NOT NULL, correct DOUBLE PRECISION NOT NULL,
+            weight DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cache_observations_bucket ON cache_observations (collection, scope, policy_key, id)",
+        "CREATE INDEX IF NOT EXISTS cache_observations_entry ON cache_observations (entry_id)",
+        "CREATE INDEX IF NOT EXISTS cache_observations_decision ON cache_observations (decision_id)",
     )),
 )
 

@@ -113,7 +113,7 @@ class SQLDecisionStore(CacheQueries, LearningQueries, DecisionStore):
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - float(check_time("older_than_s", older_than_s))
         with self._session(write=True) as execute:
-            for table in ("feedback", "outcomes", "answer_cache"):
+            for table in ("feedback", "outcomes", "answer_cache", "cache_observations"):
                 execute(f"DELETE FROM {table} WHERE decision_id IN (SELECT id FROM decisions WHERE created_at < ?)",
                         (cutoff,))
             return int(execute("DELETE FROM decisions WHERE created_at < ?", (cutoff,)).rowcount)

@@ -21,11 +21,15 @@ The stage is the first one after the queue, so the inspector and `/metrics` see 
 Decisions served from the cache have no router stage, so the learned router never learns from
 one twice.
 - A near hit (ARAG_CACHE=semantic, `serve_near`): no exact entry, but one whose question's
-  embedding is at least as similar as that entry's own threshold (ARAG_CACHE_SIMILARITY for a new
-  entry). The reader gets the new question, the cached question and answer and the answer's
-  supporting chunks, and either adapts the answer or declines; a decline raises the entry's
-  threshold above that similarity, and the question is answered the normal way. A rewrite is
-  never added to the cache (the entry it came from stays the one to compare with).
+  embedding is at least as similar as that entry's own threshold. The reader gets the new
+  question, the cached question and answer and the answer's supporting chunks, and either adapts
+  the answer or declines (the question is then answered the normal way). A rewrite is never added
+  to the cache (the entry it came from stays the one to compare with).
+- Thresholds are learned (adaptive_rag/cache_threshold.py): each rewrite's verdict and each
+  user's verdict on a cached answer (`cache_feedback`) is an observation of its bucket (collection,
+  scope, policy key) and entry, and the entry's threshold becomes the similarity where a hit is
+  right with probability 1 - ARAG_CACHE_TARGET_ERROR. The stage shows the threshold that let the
+  hit through and the one learned from it.
 """
 
 from __future__ import annotations
@@ -123,8 +127,10 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     engine, decision = run.engine, run.decision
     log_, index = engine.decision_store, engine.cache_index
     stage = next(s for s in reversed(decision.stages) if s.name == STAGE)
+    key = (request.collection, request.scope, request.policy_key)
     try:
         index.refresh_if_due(log_)
+        engine.cache_thresholds.bucket(log_, index, key)  # refit when due: other replicas' verdicts
         near = index.nearest(request.collection, request.scope, request.policy_key, run.query_vector())
         entry = log_.cache_get(near.entry_id) if near is not None else None
         if near is not None and entry is None:  # evicted by a replica
@@ -148,20 +154,33 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     thresholds = {"entry_similarity": near.threshold}
     stage.signals.update(signals)
     stage.thresholds.update(thresholds)
-    if result.unanswerable:
-        raised = min(1.0, round(near.similarity + 0.01, 6))
-        _quietly(log_.cache_hit, entry.id, rewrite=False)
-        _quietly(log_.cache_set_threshold, entry.id, raised)
-        index.set_threshold(entry.id, raised)
-        stage.signals.update(lookup="near_declined", threshold_now=raised)
+    answered = not result.unanswerable
+    _quietly(log_.cache_hit, entry.id, rewrite=answered)
+    learned = _learn(engine, key, entry.id, decision.id, near.similarity, answered, "rewrite")
+    if learned is not None:
+        stage.signals.update(threshold_now=learned.threshold, learned_from=learned.observations)
+        stage.thresholds["target_error"] = engine.config.cache_target_error
+    if not answered:
+        stage.signals["lookup"] = "near_declined"
         stage.outcome = "near hit declined by the rewrite: answered again"
         return False
     stage.signals["lookup"] = "near_hit"
     stage.outcome = "near hit: the cached answer rewritten for this question"
     _serve(run, entry.route, result.generation.text,
            [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.supporting or cited])
-    _quietly(log_.cache_hit, entry.id, rewrite=True)
     return True
+
+
+def _learn(engine, key: tuple[str, str, str], entry_id: int, decision_id: str, similarity: float, correct: bool,
+           source: str, weight: float = 1.0):
+    """A verdict on a hit, learned (ThresholdLearner.observe); None when storing it failed (logged:
+    the request goes on)."""
+    try:
+        return engine.cache_thresholds.observe(engine.decision_store, engine.cache_index, key, entry_id, decision_id,
+                                               similarity, correct, source, weight)
+    except Exception:  # noqa: BLE001
+        log.exception("learning a cache threshold failed")
+        return None
 
 
 def _evicted_if_stale(engine, entry) -> str | None:
@@ -211,7 +230,9 @@ def remember(run: "QueryRun", request: CacheRequest) -> None:
             embedding=run.query_vector(), answer=decision.answer,
             citations=[asdict(c) for c in decision.citations], route=decision.route, model=model,
             doc_hashes=hashes, collection_version=engine.decision_store.collection_version(request.collection),
-            decision_id=decision.id, owner=request.owner, threshold=engine.config.cache_similarity))
+            decision_id=decision.id, owner=request.owner,
+            threshold=engine.cache_thresholds.default_threshold(engine.decision_store, engine.cache_index,
+                                                                (request.collection, request.scope, request.policy_key))))
         if engine.config.cache == "semantic":
             engine.cache_index.add(entry)
     except Exception:  # noqa: BLE001 - logged; the answer is served uncached
@@ -223,21 +244,34 @@ def remember(run: "QueryRun", request: CacheRequest) -> None:
         stage.outcome = f"{stage.outcome}; answered and added"
 
 
-def evict_wrong(engine, record: Mapping) -> int:
-    """A user called a decision's answer wrong: evict the entry it added and the entry it was
-    served from. Returns how many entries went; never fails the feedback."""
+def cache_feedback(engine, record: Mapping, correct: bool | None) -> int:
+    """A user's verdict on a decision. A decision served from the cache (exact or near hit) teaches
+    its entry's threshold (weight FEEDBACK_WEIGHT, at the hit's similarity). A "wrong" also evicts
+    the entry the decision added and the entry it was served from. Returns how many entries went;
+    never fails the feedback."""
+    from adaptive_rag.cache_threshold import FEEDBACK_WEIGHT
+
     log_ = engine.decision_store
-    if not holds_cache(log_):
+    if correct is None or not holds_cache(log_):
         return 0
     stage = next((s for s in record.get("stages") or [] if s.get("name") == STAGE), {})
     signals = stage.get("signals") or {}
+    served = signals.get("lookup") in ("exact_hit", "near_hit")
     try:
+        if served:
+            entry = log_.cache_get(signals["entry"])
+            if entry is not None:
+                _learn(engine, (entry.collection, entry.scope, entry.policy_key), entry.id, record["id"],
+                       float(signals.get("similarity", 1.0)), correct, "feedback", FEEDBACK_WEIGHT)
+        if correct:
+            return 0
         gone = log_.cache_evict_decision(record["id"])
-        if signals.get("lookup") in ("exact_hit", "near_hit"):
+        if served:
             gone += log_.cache_evict([signals["entry"]])
+            engine.cache_index.forget([signals["entry"]])
         return gone
     except Exception:  # noqa: BLE001
-        log.exception("evicting a wrong cached answer failed")
+        log.exception("a verdict on a cached answer failed")
         return 0
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from adaptive_rag.answer_cache import CacheIndex
+from adaptive_rag.cache_threshold import ThresholdLearner
 from adaptive_rag.decisions import Decision, DecisionStore, Stage
 from adaptive_rag.errors import DeadlineExceeded, RequestCancelled, UserError
 from adaptive_rag.limits import MAX_TOP_K, check_query_text, check_range
@@ -47,7 +48,8 @@ class QueryConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     cache: str = "off"  # the answer cache: off | exact | semantic (query/cached.py)
     cache_scope: str = "key"  # key | collection
-    cache_similarity: float = 0.9  # a new entry's near-hit threshold
+    cache_similarity: float = 0.9  # a fresh cache's near-hit threshold
+    cache_target_error: float = 0.01  # the wrong-hit rate the learned thresholds aim at
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
@@ -60,7 +62,7 @@ class QueryConfig:
                    strong_long_context_budget=settings.strong_long_context_budget,
                    verify_escalation=escalation,
                    thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope,
-                   cache_similarity=settings.cache_similarity)
+                   cache_similarity=settings.cache_similarity, cache_target_error=settings.cache_target_error)
 
 
 class QueryEngine:
@@ -83,6 +85,7 @@ class QueryEngine:
         self.probes: dict[str, object] = dict(probes or {})
         self.observers: list = []
         self.cache_index = CacheIndex()  # near-hit lookup over the answer cache (query/cached.py)
+        self.cache_thresholds = ThresholdLearner(self.config.cache_similarity, self.config.cache_target_error)
 
     def answer(self, collection: str, query: str, policy: str | None = None, top_k: int | None = None,
                thresholds: Mapping[str, float] | None = None, queued_ms: float | None = None,

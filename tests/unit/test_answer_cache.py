@@ -295,6 +295,30 @@ def test_a_near_question_is_answered_by_a_rewrite_or_declined_and_its_entry_lear
     assert engine.decision_store.cache_stats()["kb"]["entries"] == 2  # the declined question became an entry
 
 
+def test_a_users_verdict_on_a_near_hit_teaches_its_threshold_and_a_wrong_one_evicts(engine_for):
+    from adaptive_rag.query.cached import cache_feedback
+
+    engine, _ = _semantic_engine(engine_for)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
+    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
+    stage = _stage(near)
+    entry_id, key = stage.signals["entry"], ("kb", "-", _policy_key(engine))
+    log = engine.decision_store
+    assert [w for _, _, w in log.cache_observations(*key, entry_id=entry_id)] == [1.0]  # the rewrite's verdict
+    assert cache_feedback(engine, log.get(near.id), True) == 0
+    assert [(c, w) for _, c, w in log.cache_observations(*key, entry_id=entry_id)] == [(1.0, 3.0), (1.0, 1.0)]
+    before = log.cache_get(entry_id).threshold
+    assert cache_feedback(engine, log.get(near.id), False) == 1  # wrong: learned, then evicted
+    assert log.cache_get(entry_id) is None and len(log.cache_observations(*key)) == 3
+    assert engine.cache_thresholds.default_threshold(log, engine.cache_index, key) >= before
+
+
+def _policy_key(engine):
+    from adaptive_rag.decision_store.cache_sql import policy_key
+
+    return policy_key("always_rag", engine.config.top_k, engine.thresholds)
+
+
 def test_near_hits_respect_scope_and_a_strict_threshold(engine_for):
     engine, _ = _semantic_engine(engine_for, similarity=1.0)
     engine.answer("kb", "What do otters do while they sleep?", policy="always_rag", owner="a")

@@ -131,6 +131,16 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--entries", type=int, default=10_000, help="SQuAD dev questions stored as entries")
     ca.add_argument("--lookups", type=int, default=300, help="timed misses and hits per backend")
     ca.add_argument("--requests", type=int, default=20, help="demo questions through the server (0: skip)")
+    ca.add_argument("--traffic", type=Path, help="instead: hits, wrong hits, cost and F1 on the question traffic "
+                                                 "in this folder (eval/cache_data.py; eval/bench/cache_traffic.py)")
+    ca.add_argument("--data-dir", type=Path, default=Path("."), help="with --traffic: a data directory holding "
+                                                                     "the squad-dev and hotpotqa-train collections")
+    ca.add_argument("--policy", default="always_rag", help="with --traffic: the policy that answers")
+    ca.add_argument("--negatives", type=int, default=0, help="with --traffic: at most this many hard negatives (0: all)")
+    ca.add_argument("--stream", type=int, default=200, help="with --traffic: questions in the mixed stream")
+    ca.add_argument("--latency", type=int, default=15, help="with --traffic: originals timed without the generation cache")
+    ca.add_argument("--seed", type=int, default=0)
+    ca.add_argument("--rows-out", type=Path, help="with --traffic: write every question's outcome here (JSON lines)")
     ex = sub.add_parser("exploration", help="user latency with background exploration on and off, real models")
     ex.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     ex.add_argument("--out", type=Path, help="also write the JSON result to this file")
@@ -179,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         from eval.bench import learning as bench
     elif args.benchmark == "exploration":
         from eval.bench import exploration as bench
+    elif args.benchmark == "cache" and args.traffic:
+        from eval.bench import cache_traffic as bench
     elif args.benchmark == "cache":
         from eval.bench import cache as bench
     else:

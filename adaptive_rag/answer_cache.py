@@ -183,7 +183,10 @@ class CacheIndex:
             query = _unit(vector)
             if query.shape[0] != bucket.matrix.shape[1]:
                 return None
-            sims = bucket.matrix @ query
+            # einsum, not `@`: BLAS splits a matrix-vector product over threads, and on a busy
+            # server (models decoding) waiting for a second thread cost a miss up to 8 ms at p95
+            # with 10,000 entries; one thread does it in about 0.6 ms
+            sims = np.einsum("ij,j->i", bucket.matrix, query)
             ok = sims >= bucket.limits
             if not ok.any():
                 return None

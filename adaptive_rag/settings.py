@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     default_policy: str = Field("self_route", description="The policy of a query that names none.")
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Chunks retrieved per query (a query may ask for another `top_k`).")
     max_new_tokens: int = Field(32, ge=1, le=1024, description="Most tokens generated per answer.")
+    multi_step_strategy: Literal["interleaved", "decompose"] = Field("interleaved", description=(
+        "How the `multi_step` route gathers evidence for multi-hop questions: `interleaved` retrieves again with "
+        "each reasoning sentence the model writes (IRCoT); `decompose` answers sub-questions the model writes, "
+        "each from its own retrieval."))
+    multi_step_max_steps: int = Field(3, ge=1, le=8, description=(
+        "Retrievals the `multi_step` route makes at most (each with `top_k` chunks)."))
     long_context_budget: int = Field(
         4000, ge=256, description="Context tokens the long-context route may fill (Qwen 0.5B reads ~320 tokens/s here)."
     )

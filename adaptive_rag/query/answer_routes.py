@@ -1,11 +1,14 @@
-"""The three answer routes (ANSWER_ROUTES; a policy may also abstain, without a model). Each runs
-one LM call and returns its generation plus what it read:
+"""The answer routes (ANSWER_ROUTES; a policy may also abstain, without a model). The first three
+run one LM call and return its generation plus what it read:
 
 - closed_book: the question alone;
 - rag: the top-k hybrid chunks, Self-Route prompt (the reader may reply "unanswerable");
 - long_context: whole source documents of the hits (down to rank 50), in retrieval order, until the long-context
   model's budget is full; a document longer than the remaining budget contributes the window
   around its best-matching chunk instead of its first pages.
+
+`multi_step` (query/multi_step.py) runs several retrievals and calls, recorded as `hop` stages,
+and ends with one answer call like these.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from adaptive_rag.query.signals import REFUSAL, logprob_signals, says_unanswerab
 from adaptive_rag.store.base import Store
 from adaptive_rag.types import SearchHit, StoredDocument
 
-ANSWER_ROUTES = ("closed_book", "rag", "long_context")  # and "abstain", which answers without a model
+ANSWER_ROUTES = ("closed_book", "rag", "long_context", "multi_step")  # and "abstain", which answers without a model
 
 
 @dataclass(frozen=True)

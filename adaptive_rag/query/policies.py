@@ -440,6 +440,24 @@ class AlwaysStrongRag(Policy):
         q.answer_with("rag", "strong")
 
 
+class AlwaysMultiStep(Policy):
+    """The `multi_step` route on the reader (query/multi_step.py)."""
+
+    name = "always_multi_step"
+
+    def run(self, q):
+        q.answer_with("multi_step", "reader")
+
+
+class StrongMultiStep(Policy):
+    """The `multi_step` route on the panel's strong model."""
+
+    name = "strong_multi_step"
+
+    def run(self, q):
+        q.answer_with("multi_step", "strong")
+
+
 class StrongClosedBook(Policy):
     """Closed-book on the panel's strong model: general-knowledge questions the collection does
     not cover, answered from the larger model's own knowledge."""
@@ -506,7 +524,7 @@ class KnnRouterPolicy(Policy):
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ClosedBook, AlwaysRag, AlwaysLongContext, SelfRoute, Probe,
                                                           GatekeeperOnly, GatekeeperAdaptive, Adaptive, AdaptiveV1, VerifiedRag,
                                                           AlwaysWeakRag, AlwaysStrongRag,
-                                                          AlwaysStrongLongContext,
+                                                          AlwaysStrongLongContext, AlwaysMultiStep, StrongMultiStep,
                                                           StrongClosedBook, AlwaysAbstain, Cascade,
                                                           KnnRouterPolicy)}
 

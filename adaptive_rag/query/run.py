@@ -174,6 +174,26 @@ class QueryRun:
                                      hits, config.max_new_tokens, budget)
         return self._record(result, lm, started)
 
+    def multi_step(self, model: str | None = None) -> RouteResult:
+        """Retrieval interleaved with reasoning, or a decomposition into sub-questions
+        (query/multi_step.py; ARAG_MULTI_STEP_STRATEGY, at most ARAG_MULTI_STEP_MAX_STEPS
+        retrievals), each step a `hop` stage; the final answer call is the `multi_step` stage."""
+        from adaptive_rag.query.multi_step import multi_step
+
+        lm, started, before = self._lm(model, "reader"), time.perf_counter(), len(self.decision.stages)
+        config = self.engine.config
+        streaming, self.control.on_text = self.control.on_text, None  # the hops' text is not the answer's
+        try:
+            result = multi_step(self, lm, config.multi_step_strategy, config.multi_step_max_steps, config.max_new_tokens,
+                                before_answer=lambda: setattr(self.control, "on_text", streaming))
+        finally:
+            self.control.on_text = streaming
+        hops_ms = sum(s.latency_ms for s in self.decision.stages[before:])
+        recorded = self._record(result, lm, started)
+        final = self.decision.stages[-1]  # its own call's time: the hops are stages of their own
+        final.latency_ms = max(0.0, final.latency_ms - hops_ms)
+        return recorded
+
     def rewrite_cached(self, earlier_question: str, earlier_answer: str, cited: Sequence[SearchHit]) -> RouteResult:
         """The answer cache's near hit on the reader (query/cached.py), recorded as a
         `cache_rewrite` stage with its tokens and cost."""

@@ -1,0 +1,100 @@
+"""The multi_step route (adaptive_rag/query/multi_step.py): interleaved retrieval and reasoning,
+decomposition into sub-questions, the step limit, citations of the final answer only, hop stages
+with their queries and costs, and a streaming client hearing only the final answer."""
+
+import pytest
+
+from adaptive_rag.query.multi_step import first_sentence, sub_questions, substitute
+from adaptive_rag.testing import FakeLM
+from adaptive_rag.types import SourceDocument
+from adaptive_rag.usage import Prices
+
+DOCS = [SourceDocument("film", "Moonfall is a 2031 film directed by Ada Vance.", title="Moonfall"),
+        SourceDocument("ada", "Ada Vance was born in Lisbon and studied painting.", title="Ada Vance"),
+        SourceDocument("beavers", "Beavers build dams across rivers.", title="Beavers")]
+QUESTION = "Where was the director of Moonfall born?"
+
+
+class Hopper(FakeLM):
+    """Reasons one hop at a time: names the birthplace it still needs until the context holds it;
+    decomposes into "who directed" then "where was #1 born"."""
+
+    def _answer(self, messages):
+        prompt = messages[-1].content
+        tokens = sum(self.count_tokens(m.content) for m in messages)
+        if prompt.endswith("Next step:"):
+            self.calls.append(list(messages))
+            context = prompt.split("Question:", 1)[0]
+            text = "So the answer is: Lisbon" if "born in Lisbon" in context else "I need where Ada Vance was born."
+            return self._gen(text, -0.3, -5.0, tokens)
+        if prompt.endswith("Simple questions:"):
+            self.calls.append(list(messages))
+            return self._gen("1. Who directed Moonfall?\n2. Where was #1 born?", -0.3, -5.0, tokens)
+        return super()._answer(messages)
+
+
+def _engine(engine_for, strategy="interleaved", steps=3):
+    reader = Hopper("reader", facts={"directed": "Ada Vance", "born": "Lisbon"})
+    return engine_for(reader, docs=DOCS, collection="kb", top_k=1, multi_step_strategy=strategy,
+                      multi_step_max_steps=steps, prices={"reader": Prices(1, 2)})
+
+
+def _hops(decision):
+    return [s for s in decision.stages if s.name == "hop"]
+
+
+def test_interleaved_retrieves_again_with_its_reasoning_and_cites_only_what_supports_the_answer(engine_for):
+    d = _engine(engine_for).answer("kb", QUESTION, policy="always_multi_step")
+    assert d.route == "multi_step" and d.answer == "Lisbon" and [c.doc_id for c in d.citations] == ["ada"]
+    hops = _hops(d)
+    assert [(h.signals["kind"], h.signals["step"]) for h in hops] == [("retrieve", 1), ("generate", 1), ("retrieve", 2),
+                                                                      ("generate", 2)]
+    assert hops[0].signals["query"] == QUESTION and hops[0].signals["doc_ids"] == ["film"]
+    assert hops[1].signals["thought"] == "I need where Ada Vance was born." and hops[1].usage.total_tokens > 0
+    assert hops[2].signals["query"] == hops[1].signals["thought"] and hops[2].signals["doc_ids"] == ["ada"]
+    assert hops[3].signals["answer_found"] and hops[3].outcome == "answer found"  # it stops: no third retrieval
+    final = d.stages[-1]
+    assert final.name == "multi_step" and final.signals["strategy"] == "interleaved" and final.signals["steps"] == 2
+    assert final.signals["chunks_found"] == 2
+    assert d.usage.total_tokens == hops[1].usage.total_tokens + hops[3].usage.total_tokens + final.usage.total_tokens
+    assert d.cost == pytest.approx(d.usage.input_tokens * 1e-6 + d.usage.output_tokens * 2e-6)
+
+
+def test_the_step_limit_bounds_the_retrievals_and_a_refusal_cites_nothing(engine_for):
+    d = _engine(engine_for, steps=1).answer("kb", QUESTION, policy="always_multi_step")
+    assert [h.signals["kind"] for h in _hops(d)] == ["retrieve"]  # no reasoning call after the last retrieval
+    assert d.answer == "unanswerable" and d.route == "multi_step" and d.citations == []
+
+
+def test_decompose_answers_sub_questions_in_order_with_earlier_answers_substituted(engine_for):
+    d = _engine(engine_for, "decompose").answer("kb", QUESTION, policy="always_multi_step")
+    assert d.answer == "Lisbon" and [c.doc_id for c in d.citations] == ["ada"]
+    hops = _hops(d)
+    assert hops[0].signals["sub_questions"] == ["Who directed Moonfall?", "Where was #1 born?"]
+    answered = [h.signals for h in hops if h.signals["kind"] == "generate" and h.signals["step"] > 0]
+    assert [(a["sub_question"], a["partial_answer"]) for a in answered] == [
+        ("Who directed Moonfall?", "Ada Vance"), ("Where was Ada Vance born?", "Lisbon")]
+    assert [h.signals["doc_ids"] for h in hops if h.signals["kind"] == "retrieve"] == [["film"], ["ada"]]
+    assert d.stages[-1].signals["strategy"] == "decompose"
+
+
+def test_strong_multi_step_runs_on_the_strong_model_and_streams_only_the_final_answer(engine_for):
+    from adaptive_rag.models.panel import Models
+
+    reader = Hopper("reader", facts={"directed": "Ada Vance", "born": "Lisbon"})
+    strong = Hopper("strong", facts={"directed": "Ada Vance", "born": "Lisbon"})
+    engine = engine_for(Models(reader, reader, {}, strong=strong), docs=DOCS, collection="kb", top_k=1)
+    heard = []
+    d = engine.answer("kb", QUESTION, policy="strong_multi_step", events=lambda kind, value: heard.append((kind, value)))
+    assert d.answer == "Lisbon" and {s.model for s in d.stages if s.usage.total_tokens} == {"strong"}
+    assert not reader.calls
+    assert [v for k, v in heard if k == "route"] == ["multi_step"]
+    assert "".join(v for k, v in heard if k == "text") == "Lisbon"
+
+
+def test_reply_parsing():
+    assert first_sentence("Ada Vance directed it. She was born later.\nmore") == "Ada Vance directed it."
+    assert first_sentence("So the answer is: Lisbon. Done") == "So the answer is: Lisbon. Done"
+    assert sub_questions("1. Who directed X?\n- Where was #1 born?\nnot a question\n2) Who directed X?", 3) == [
+        "Who directed X?", "Where was #1 born?"]
+    assert substitute("Where was #1 born, and #3?", ["Ada"]) == "Where was Ada born, and #3?"

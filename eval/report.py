@@ -51,6 +51,8 @@ def summarize_policy(rows: list[dict]) -> dict:
         "tokens_per_query": _mean(r["total_tokens"] for r in rows), "cost_per_query": _mean(r["cost"] for r in rows),
         "lm_calls_per_query": _mean(r["lm_calls"] for r in rows),
         "retrieval_calls_per_query": _mean(r["retrieval_calls"] for r in rows),
+        "gold_all_retrieved": _mean(None if r.get("gold_all_retrieved") is None else float(r["gold_all_retrieved"])
+                                    for r in rows),
         "latency_p50_ms": float(np.percentile(latencies, 50)), "latency_p95_ms": float(np.percentile(latencies, 95)),
         "route_mix": {k: v / len(rows) for k, v in sorted(routes.items())} if rows else {},
         **({"by_kind": _by_kind(rows), "abstention": _abstention(rows)} if any(r.get("kind") for r in rows) else {}),

@@ -21,7 +21,7 @@ from eval.datasets import EvalSample
 from eval.metrics import exact_match, f1_score
 from eval.mixed import ABSTAIN, abstained
 
-LM_STAGES = ("closed_book", "rag", "long_context")
+LM_STAGES = ("closed_book", "rag", "long_context", "multi_step")
 VERIFY_STAGES = ("verify", "self_consistency", "knn_router", "verify_probe", "verify_plan")  # their signals are kept for eval/verification.py
 
 
@@ -38,16 +38,24 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
     else:
         em, f1 = exact_match(answer, sample.answers), f1_score(answer, sample.answers)
         ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids, score_cache)
+    hop_calls = [s for s in stages if s["name"] == "hop" and s["signals"].get("kind") == "generate"]
+    hop_searches = [s for s in stages if s["name"] == "hop" and s["signals"].get("kind") == "retrieve"]
     latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
-    latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve")
+    latency += sum(s["signals"].get("generation_ms", 0.0) for s in hop_calls)
+    latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve") + sum(s["latency_ms"] for s in hop_searches)
+    retrieved = list(dict.fromkeys(d for s in stages if s["name"] == "retrieve" or s in hop_searches
+                                   for d in s["signals"].get("doc_ids") or ()))
     return {
         "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
         "answer": answer, "gold": list(sample.answers), "em": em, "f1": f1, **ragas,
         **({"kind": sample.kind} if sample.kind else {}), "abstained": abstain,
         "input_tokens": decision["usage"]["input_tokens"], "output_tokens": decision["usage"]["output_tokens"],
         "total_tokens": decision["usage"]["total_tokens"], "cost": decision["cost"],
-        "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES),
-        "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve"),
+        "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES) + len(hop_calls),
+        "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve") + len(hop_searches),
+        # every document any retrieval of the decision returned, and whether they hold all gold ones
+        "retrieved_docs": retrieved,
+        "gold_all_retrieved": set(sample.gold_doc_ids) <= set(retrieved) if sample.gold_doc_ids else None,
         "latency_ms": latency, "decision_id": decision["id"],
         "signals": {s["name"]: s["signals"] for s in stages if s["name"] in LM_STAGES + VERIFY_STAGES},
         "router": _router(stages),

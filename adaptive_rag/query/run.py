@@ -102,6 +102,7 @@ class QueryRun:
             self._retrievals[k] = result
             scores = [h.score for h in result.hits]
             signals = {"mode": result.mode, "k": k, "hits": len(scores), "top_score": scores[0] if scores else None,
+                       "doc_ids": list(dict.fromkeys(h.doc_id for h in result.hits)),
                        "score_gap": scores[0] - scores[1] if len(scores) > 1 else None}
             if result.dense_hits is not None:
                 signals["dense_top"] = result.dense_hits[0].score if result.dense_hits else None

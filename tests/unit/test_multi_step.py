@@ -98,3 +98,17 @@ def test_reply_parsing():
     assert sub_questions("1. Who directed X?\n- Where was #1 born?\nnot a question\n2) Who directed X?", 3) == [
         "Who directed X?", "Where was #1 born?"]
     assert substitute("Where was #1 born, and #3?", ["Ada"]) == "Where was Ada born, and #3?"
+
+
+def test_an_evaluation_record_counts_every_hop_and_whether_all_gold_documents_were_retrieved(engine_for):
+    from eval.datasets import EvalSample
+    from eval.runner import record_for
+
+    engine = _engine(engine_for)
+    sample = EvalSample("q1", QUESTION, ("Lisbon",), "kb", gold_doc_ids=("film", "ada"))
+    multi = record_for(sample, engine.answer("kb", QUESTION, policy="always_multi_step").to_dict())
+    single = record_for(sample, engine.answer("kb", QUESTION, policy="always_rag").to_dict())
+    assert multi["retrieved_docs"] == ["film", "ada"] and multi["gold_all_retrieved"] is True
+    assert (multi["lm_calls"], multi["retrieval_calls"]) == (3, 2)
+    assert single["retrieved_docs"] == ["film"] and single["gold_all_retrieved"] is False
+    assert (single["lm_calls"], single["retrieval_calls"]) == (1, 1)

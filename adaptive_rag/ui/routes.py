@@ -187,7 +187,7 @@ def decision_page(request: Request, decision_id: str, sent: int = 0):
     prices = request.app.state.engine.models.prices
     feedback = _log(request).feedback_for(decision_id) if caller.is_admin else None
     outcomes = _log(request).outcomes(decision_id=decision_id) if caller.is_admin else []
-    return render(request, "decision.html", d=record, stages=views.timeline(record, prices),
+    return render(request, "decision.html", d=record, stages=views.timeline(record, prices), chain=views.chain(record),
                   models=views.models_of(record), feedback=feedback, outcomes=outcomes, sent=bool(sent),
                   token=form_token(request, caller))
 

@@ -162,6 +162,36 @@ def timeline(record: Mapping, prices: Mapping[str, Any] | None = None) -> list[S
     return views
 
 
+@dataclass
+class ChainLink:
+    kind: str  # question | retrieve | thought | sub_questions | partial_answer | answer
+    step: int | None
+    text: str
+    docs: list[str]
+
+
+def chain(record: Mapping) -> list[ChainLink]:
+    """A multi-step decision's hops as a chain: question -> query -> hits -> reasoning or partial
+    answer -> ... -> answer (query/multi_step.py's `hop` stages). Empty for other decisions."""
+    hops = [s for s in record.get("stages") or [] if s.get("name") == "hop"]
+    if not hops:
+        return []
+    links = [ChainLink("question", None, record.get("query") or "", [])]
+    for hop in hops:
+        sig, step = hop.get("signals") or {}, (hop.get("signals") or {}).get("step")
+        if sig.get("kind") == "retrieve":
+            links.append(ChainLink("retrieve", step, str(sig.get("query", "")), list(sig.get("doc_ids") or [])))
+        elif "sub_questions" in sig:
+            links.append(ChainLink("sub_questions", step, " / ".join(map(str, sig["sub_questions"])), []))
+        elif "partial_answer" in sig:
+            links.append(ChainLink("partial_answer", step, f"{sig.get('sub_question', '')} -> {sig['partial_answer']}", []))
+        elif "thought" in sig:
+            links.append(ChainLink("thought", step, str(sig["thought"]), []))
+    links.append(ChainLink("answer", None, record.get("answer") or "", [c.get("doc_id", "") for c in
+                                                                          record.get("citations") or []]))
+    return links
+
+
 # -- overview ------------------------------------------------------------------------------------
 def escalated(record: Mapping) -> bool:
     """The answer came from a dearer step than the first one tried: more than one generation ran

@@ -101,3 +101,19 @@ def test_feedback_form_needs_the_pages_token(client):
     sent = client.post(f"/ui/decisions/{decision_id}/feedback", data={"token": token, "verdict": "correct"},
                        follow_redirects=False)
     assert sent.status_code == 303 and client.app.state.engine.decision_store.feedback_for(decision_id)["correct"] is True
+
+
+def test_a_multi_step_decision_shows_its_hops_as_a_chain(engine_for, server):
+    from tests.unit.test_multi_step import DOCS, QUESTION, Hopper
+
+    engine = engine_for(Hopper("reader", facts={"born": "Lisbon"}), docs=DOCS, collection="kb", top_k=1)
+    with server(engine=engine) as c:
+        made = c.post("/v1/query", json={"query": QUESTION, "collection": "kb", "policy": "always_multi_step"}).json()
+        links = views.chain(c.get(f"/v1/decisions/{made['id']}").json())
+        page = c.get(f"/ui/decisions/{made['id']}").text
+    assert [(link.kind, link.step) for link in links] == [("question", None), ("retrieve", 1), ("thought", 1),
+                                                          ("retrieve", 2), ("thought", 2), ("answer", None)]
+    assert links[1].docs == ["film"] and links[3].text == "I need where Ada Vance was born." and links[3].docs == ["ada"]
+    assert links[-1].text == "Lisbon" and links[-1].docs == ["ada"]
+    assert 'class="chain"' in page and "I need where Ada Vance was born." in page
+    assert views.chain(record(1, stages=[gen("rag")])) == []

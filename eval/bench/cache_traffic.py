@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eval.bench.common import log, machine_info, percentiles
 
 CORRECT_F1 = 0.5

@@ -23,8 +23,9 @@ one twice.
 - A near hit (ARAG_CACHE=semantic, `serve_near`): no exact entry, but one whose question's
   embedding is at least as similar as that entry's own threshold. The reader gets the new
   question, the cached question and answer and the answer's supporting chunks, and either adapts
-  the answer or declines (the question is then answered the normal way). A rewrite is never added
-  to the cache (the entry it came from stays the one to compare with).
+  the answer or declines (the question is then answered the normal way). A rewrite that changes
+  the answer's content (`rewrite_agreement` below REWRITE_MIN_AGREEMENT) counts as a decline. A
+  rewrite is never added to the cache (the entry it came from stays the one to compare with).
 - Thresholds are learned (adaptive_rag/cache_threshold.py): each rewrite's verdict and each
   user's verdict on a cached answer (`cache_feedback`) is an observation of its bucket (collection,
   scope, policy key) and entry, and the entry's threshold becomes the similarity where a hit is
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("adaptive_rag.cache")
 OPEN_SCOPE = "-"  # the scope of requests without an API key (an open server, the CLI)
 STAGE = "cache"
+# a rewrite is served only when it keeps this much of the cached answer's content (rewrite_agreement):
+# one that answers something else means the new question is another question, even if the reader
+# did not say so (on look-alike questions about the same paragraph the small reader rarely declines)
+REWRITE_MIN_AGREEMENT = 0.5
 
 
 def holds_cache(decisions) -> bool:
@@ -149,12 +154,14 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     cited = [SearchHit(c["chunk_id"], c["doc_id"], c["key"], float(c["score"]), c.get("text", ""))
              for c in entry.citations]
     result = run.rewrite_cached(entry.query, entry.answer, cited)
+    agreement = None if result.unanswerable else rewrite_agreement(result.generation.text, entry.answer)
     signals = {"entry": entry.id, "similarity": round(near.similarity, 6), "earlier_question": entry.query,
+               "earlier_answer": entry.answer, "rewrite_answer": result.generation.text, "agreement": agreement,
                "from_decision": entry.decision_id if entry.owner == request.owner else None}
-    thresholds = {"entry_similarity": near.threshold}
+    thresholds = {"entry_similarity": near.threshold, "rewrite_min_agreement": REWRITE_MIN_AGREEMENT}
     stage.signals.update(signals)
     stage.thresholds.update(thresholds)
-    answered = not result.unanswerable
+    answered = agreement is not None and agreement >= REWRITE_MIN_AGREEMENT
     _quietly(log_.cache_hit, entry.id, rewrite=answered)
     learned = _learn(engine, key, entry.id, decision.id, near.similarity, answered, "rewrite")
     if learned is not None:
@@ -162,13 +169,22 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
         stage.thresholds["target_error"] = engine.config.cache_target_error
     if not answered:
         stage.signals["lookup"] = "near_declined"
-        stage.outcome = "near hit declined by the rewrite: answered again"
+        stage.outcome = ("near hit declined by the rewrite: answered again" if result.unanswerable else
+                         "near hit declined: the rewrite changed the answer, so the questions differ; answered again")
         return False
     stage.signals["lookup"] = "near_hit"
     stage.outcome = "near hit: the cached answer rewritten for this question"
     _serve(run, entry.route, result.generation.text,
            [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.supporting or cited])
     return True
+
+
+def rewrite_agreement(rewrite: str, cached: str) -> float:
+    """How much of one answer the other holds (the larger of the two token recalls): a light
+    rewrite of the same answer keeps its content, a different answer does not."""
+    from adaptive_rag.answers import token_recall
+
+    return max(token_recall(rewrite, cached), token_recall(cached, rewrite))
 
 
 def _learn(engine, key: tuple[str, str, str], entry_id: int, decision_id: str, similarity: float, correct: bool,

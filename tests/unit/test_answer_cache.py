@@ -265,7 +265,7 @@ def _semantic_engine(engine_for, similarity=0.5):
                 return super().generate(messages, max_new_tokens, **kwargs)
             self.calls.append(list(messages))
             new = prompt.rsplit("New question:", 1)[1]
-            text = "hold hands" if "sleep" in new else "unanswerable"
+            text = "hold hands" if "sleep" in new else "chase fish" if "dream" in new else "unanswerable"
             return self._gen(text, -0.2, -0.1 if text == "unanswerable" else -5.0, len(prompt.split()))
 
     reader = Reader("reader", facts={"otters": "hold hands"})
@@ -311,6 +311,17 @@ def test_a_users_verdict_on_a_near_hit_teaches_its_threshold_and_a_wrong_one_evi
     assert cache_feedback(engine, log.get(near.id), False) == 1  # wrong: learned, then evicted
     assert log.cache_get(entry_id) is None and len(log.cache_observations(*key)) == 3
     assert engine.cache_thresholds.default_threshold(log, engine.cache_index, key) >= before
+
+
+def test_a_rewrite_that_changes_the_answer_counts_as_a_decline(engine_for):
+    engine, _ = _semantic_engine(engine_for)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
+    other = engine.answer("kb", "What do otters do while they dream?", policy="always_rag")
+    stage = _stage(other)
+    assert stage.signals["lookup"] == "near_declined" and "changed the answer" in stage.outcome
+    assert stage.signals["rewrite_answer"] == "chase fish" and stage.signals["earlier_answer"] == "hold hands"
+    assert stage.signals["agreement"] == 0.0 and stage.thresholds["rewrite_min_agreement"] == 0.5
+    assert other.answer != "chase fish" and any(s.name == "rag" for s in other.stages)  # answered the normal way
 
 
 def _policy_key(engine):

@@ -68,17 +68,22 @@ def _engine(settings, tmp: Path, generation_cache: bool):
 
 def _cache_stage(decision) -> dict:
     stage = next((s for s in decision.stages if s.name == "cache"), None)
-    return {} if stage is None else {"lookup": stage.signals.get("lookup"), "similarity": stage.signals.get("similarity"),
-                                     "threshold": stage.thresholds.get("entry_similarity"),
-                                     "threshold_now": stage.signals.get("threshold_now")}
+    if stage is None:
+        return {}
+    return {"lookup": stage.signals.get("lookup"), "similarity": stage.signals.get("similarity"),
+            "threshold": stage.thresholds.get("entry_similarity"), "threshold_now": stage.signals.get("threshold_now"),
+            **{k: stage.signals.get(k) for k in ("earlier_question", "earlier_answer", "rewrite_answer", "agreement")}}
 
 
 def _ask(engine, collection: str, question: str, policy: str, use_cache: bool, answers) -> dict:
     from eval.metrics import f1_score
 
     d = engine.answer(collection, question, policy=policy, use_cache=use_cache)
-    return {"answer": d.answer, "f1": f1_score(d.answer or "", answers), "cost": d.cost,
-            "tokens": d.usage.total_tokens, "latency_ms": d.latency_ms, **_cache_stage(d)}
+    out = {"answer": d.answer, "f1": f1_score(d.answer or "", answers), "cost": d.cost,
+           "tokens": d.usage.total_tokens, "latency_ms": d.latency_ms, **_cache_stage(d)}
+    if out.get("rewrite_answer") is not None:  # what the rewrite said, served or not
+        out["rewrite_f1"] = f1_score(out["rewrite_answer"], answers)
+    return out
 
 
 def look_alikes(engine, paraphrases: list[dict], negatives: list[dict], policy: str, seed: int) -> dict[str, Any]:
@@ -111,6 +116,10 @@ def summarise_look_alikes(rows: list[dict]) -> dict[str, Any]:
     served_neg = [r for r in negatives if r["cached"]["lookup"] in SERVED]
     wrong = [r for r in served_neg if r["cached"]["f1"] < CORRECT_F1]
     worse = [r for r in served_neg if r["cached"]["f1"] < CORRECT_F1 <= r["full"]["f1"]]
+    # had every rewrite that did not refuse been served (no agreement rule): an estimate from the
+    # same run (the thresholds learned from the verdicts the rule gave)
+    unruled = [r for r in negatives if r["cached"].get("rewrite_answer") is not None
+               and r["cached"]["lookup"] in ("near_hit", "near_declined") and r["cached"].get("agreement") is not None]
     para = [r for r in rows if r["kind"] == "paraphrase"]
     served_para = [r for r in para if r["cached"]["lookup"] in SERVED]
     out: dict[str, Any] = {
@@ -119,6 +128,8 @@ def summarise_look_alikes(rows: list[dict]) -> dict[str, Any]:
             "wrong_hit_rate": len(wrong) / len(negatives) if negatives else None,
             "wrong_hit_rate_95_upper": clopper_pearson_upper(len(wrong), len(negatives)) if negatives else None,
             "wrong_where_full_answer_right": len(worse),
+            "without_agreement_rule": {"would_serve": len(unruled) + sum(r["cached"]["lookup"] == "exact_hit" for r in negatives),
+                                       "wrong": sum(r["cached"]["rewrite_f1"] < CORRECT_F1 for r in unruled)},
             "outcomes": _count(r["cached"]["lookup"] for r in negatives),
             "by_pair_kind": {k: {"n": sum(r["pair_kind"] == k for r in negatives),
                                  "wrong_hits": sum(r["pair_kind"] == k for r in wrong)}

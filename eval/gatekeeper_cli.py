@@ -200,8 +200,8 @@ def panel_labels(
 
     rows = panel_router.labels_from_records(_training_runs(records))
     if not rows:
-        raise UserError("no question has records of every action's fixed policy: "
-                        + ", ".join(p for _, _, p in panel_router.ACTIONS.values()))
+        raise UserError("no question has records of every core action's fixed policy: "
+                        + ", ".join(panel_router.ACTIONS[a][2] for a in panel_router.CORE_ACTIONS))
     s = _settings()
     embedder = load_embedder(s)
     retriever = Retriever(s, open_store(s), embedder)

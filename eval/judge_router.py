@@ -30,15 +30,15 @@ CORRECT = 0.5
 
 def judged_rows(rows: list[dict], judgements: list[dict]) -> tuple[list[dict], list[dict]]:
     """(gold rows, judge rows) over the questions with a verdict on every answered action."""
-    from gatekeeper.panel_router import ACTIONS
+    from gatekeeper.panel_router import ACTIONS, CORE_ACTIONS
 
-    policy_action = {policy: action for action, (_, _, policy) in ACTIONS.items()}
+    policy_action = {policy: action for action, (_, _, policy) in ACTIONS.items() if action in CORE_ACTIONS}
     verdicts: dict[str, dict[str, float]] = {}
     for j in judgements:
         action = policy_action.get(j["policy"])
         if action and j.get("p_correct") is not None:
             verdicts.setdefault(j["id"], {})[action] = float(j["p_correct"])
-    answered = [a for a in ACTIONS if a != "abstain"]
+    answered = [a for a in CORE_ACTIONS if a != "abstain"]  # the actions every label row has
     gold, judge = [], []
     for row in rows:
         v = verdicts.get(row["id"], {})
@@ -56,7 +56,7 @@ def judged_rows(rows: list[dict], judgements: list[dict]) -> tuple[list[dict], l
 def score(router, rows: list[dict], cost_weight: float) -> dict:
     """Per question: the chosen action's gold F1 and cost; per action: AUROC of P(correct)."""
     from gatekeeper.calibration import auroc
-    from gatekeeper.panel_router import ACTIONS, CORRECT_F1
+    from gatekeeper.panel_router import CORE_ACTIONS as ACTIONS, CORRECT_F1
 
     costs = {a: m.cost for a, m in router.actions.items()}
     chosen, probs = [], []

@@ -35,11 +35,11 @@ import numpy as np
 
 from gatekeeper.learned_router import LearnedState, adjusted, adjustment_names, base_scaler, retrieval_features
 from gatekeeper.online import adjustment_vector, thompson_choice, update_all
-from gatekeeper.panel_router import ACTIONS, CORRECT_F1, PanelRouter, choose
+from gatekeeper.panel_router import ACTIONS, CORE_ACTIONS, CORRECT_F1, PanelRouter, choose
 
-FIXED = tuple(ACTIONS)
+FIXED = CORE_ACTIONS  # the actions the stream's labels hold
 STREAM = "stream"  # the one collection a simulated stream asks
-JUDGEABLE = tuple(a for a in ACTIONS if a != "abstain")
+JUDGEABLE = tuple(a for a in CORE_ACTIONS if a != "abstain")
 
 
 @dataclass

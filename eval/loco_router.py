@@ -68,7 +68,7 @@ def _steps(probs: list[dict], questions: list, costs: dict, cost_weight: float) 
 
 def _aurocs(probs: list[dict], rows: list[dict]) -> dict[str, float | None]:
     from gatekeeper.calibration import auroc
-    from gatekeeper.panel_router import ACTIONS, CORRECT_F1
+    from gatekeeper.panel_router import CORE_ACTIONS as ACTIONS, CORRECT_F1
 
     return {a: auroc([p[a] for p in probs], [r["outcomes"][a]["f1"] >= CORRECT_F1 for r in rows]) for a in ACTIONS}
 
@@ -78,7 +78,7 @@ def evaluate(by_collection: dict[str, list[dict]], cost_weight: float, seed: int
     from eval.learning_sim import margins, questions_from, run_fixed
     from eval.stats import paired_bootstrap
     from gatekeeper import panel_router
-    from gatekeeper.panel_router import ACTIONS
+    from gatekeeper.panel_router import CORE_ACTIONS as ACTIONS  # the actions every label row has
 
     result = {}
     for held, test_rows in by_collection.items():
@@ -122,7 +122,7 @@ def _ci(c) -> str:
 
 
 def report_md(result: dict, command: str, cost_weight: float) -> str:
-    from gatekeeper.panel_router import ACTIONS
+    from gatekeeper.panel_router import CORE_ACTIONS as ACTIONS  # the actions every label row has
 
     lines = ["# Leave-one-collection-out: the panel router on a collection it never saw", "",
              f"Command: `{command}`. Cost weight {cost_weight}. F1 and cost per question; margin = F1 minus the "

@@ -3,8 +3,10 @@ what retrieval and the question's form say, weighing the chance each choice is r
 its price. `adaptive` runs it (adaptive_rag/query/policies.py).
 
 Actions (ACTIONS): abstain ("the collection does not answer this", no model call), closed-book on
-the reader or on the strong model, RAG on the reader or on the strong model. Actions whose model
-is not in the serving panel are never chosen.
+the reader or on the strong model, RAG on the reader or on the strong model (CORE_ACTIONS, which
+every label row has), and multi-step retrieval on the reader or on the strong model (trained when
+the label rows have their outcomes: `always_multi_step`, `strong_multi_step` runs). Actions whose
+model is not in the serving panel, or that the router was not trained for, are never chosen.
 
 Training data (`labels_from_records` + `build_labels`): questions answered by the fixed policies
 of every action (always_abstain, closed_book, strong_closed_book, always_weak_rag,
@@ -51,7 +53,11 @@ ACTIONS: dict[str, tuple[str, str | None, str]] = {
     "closed_book:strong": ("closed_book", "strong", "strong_closed_book"),
     "rag:reader": ("rag", "reader", "always_weak_rag"),
     "rag:strong": ("rag", "strong", "always_strong_rag"),
+    "multi_step:reader": ("multi_step", "reader", "always_multi_step"),
+    "multi_step:strong": ("multi_step", "strong", "strong_multi_step"),
 }
+# the actions every label row must have; the others (multi-step) are trained when every row has them
+CORE_ACTIONS = ("abstain", "closed_book:reader", "closed_book:strong", "rag:reader", "rag:strong")
 GROUPS = ("form", "retrieval", "embedding")  # the default feature groups (`train`'s `groups`)
 CORRECT_F1 = 0.5
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -208,8 +214,9 @@ def choice_verdict(probs: Mapping[str, float], costs: Mapping[str, float], run: 
 # ---- labels --------------------------------------------------------------------------------------
 
 def labels_from_records(records: Sequence[Mapping]) -> list[dict]:
-    """One row per question that every action's fixed policy answered: id, question, kind,
-    split-free outcomes {action: {f1, tokens, cost}}. Questions missing an action are left out."""
+    """One row per question that every core action's fixed policy answered (CORE_ACTIONS): id,
+    question, kind, split-free outcomes {action: {f1, tokens, cost}}, with the other actions'
+    outcomes where their policies answered too. Questions missing a core action are left out."""
     policy_action = {policy: a for a, (_, _, policy) in ACTIONS.items()}
     by_id: dict[str, dict] = {}
     for r in records:
@@ -218,7 +225,12 @@ def labels_from_records(records: Sequence[Mapping]) -> list[dict]:
             continue
         row = by_id.setdefault(r["id"], {"id": r["id"], "question": r["question"], "kind": r.get("kind"), "outcomes": {}})
         row["outcomes"][action] = {"f1": r["f1"], "tokens": r["total_tokens"], "cost": r["cost"]}
-    return [row for _, row in sorted(by_id.items()) if len(row["outcomes"]) == len(ACTIONS)]
+    return [row for _, row in sorted(by_id.items()) if all(a in row["outcomes"] for a in CORE_ACTIONS)]
+
+
+def trained_actions(rows: Sequence[Mapping]) -> list[str]:
+    """The actions a router is fitted for on these label rows: those every row has an outcome of."""
+    return [a for a in ACTIONS if rows and all(a in r["outcomes"] for r in rows)]
 
 
 def slim_inputs(inputs: Mapping) -> dict:
@@ -314,7 +326,7 @@ def train(rows: Sequence[Mapping], embedder: str, name: str = "default", seed: i
     names = feature_names(groups, dim)
     X = np.array([vectorize(r["inputs"], groups, names) for r in rows])
     actions, heldout, metrics = {}, [dict(id=r["id"], kind=r.get("kind"), probabilities={}) for r in rows], {}
-    for action in ACTIONS:
+    for action in trained_actions(rows):
         y = np.array([float(r["outcomes"][action]["f1"] >= CORRECT_F1) for r in rows])
         scores = {c: _log_loss(_cross_fitted(X, y, c, seed), y) for c in C_GRID}
         c = min(C_GRID, key=lambda v: (round(scores[v], 9), v))

@@ -6,7 +6,7 @@ import pytest
 
 from eval import learning_sim
 from gatekeeper import panel_router
-from gatekeeper.panel_router import ACTIONS
+from gatekeeper.panel_router import ACTIONS as ALL_ACTIONS, CORE_ACTIONS as ACTIONS  # the stream labels hold the core five
 from tests.unit.test_panel_router import COSTS, _inputs, _rows
 
 
@@ -115,7 +115,7 @@ def test_a_router_on_judge_labels_is_compared_with_one_on_gold_labels_on_the_sam
         row["inputs"]["query_vector"] = [0.0] * 8
     # a perfect judge on every answered action of the first 40 questions; none on the rest
     judgements = [{"id": r["id"], "policy": policy, "p_correct": r["outcomes"][a]["f1"]}
-                  for r in rows[:40] for a, (_, _, policy) in ACTIONS.items() if a != "abstain"]
+                  for r in rows[:40] for a, (_, _, policy) in ALL_ACTIONS.items() if a in ACTIONS and a != "abstain"]
     gold, judge = judged_rows(rows, judgements)
     assert len(gold) == len(judge) == 40
     # the judge's stand-in for abstention: every answer judged wrong

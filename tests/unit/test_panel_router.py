@@ -12,10 +12,11 @@ from adaptive_rag.models.panel import Models
 from adaptive_rag.types import SourceDocument
 from adaptive_rag.usage import Prices
 from gatekeeper import panel_router
-from gatekeeper.panel_router import ACTIONS
+from gatekeeper.panel_router import ACTIONS, CORE_ACTIONS
 from adaptive_rag.testing import FakeLM
 
 COSTS = {"abstain": 0.0, "closed_book:reader": 1.0, "closed_book:strong": 3.0, "rag:reader": 10.0, "rag:strong": 30.0}
+MULTI_STEP_COSTS = {"multi_step:reader": 25.0, "multi_step:strong": 80.0}
 
 
 def _inputs(question: str, dense_top: float, dim: int = 8) -> dict:
@@ -35,7 +36,7 @@ def _rows(n: int = 60) -> list[dict]:
               "rag:reader": float(covered and i % 4 == 0), "rag:strong": float(covered)}
         rows.append({"id": str(i), "question": f"question {i}", "kind": "in" if covered else "out",
                      "inputs": _inputs(f"question {i}", 0.8 if covered else 0.1),
-                     "outcomes": {a: {"f1": f1[a], "tokens": COSTS[a] * 10, "cost": COSTS[a]} for a in ACTIONS}})
+                     "outcomes": {a: {"f1": f1[a], "tokens": COSTS[a] * 10, "cost": COSTS[a]} for a in CORE_ACTIONS}})
     return rows
 
 
@@ -57,17 +58,22 @@ def test_choice_maximises_p_correct_less_the_weighted_relative_cost():
         panel_router.choose(probs, COSTS, [], 0.0)
 
 
-def test_labels_need_every_action():
+def test_labels_need_every_core_action_and_keep_the_multi_step_ones_where_answered():
     records = []
-    for qid in ("a", "b"):
+    for qid in ("a", "b", "c"):
         for action, (_, _, policy) in ACTIONS.items():
             if qid == "b" and action == "rag:strong":
                 continue  # b lacks the strong RAG answer: left out
+            if qid == "c" and action.startswith("multi_step"):
+                continue  # c has no multi-step answers: kept, with the core actions
             records.append({"id": qid, "question": qid, "policy": policy, "f1": 1.0, "total_tokens": 5, "cost": 0.1,
                             "kind": "squad"})
     records.append({"id": "a", "question": "a", "policy": "cascade", "f1": 0.0, "total_tokens": 5, "cost": 0.1})
     rows = panel_router.labels_from_records(records)
-    assert [r["id"] for r in rows] == ["a"] and set(rows[0]["outcomes"]) == set(ACTIONS)
+    assert [r["id"] for r in rows] == ["a", "c"] and set(rows[0]["outcomes"]) == set(ACTIONS)
+    assert set(rows[1]["outcomes"]) == set(panel_router.CORE_ACTIONS)
+    assert panel_router.trained_actions(rows) == list(panel_router.CORE_ACTIONS)  # c has no multi-step outcome
+    assert panel_router.trained_actions(rows[:1]) == list(ACTIONS)
 
 
 def test_training_separates_covered_from_uncovered_and_round_trips(tmp_path):
@@ -80,7 +86,7 @@ def test_training_separates_covered_from_uncovered_and_round_trips(tmp_path):
     assert router.choose(covered, ACTIONS, 0.0)[0] == "rag:strong"
     # mean costs come from the labels; cross-fitted probabilities cover every question and action
     assert router.actions["rag:strong"].cost == pytest.approx(30.0)
-    assert len(heldout) == len(rows) and set(heldout[0]["probabilities"]) == set(ACTIONS)
+    assert len(heldout) == len(rows) and set(heldout[0]["probabilities"]) == set(CORE_ACTIONS)
     assert router.meta["cross_validated"]["abstain"]["auroc"] == pytest.approx(1.0)
     # the strong model's rate where the reader was right and wrong, for escalation (query/policies.py)
     pairs = [(r["outcomes"]["rag:reader"]["f1"] >= 0.5, r["outcomes"]["rag:strong"]["f1"] >= 0.5) for r in rows]
@@ -125,8 +131,9 @@ class _FixedRouter(panel_router.PanelRouter):
     """A router whose probabilities are set by the test (the choice rule and costs are real)."""
 
     def __init__(self, probs):
-        super().__init__({a: panel_router.ActionModel(np.zeros(1), np.ones(1), np.zeros(1), 0.0, COSTS[a], 1.0)
-                          for a in ACTIONS}, [], "fake", {"name": "fixed", "questions": 1})
+        costs = {**COSTS, **MULTI_STEP_COSTS}
+        super().__init__({a: panel_router.ActionModel(np.zeros(1), np.ones(1), np.zeros(1), 0.0, costs[a], 1.0)
+                          for a in probs}, [], "fake", {"name": "fixed", "questions": 1})
         self.probs = probs
 
     def probabilities(self, inputs):
@@ -159,6 +166,19 @@ def test_adaptive_runs_the_chosen_action_and_records_why(engine_for, settings, s
         engine.answer("kb", "otters?", policy="adaptive")
 
 
+def test_adaptive_runs_multi_step_when_its_router_was_trained_for_it_and_chooses_it(engine_for, store):
+    probs = {"abstain": 0.1, "closed_book:reader": 0.2, "closed_book:strong": 0.3, "rag:reader": 0.3, "rag:strong": 0.4,
+             "multi_step:reader": 0.9, "multi_step:strong": 0.95}
+    engine, weak, big = _engine(engine_for, store, _FixedRouter(probs))
+    d = engine.answer("kb", "what do otters do?", policy="adaptive")
+    assert d.stages[1].outcome == "multi_step:reader" and d.route == "multi_step" and d.stages[-1].model == "weak"
+    assert any(s.name == "hop" for s in d.stages) and d.answer == "hold hands"
+    # a router without multi-step models (the shipped one) never chooses them
+    core = {a: p for a, p in probs.items() if a in CORE_ACTIONS}
+    engine.routers["panel"] = _FixedRouter(core)
+    assert engine.answer("kb", "what do otters do?", policy="adaptive").route == "rag"
+
+
 def test_adaptive_replay_over_the_cost_weight_matches_the_choice_rule():
     from eval.router_sweeps import adaptive_sweep
 
@@ -166,7 +186,7 @@ def test_adaptive_replay_over_the_cost_weight_matches_the_choice_rule():
     f1 = {"abstain": 0.0, "closed_book:reader": 0.0, "closed_book:strong": 0.0, "rag:reader": 0.0, "rag:strong": 1.0}
     records = []
     for qid in ("1", "2"):
-        for action, (_, _, policy) in ACTIONS.items():
+        for action, (_, _, policy) in ((a, ACTIONS[a]) for a in CORE_ACTIONS):
             records.append({"id": qid, "policy": policy, "f1": f1[action], "cost": COSTS[action], "total_tokens": 1})
         records.append({"id": qid, "policy": "adaptive", "f1": 1.0, "cost": 30.0, "total_tokens": 1,
                         "router": {"panel": {"probabilities": probs, "costs": COSTS}}})

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from gatekeeper import panel_router
-from gatekeeper.panel_router import ACTIONS
 
 
 def test_the_shipped_default_loads_on_a_fresh_data_directory(tmp_path):

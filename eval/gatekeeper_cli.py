@@ -226,7 +226,8 @@ def panel(
                                                      "(gatekeeper/default_router is the one the package ships).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     groups: Annotated[str, typer.Option(help="Feature groups, comma-separated: form, retrieval (raw scores), "
-                                             "retrieval_norm (on each collection's own scale), embedding.")]
+                                             "retrieval_norm (on each collection's own scale), hops (multi-hop "
+                                             "wording), embedding.")]
     = "form,retrieval,embedding",
     profiles: Annotated[Optional[Path], typer.Option(help="A folder of COLLECTION.json retrieval profiles "
                                                           "(python -m eval.retrieval_profiles) for label rows "
@@ -240,7 +241,7 @@ def panel(
     unknown = set(chosen) - (set(features.GROUPS) - {"probe"})
     if unknown or not chosen:
         raise UserError(f"unknown feature groups {sorted(unknown) or groups!r}; valid: form, retrieval, "
-                        "retrieval_norm, embedding")
+                        "retrieval_norm, hops, embedding")
     rows, embedders = [], set()
     for directory in labels:
         path, meta = directory / "labels.jsonl", directory / "meta.json"

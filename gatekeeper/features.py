@@ -13,6 +13,10 @@ Groups (an artifact records which it was trained with, and the exact names):
   of its documents), so a threshold learned on one collection means the same on another; the
   scale-free signals (agreement, spread, relative gap) as they are. Needs the profile in the
   inputs (a retrieval with components carries it).
+- `hops`: whether the question needs more than one document, from its wording alone: a comparison
+  ("Are X and Y both ...", "Which is older, X or Y?"), a chain of relations ("the director of the
+  film that ..."), relative clauses, and how many named things it mentions. With `retrieval`'s
+  document spread, what tells multi-hop questions (the `multi_step` actions) from single-hop ones.
 - `probe`: log-prob statistics of a closed-book draft (optional: it costs one short LM call).
 - `embedding`: the query's MiniLM vector (the ingest embedder), so the model can learn topics.
 
@@ -31,7 +35,10 @@ import numpy as np
 
 from adaptive_rag.retrieve import Retrieval
 
-GROUPS = ("form", "retrieval", "retrieval_norm", "probe", "embedding")
+GROUPS = ("form", "retrieval", "retrieval_norm", "hops", "probe", "embedding")
+COMPARISON_WORDS = frozenset(("both", "same", "either", "neither", "older", "younger", "first", "earlier", "later",
+                              "larger", "smaller", "longer", "shorter", "higher", "more", "fewer", "less"))
+RELATIVE_WORDS = frozenset(("who", "which", "that", "whose", "whom", "where", "when"))
 DEFAULT_GROUPS = ("form", "retrieval", "embedding")
 WH_WORDS = ("what", "who", "when", "where", "which", "how", "why")
 YES_NO = ("is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "will", "would", "should")
@@ -78,6 +85,22 @@ def _form(query: str) -> dict[str, float]:
            "form_capitalised": float(sum(1 for w in words[1:] if w[:1].isupper())) / max(1, len(words))}
     out.update({f"form_wh_{w}": float(wh == w) for w in (*WH_WORDS, "other")})
     return out
+
+
+def _hops(query: str) -> dict[str, float]:
+    words = re.findall(r"[A-Za-z0-9']+", query)
+    lower = [w.lower() for w in words]
+    entities, inside = 0, False
+    for w in words[1:]:  # runs of capitalised words after the first: one named thing each
+        capital = w[:1].isupper()
+        entities += capital and not inside
+        inside = capital
+    two_options = bool(re.search(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*\s+or\s+[A-Z]", query))
+    return {"hop_comparison": float(bool(COMPARISON_WORDS & set(lower)) or two_options
+                                    or (bool(lower) and lower[0] in YES_NO and " and " in query)),
+            "hop_of_chain": math.log1p(len(re.findall(r"\bof\s+(?:the|a|an|his|her|their|its)\b", query, re.IGNORECASE))),
+            "hop_relative": math.log1p(sum(1 for w in lower[1:] if w in RELATIVE_WORDS)),
+            "hop_entities": math.log1p(entities)}
 
 
 def _gap(scores: Sequence[float]) -> float:
@@ -150,6 +173,8 @@ def _named(inputs: Mapping, groups: Sequence[str]) -> dict[str, float]:
         out.update(_retrieval(inputs))
     if "retrieval_norm" in groups:
         out.update(_retrieval_norm(inputs))
+    if "hops" in groups:
+        out.update(_hops(inputs["query"]))
     if "probe" in groups:
         out.update(_probe(inputs))
     if "embedding" in groups:

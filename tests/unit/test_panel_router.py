@@ -262,3 +262,16 @@ def test_panel_training_on_chosen_feature_groups_with_profiles_from_a_folder(tmp
     assert not any(n.startswith(("emb_", "ret_")) for n in router.feature_names)
     assert cli.run(["gatekeeper", "panel", "--labels", str(tmp_path / "a"), "--groups", "form,colour"]) == 2
     assert "unknown feature groups ['colour']" in capsys.readouterr().err
+
+
+def test_the_hops_features_read_comparisons_chains_and_named_things_from_the_wording():
+    from gatekeeper.features import _hops, feature_names
+
+    assert _hops("Were Max Jacob and Connie May Fowler both memoirists?")["hop_comparison"] == 1.0
+    assert _hops("Which band was formed first, Hole or The Stooges?")["hop_comparison"] == 1.0
+    bridge = _hops("Where was the director of the film that won in 1990 born?")
+    assert bridge["hop_comparison"] == 0.0 and bridge["hop_of_chain"] > 0 and bridge["hop_relative"] > 0
+    assert _hops("What do otters do?") == {"hop_comparison": 0.0, "hop_of_chain": 0.0, "hop_relative": 0.0,
+                                           "hop_entities": 0.0}
+    assert _hops("Who met Ada Vance in Lisbon?")["hop_entities"] == pytest.approx(math.log1p(2))
+    assert [n for n in feature_names(("hops",), 0)] == ["hop_comparison", "hop_of_chain", "hop_relative", "hop_entities"]

@@ -3,8 +3,8 @@ ICLR 2026: one threshold per cached question instead of one global similarity).
 
 Each near hit teaches: at similarity s to entry e, was the cached answer right for the new
 question? An *observation* (s, right, weight):
-- the rewrite adapted the answer: right, weight 1; it declined: not right, weight 1 (the reader's
-  verdict, noisy, but free);
+- the rewrite adapted the answer: right, weight 1; it declined, or changed the answer's content
+  (query/cached.py's agreement rule): not right, weight 1 (the reader's verdict, noisy, but free);
 - a user's verdict on a decision served from the cache (exact or near): right or not, weight
   FEEDBACK_WEIGHT (rarer and trusted more; a "wrong" also evicts the entry).
 
@@ -23,8 +23,9 @@ Model: P(right | s) = sigmoid(gamma * (s - m)).
   its upper 95% bound: few observations mean a cautious threshold. Kept in [MIN_THRESHOLD, 1];
   a threshold of 1 serves near hits only for the same vector.
 
-Declines push a threshold up; rewrites that adapt the answer at similarities near it pull it down,
-so a robust entry learns to serve more paraphrases. Pure numpy; the observations live in the
+Declines push a threshold up; rewrites that adapt the answer pull it down, by little where the
+model already expected them to (a verdict where P(right) is near 1 carries little information),
+and nothing below a threshold is ever tried, so thresholds fall slowly. Pure numpy; the observations live in the
 decision log (cache_sql.py, `cache_observations`), so replicas learn from each other.
 """
 

@@ -11,7 +11,9 @@ question? An *observation* (s, right, weight):
 Model: P(right | s) = sigmoid(gamma * (s - m)).
 - **The bucket's fit** (collection, key scope, policy key): gamma and the midpoint m, a logistic
   regression on every observation of the bucket plus PRIOR_WEIGHT of pseudo-observations drawn
-  from the prior, so it starts at the prior and data take over as they come. The prior: steepness
+  from the prior, so it starts at the prior and data take over as they come; with fewer than
+  MIN_BUCKET_OBSERVATIONS verdicts it is the prior (a handful of declines draw no curve: each
+  still moves its own entry). The prior: steepness
   PRIOR_GAMMA, and the midpoint that makes an entry with no observations get exactly
   ARAG_CACHE_SIMILARITY as its threshold (the setting keeps its meaning on a fresh cache).
 - **The entry's midpoint** m_e: with the bucket's gamma, the maximum a posteriori midpoint from the
@@ -39,6 +41,7 @@ import numpy as np
 
 PRIOR_GAMMA = 40.0  # prior steepness: P(right) from 0.5 to 0.99 over 0.115 of cosine similarity
 PRIOR_WEIGHT = 4.0  # the bucket's prior, in observations
+MIN_BUCKET_OBSERVATIONS = 20  # below this many verdicts a bucket keeps the prior: a few declines are no curve
 ENTRY_PRIOR_WEIGHT = 2.0  # an entry's prior (the bucket's fit), in observations
 FEEDBACK_WEIGHT = 3.0  # a user's verdict on a cached answer counts as this many rewrite verdicts
 Z = 1.645  # one-sided 95%
@@ -122,8 +125,8 @@ def fit_bucket(observations: Sequence[Observation], similarity: float, target: f
     """The bucket's gamma and midpoint (see the module docstring): weighted logistic regression in
     (a, b) with P = sigmoid(a * s + b), by Newton steps (convex: it converges from the prior)."""
     start = prior(similarity, target)
-    if not observations:
-        return start
+    if len(observations) < MIN_BUCKET_OBSERVATIONS:
+        return BucketFit(start.gamma, start.midpoint, start.information, len(observations))
     data = [*observations, *_pseudo(start.gamma, start.midpoint, PRIOR_WEIGHT)]
     s = np.array([o.similarity for o in data])
     y = np.array([o.right for o in data])

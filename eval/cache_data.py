@@ -154,6 +154,32 @@ def _add_similarity(settings, rows: list[dict]) -> None:
         r["similarity"] = round(float(vectors[at[r["earlier"]]] @ vectors[at[r["question"]]]), 4)
 
 
+def select_disjoint(rows: list[dict], keep: dict[str, int], paraphrases: tuple[set, set]) -> list[dict]:
+    """The most similar pairs first, up to `keep[kind]` of each kind, such that no question is
+    both asked earlier (cached) and asked as a look-alike: a new question must meet the cache for
+    the first time, or its "hit" would be its own earlier answer. `paraphrases` = (originals,
+    paraphrases) of the paraphrase data, which the benchmark asks in the same run."""
+    earlier, new = set(paraphrases[0]), set(paraphrases[1])
+    chosen: list[dict] = []
+    counts = dict.fromkeys(keep, 0)
+    for r in rows:
+        if counts[r["kind"]] >= keep[r["kind"]] or r["question"] in earlier | new or r["earlier"] in new:
+            continue
+        chosen.append(r)
+        counts[r["kind"]] += 1
+        earlier.add(r["earlier"])
+        new.add(r["question"])
+    return chosen
+
+
+def _paraphrase_texts(out: Path) -> tuple[set, set]:
+    path = out / "paraphrases.jsonl"
+    if not path.is_file():
+        return set(), set()
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["original"] for r in rows}, {r["paraphrase"] for r in rows}
+
+
 def _answers_differ(a, b) -> bool:
     from eval.metrics import f1_score
 
@@ -198,17 +224,13 @@ def negatives(args) -> int:
     _add_similarity(settings, rows)
     rows.sort(key=lambda r: -r["similarity"])
     keep = {"squad_same_paragraph": args.keep_squad, "hotpotqa_shared_entity": args.keep_hotpotqa}
-    hardest, asked = [], set()
-    for r in rows:  # the most similar pairs of each kind first, each new question once
-        if r["id"] not in asked and sum(h["kind"] == r["kind"] for h in hardest) < keep[r["kind"]]:
-            hardest.append(r)
-            asked.add(r["id"])
+    hardest = select_disjoint(rows, keep, _paraphrase_texts(Path(args.out)))
     rng.shuffle(hardest)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hard_negatives.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hardest))
     summary = {"what": "hard negatives: look-alike questions that want a different answer; of all such pairs, "
-                       f"the {args.keep_squad} SQuAD and {args.keep_hotpotqa} HotpotQA pairs most similar by the cache's own measure (MiniLM cosine), each new question once",
+                       f"the {args.keep_squad} SQuAD and {args.keep_hotpotqa} HotpotQA pairs most similar by the cache's own measure (MiniLM cosine), such that no question is both an earlier (cached) one and a new one, the paraphrase data's included",
                "pairs_found": {k: sum(r["kind"] == k for r in rows) for k in ("squad_same_paragraph", "hotpotqa_shared_entity")},
                "kept": {k: sum(r["kind"] == k for r in hardest) for k in ("squad_same_paragraph", "hotpotqa_shared_entity")},
                "answers_differ_if": f"token F1 < {CORRECT_F1} between every pair of their gold answers, both ways",

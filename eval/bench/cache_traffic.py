@@ -237,8 +237,10 @@ def run(args) -> dict[str, Any]:
     data = Path(args.traffic)
     paraphrases = _jsonl(data / "paraphrases.jsonl")
     negatives = _jsonl(data / "hard_negatives.jsonl")[: args.negatives or None]
-    settings = Settings().model_copy(update={"data_dir": args.data_dir.resolve(), "qdrant_url": None,
-                                             "decisions_url": None})
+    update = {"data_dir": args.data_dir.resolve(), "qdrant_url": None, "decisions_url": None}
+    if args.target_error is not None:
+        update["cache_target_error"] = args.target_error
+    settings = Settings().model_copy(update=update)
     result: dict[str, Any] = {"machine": machine_info(), "policy": args.policy, "data": str(data),
                               "target_error": settings.cache_target_error, "start_similarity": settings.cache_similarity,
                               "command": "python -m eval.bench " + " ".join(args.argv), "date": time.strftime("%Y-%m-%d")}

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from adaptive_rag.cache_threshold import (Observation, ThresholdLearner, entry_threshold, fit_bucket, prior)
+from adaptive_rag.cache_threshold import (MIN_BUCKET_OBSERVATIONS, Observation, ThresholdLearner, entry_threshold,
+                                          fit_bucket, prior)
 from adaptive_rag.decisions import SQLiteDecisionStore
 
 
@@ -42,6 +43,7 @@ def test_a_bucket_fit_finds_the_similarity_of_the_target_error_from_many_verdict
 
 def test_verdicts_that_do_not_rise_with_similarity_keep_the_prior_slope():
     rng = random.Random(1)
+    assert fit_bucket([Observation(0.95, 0.0)] * (MIN_BUCKET_OBSERVATIONS - 1), 0.9, 0.01).midpoint == prior(0.9, 0.01).midpoint
     fit = fit_bucket([Observation(rng.uniform(0.7, 1.0), float(rng.random() < 0.3)) for _ in range(200)], 0.9, 0.01)
     assert fit.gamma == 40.0 and entry_threshold(fit, [], 0.01).threshold == 1.0  # mostly wrong: no near hits
 
@@ -63,10 +65,13 @@ def test_the_learner_stores_verdicts_and_gives_the_bucket_a_new_default(tmp_path
         assert learned.threshold > 0.93 and learned.observations == 1
         assert log.cache_get(entries[0].id).threshold == learned.threshold
         assert log.cache_observations(*key) == [(0.93, 0.0, 1.0)]
-        # the bucket learned too: the others, without verdicts of their own, got its new default
+        # one verdict draws no curve: the others keep the prior; twenty-odd declines move the bucket
+        assert learner.default_threshold(log, index, key) == 0.9
+        for n in range(MIN_BUCKET_OBSERVATIONS):
+            learner.observe(log, index, key, entries[2].id, f"d{n + 2}", 0.93, False, "rewrite")
         default = learner.default_threshold(log, index, key)
-        assert default > 0.9
+        assert default > 0.93
         assert log.cache_get(entries[1].id).threshold == default
-        assert index.nearest("kb", "-", "p", [1.0, 1.0]) is None or index.nearest("kb", "-", "p", [1.0, 1.0]).threshold == default
+        assert index.nearest("kb", "-", "p", [1.0, 1.0]) is None  # entry 1's own vector no longer reaches it
         log.cache_clear("kb")
         assert log.cache_observations(*key) == []

@@ -43,3 +43,15 @@ def test_wrong_hits_count_served_negatives_whose_answer_misses_their_own_gold():
 def test_the_upper_bound_of_no_wrong_hits_in_300_is_about_one_percent():
     assert clopper_pearson_upper(0, 300) == pytest.approx(0.0122, abs=5e-4)
     assert clopper_pearson_upper(3, 3) == 1.0
+
+
+def test_hard_negatives_never_ask_a_question_the_cache_saw_before():
+    from eval.cache_data import select_disjoint
+
+    rows = [{"kind": "k", "earlier": "a", "question": "b"}, {"kind": "k", "earlier": "b", "question": "a"},
+            {"kind": "k", "earlier": "c", "question": "d"}, {"kind": "k", "earlier": "p", "question": "e"},
+            {"kind": "k", "earlier": "e", "question": "f"}, {"kind": "k", "earlier": "g", "question": "o"}]
+    chosen = select_disjoint(rows, {"k": 10}, ({"o"}, {"p"}))
+    assert [(r["earlier"], r["question"]) for r in chosen] == [("a", "b"), ("c", "d"), ("e", "f")]
+    assert {r["earlier"] for r in chosen}.isdisjoint({r["question"] for r in chosen})
+    assert len(select_disjoint(rows, {"k": 1}, (set(), set()))) == 1

@@ -506,7 +506,9 @@ def cache(
     if not stats:
         typer.echo("the answer cache is empty")
     for name, row in stats.items():
-        typer.echo(f"{name}: {row['entries']} entries, {row['exact_hits']} exact hits")
+        typer.echo(f"{name}: {row['entries']} entries, {row['exact_hits']} exact hits, {row['rewrites_ok']} rewrites "
+                   f"served, {row['rewrites_refused']} declined; near-hit thresholds median {row['threshold_median']:.3f} "
+                   f"(lowest {row['threshold_min']:.3f}), learned from {row['verdicts']} verdicts")
 
 
 @app.command()

@@ -511,7 +511,14 @@ def test_answer_cache_rows_read_back_and_hit_only_their_scope_policy_and_collect
     second = log.cache_put(_cache_entry(1, decision_id="d0000"))
     assert [e.id for e in replica.cache_since(0)] == [put.id, second.id]
     assert [e.id for e in replica.cache_since(put.id)] == [second.id]
-    assert replica.cache_stats() == {"docs": {"entries": 2, "exact_hits": 1, "rewrites_ok": 1, "rewrites_refused": 1}}
+    log.cache_observe("docs", "key-a", put.policy_key, put.id, "d1", 0.93, 0.0, 1.0, "rewrite")
+    assert replica.cache_observations("docs", "key-a", put.policy_key) == [(0.93, 0.0, 1.0)]
+    second_threshold = replica.cache_get(second.id).threshold
+    assert replica.cache_stats() == {"docs": {
+        "entries": 2, "exact_hits": 1, "rewrites_ok": 1, "rewrites_refused": 1, "verdicts": 1,
+        "threshold_median": pytest.approx((0.97 + second_threshold) / 2), "threshold_min": min(0.97, second_threshold)}}
+    assert log.cache_set_default_threshold("docs", "key-a", put.policy_key, 0.95) == 1  # the entry without verdicts
+    assert replica.cache_get(second.id).threshold == 0.95 and replica.cache_get(put.id).threshold == 0.97
     assert log.cache_evict_decision("d0000") == 2 and replica.cache_get(put.id) is None
     third = log.cache_put(_cache_entry(2, collection="other"))
     assert log.cache_evict([third.id, 99999]) == 1 and log.cache_clear() == 0

@@ -207,6 +207,11 @@ class Settings(BaseSettings):
     cache_target_error: float = Field(0.01, gt=0, le=0.5, description=(
         "The wrong-hit rate the cache's learned near-hit thresholds aim at: a near hit is tried only where the "
         "verdicts so far say it is right with probability at least 1 minus this."))
+    cache_rewrite: Literal["adapt", "check"] = Field("adapt", description=(
+        "A near hit's rewrite: `adapt` gives the reader the cached answer, its question and its supporting chunks "
+        "to adapt; `check` gives it the supporting chunks only, so it answers the new question blind and the "
+        "cached answer is served only when the two agree (a small reader shown the cached answer tends to repeat "
+        "it for a different question)."))
     cache_scope: Literal["key", "collection"] = Field("key", description=(
         "Whose answers a cached question may be served from: the same API key's (`key`), or any key's on the "
         "collection (`collection`: a hit then shows the answer and citations, not the other key's decision)."))

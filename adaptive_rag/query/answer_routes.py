@@ -88,12 +88,12 @@ def rag(reader: LanguageModel, question: str, hits: Sequence[SearchHit], max_new
 
 
 def cache_rewrite(reader: LanguageModel, question: str, earlier_question: str, earlier_answer: str,
-                  cited: Sequence[SearchHit], max_new_tokens: int) -> RouteResult:
+                  cited: Sequence[SearchHit], max_new_tokens: int, show_earlier: bool = True) -> RouteResult:
     """The answer cache's near hit (query/cached.py): the reader adapts a cached answer to a new
     wording of its question from the answer's own supporting chunks, or says it does not answer
     it (the route `cache_rewrite`; `unanswerable` is that refusal)."""
     context = "\n\n".join(_numbered(i, h, h.text) for i, h in enumerate(cited))
-    return _answer("cache_rewrite", reader, prompts.rewrite(question, earlier_question, earlier_answer, context),
+    return _answer("cache_rewrite", reader, prompts.rewrite(question, earlier_question, earlier_answer, context, show_earlier),
                    max_new_tokens, cited, reader.count_tokens(context) if context else 0)
 
 

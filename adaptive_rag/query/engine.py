@@ -52,6 +52,7 @@ class QueryConfig:
     cache_scope: str = "key"  # key | collection
     cache_similarity: float = 0.9  # a fresh cache's near-hit threshold
     cache_target_error: float = 0.01  # the wrong-hit rate the learned thresholds aim at
+    cache_rewrite: str = "adapt"  # adapt (the reader sees the cached answer) | check (it answers blind)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
@@ -65,7 +66,8 @@ class QueryConfig:
                    multi_step_strategy=settings.multi_step_strategy, multi_step_max_steps=settings.multi_step_max_steps,
                    verify_escalation=escalation,
                    thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope,
-                   cache_similarity=settings.cache_similarity, cache_target_error=settings.cache_target_error)
+                   cache_similarity=settings.cache_similarity, cache_target_error=settings.cache_target_error,
+                   cache_rewrite=settings.cache_rewrite)
 
 
 class QueryEngine:

@@ -21,9 +21,14 @@ def with_context(question: str, context: str) -> list[Message]:
                             f"Question: {question}\nAnswer:")]
 
 
-def rewrite(question: str, earlier_question: str, earlier_answer: str, context: str) -> list[Message]:
+def rewrite(question: str, earlier_question: str, earlier_answer: str, context: str,
+            show_earlier: bool = True) -> list[Message]:
     """The answer cache's near hit: adapt a cached answer to a paraphrase, or decline. Short on
-    purpose (the cached answer's supporting chunks only): prompt processing dominates on a CPU."""
+    purpose (the cached answer's supporting chunks only): prompt processing dominates on a CPU.
+    Without `show_earlier` (ARAG_CACHE_REWRITE=check) the reader answers the new question from
+    those chunks alone, RAG's prompt, so it cannot repeat the cached answer for a different question."""
+    if not show_earlier:
+        return with_context(question, context)
     shown = f"Context:\n{context}\n\n" if context else ""
     return [Message("system", SYSTEM),
             Message("user", f"{shown}Earlier question: {earlier_question}\nIts answer: {earlier_answer}\n\n"

@@ -200,7 +200,8 @@ class QueryRun:
         `cache_rewrite` stage with its tokens and cost."""
         lm, started = self._lm(None, "reader"), time.perf_counter()
         return self._record(routes.cache_rewrite(lm, self.question, earlier_question, earlier_answer, cited,
-                                                 self.engine.config.max_new_tokens), lm, started)
+                                                 self.engine.config.max_new_tokens,
+                                                 show_earlier=self.engine.config.cache_rewrite == "adapt"), lm, started)
 
     def route(self, route: str, model: str | None = None) -> RouteResult:
         """Run `route` ("closed_book", "rag" or "long_context") on `model`: a (route, model) pair."""

@@ -140,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--stream", type=int, default=200, help="with --traffic: questions in the mixed stream")
     ca.add_argument("--latency", type=int, default=15, help="with --traffic: originals timed without the generation cache")
     ca.add_argument("--target-error", type=float, default=None, help="with --traffic: ARAG_CACHE_TARGET_ERROR for the run")
+    ca.add_argument("--rewrite", choices=("adapt", "check"), default=None, help="with --traffic: ARAG_CACHE_REWRITE")
     ca.add_argument("--seed", type=int, default=0)
     ca.add_argument("--rows-out", type=Path, help="with --traffic: write every question's outcome here (JSON lines)")
     ex = sub.add_parser("exploration", help="user latency with background exploration on and off, real models")

@@ -240,9 +240,12 @@ def run(args) -> dict[str, Any]:
     update = {"data_dir": args.data_dir.resolve(), "qdrant_url": None, "decisions_url": None}
     if args.target_error is not None:
         update["cache_target_error"] = args.target_error
+    if args.rewrite is not None:
+        update["cache_rewrite"] = args.rewrite
     settings = Settings().model_copy(update=update)
     result: dict[str, Any] = {"machine": machine_info(), "policy": args.policy, "data": str(data),
                               "target_error": settings.cache_target_error, "start_similarity": settings.cache_similarity,
+                              "rewrite": settings.cache_rewrite,
                               "command": "python -m eval.bench " + " ".join(args.argv), "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory(prefix="arag-bench-traffic-") as tmp:
         if args.latency:
@@ -276,7 +279,8 @@ def format_result(r: dict[str, Any]) -> str:
     la, st = r["look_alikes"], r["stream"]
     neg, para = la["hard_negatives"], la["paraphrases"]
     lines = [f"machine: {cpu.get('model')}, {cpu.get('physical_cores')} cores, flags {' '.join(cpu.get('flags', []))}",
-             f"policy {r['policy']}; thresholds start at {r['start_similarity']}, target error {r['target_error']}", "",
+             f"policy {r['policy']}; thresholds start at {r['start_similarity']}, target error {r['target_error']}, "
+             f"rewrite {r.get('rewrite', 'adapt')}", "",
              f"hard negatives: {neg['wrong_hits']} wrong hits of {neg['n']} = {neg['wrong_hit_rate']:.3%} "
              f"(95% upper {neg['wrong_hit_rate_95_upper']:.3%}); served from cache {neg['served_from_cache']}; "
              f"outcomes {neg['outcomes']}",

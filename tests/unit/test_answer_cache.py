@@ -392,3 +392,17 @@ def test_answers_made_under_other_server_settings_do_not_hit(engine_for):
     assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")).outcome.startswith("miss")
     assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag",
                                 top_k=2)).outcome.startswith("exact hit")  # the same effective top_k
+
+
+def test_a_checking_rewrite_answers_blind_and_serves_only_an_agreeing_answer(engine_for):
+    from adaptive_rag.testing import FakeLM
+
+    reader = FakeLM("reader", facts={"otters": "hold hands", "beavers": "build dams"})
+    engine = engine_for(reader, docs=OTTER_DOCS, collection="kb", cache="semantic", cache_similarity=0.5, top_k=1,
+                        cache_rewrite="check")
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
+    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
+    assert any(s.name == "cache_rewrite" for s in near.stages)
+    prompt = reader.calls[-1][-1].content  # the rewrite's: the last model call
+    assert "Earlier question:" not in prompt and "hold hands" not in prompt.split("Question:")[-1]
+    assert _stage(near).signals["lookup"] == "near_hit" and near.answer == "hold hands"

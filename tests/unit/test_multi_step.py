@@ -112,3 +112,10 @@ def test_an_evaluation_record_counts_every_hop_and_whether_all_gold_documents_we
     assert (multi["lm_calls"], multi["retrieval_calls"]) == (3, 2)
     assert single["retrieved_docs"] == ["film"] and single["gold_all_retrieved"] is False
     assert (single["lm_calls"], single["retrieval_calls"]) == (1, 1)
+
+
+def test_the_first_reasoning_step_may_not_answer_so_the_route_retrieves_at_least_twice(engine_for):
+    engine = _engine(engine_for)
+    engine.answer("kb", QUESTION, policy="always_multi_step")
+    steps = [m[-1].content for m in engine.models.reader.calls if m[-1].content.endswith("Next step:")]
+    assert len(steps) == 2 and "So the answer is" not in steps[0] and "So the answer is" in steps[1]

@@ -134,6 +134,23 @@ def _distribution(values: list[float]) -> dict:
             "histogram_0.1_bins": {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": int(c) for i, c in enumerate(counts)}}
 
 
+def look_alike_pairs(kind: str, groups: dict[str, list]) -> list[dict]:
+    """Every ordered pair (earlier, later) of questions that share a group (a paragraph, an
+    entity) and want different answers, once each, in the groups' sorted order."""
+    rows, seen = [], set()
+    for shared, group in sorted(groups.items()):
+        for earlier in group:
+            for later in group:
+                if later.id != earlier.id and (earlier.id, later.id) not in seen \
+                        and _answers_differ(earlier.answers, later.answers):
+                    seen.add((earlier.id, later.id))
+                    rows.append({"kind": kind, "shared": shared, "collection": earlier.collection,
+                                 "earlier_id": earlier.id, "earlier": earlier.question,
+                                 "earlier_answers": list(earlier.answers), "id": later.id, "question": later.question,
+                                 "answers": list(later.answers), "jaccard": round(jaccard(earlier.question, later.question), 4)})
+    return rows
+
+
 def proper_nouns(question: str) -> set[str]:
     """Capitalised words of 4+ letters after the question's first word: a crude named-entity mark."""
     return {w for w in _WORD.findall(question)[1:] if len(w) >= 4 and w[0].isupper()}
@@ -192,35 +209,17 @@ def negatives(args) -> int:
 
     settings = Settings()
     rng = random.Random(args.seed)
-    rows = []
     squad = load_eval_set("squad-dev", settings, "dev")
     by_paragraph: dict[str, list] = {}
     for s in squad.samples:
         by_paragraph.setdefault(s.gold_chunk_keys[0], []).append(s)
-    for paragraph, group in sorted(by_paragraph.items()):
-        for earlier in group:
-            for later in group:
-                if later.id != earlier.id and _answers_differ(earlier.answers, later.answers):
-                    rows.append({"kind": "squad_same_paragraph", "shared": paragraph, "collection": earlier.collection,
-                                 "earlier_id": earlier.id, "earlier": earlier.question,
-                                 "earlier_answers": list(earlier.answers), "id": later.id, "question": later.question,
-                                 "answers": list(later.answers), "jaccard": round(jaccard(earlier.question, later.question), 4)})
+    rows = look_alike_pairs("squad_same_paragraph", by_paragraph)
     hotpot = load_eval_set("hotpotqa", settings, "train+dev")  # development pool; no test or final question
     by_entity: dict[str, list] = {}
     for s in hotpot.samples:
         for entity in set(s.gold_doc_ids) | proper_nouns(s.question):
             by_entity.setdefault(entity, []).append(s)
-    seen = set()
-    for entity, group in sorted(by_entity.items()):
-        for earlier in group:
-            for later in group:
-                if later.id != earlier.id and (earlier.id, later.id) not in seen \
-                        and _answers_differ(earlier.answers, later.answers):
-                    seen.add((earlier.id, later.id))
-                    rows.append({"kind": "hotpotqa_shared_entity", "shared": entity, "collection": earlier.collection,
-                                 "earlier_id": earlier.id, "earlier": earlier.question,
-                                 "earlier_answers": list(earlier.answers), "id": later.id, "question": later.question,
-                                 "answers": list(later.answers), "jaccard": round(jaccard(earlier.question, later.question), 4)})
+    rows += look_alike_pairs("hotpotqa_shared_entity", by_entity)
     _add_similarity(settings, rows)
     rows.sort(key=lambda r: -r["similarity"])
     keep = {"squad_same_paragraph": args.keep_squad, "hotpotqa_shared_entity": args.keep_hotpotqa}

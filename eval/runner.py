@@ -43,8 +43,8 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
     latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
     latency += sum(s["signals"].get("generation_ms", 0.0) for s in hop_calls)
     latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve") + sum(s["latency_ms"] for s in hop_searches)
-    retrieved = list(dict.fromkeys(d for s in stages if s["name"] == "retrieve" or s in hop_searches
-                                   for d in s["signals"].get("doc_ids") or ()))
+    searches = [s for s in stages if s["name"] == "retrieve" or (s["name"] == "hop" and s["signals"].get("kind") == "retrieve")]
+    retrieved = list(dict.fromkeys(d for s in searches for d in s["signals"].get("doc_ids") or ()))
     return {
         "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
         "answer": answer, "gold": list(sample.answers), "em": em, "f1": f1, **ragas,

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Sequence
 from adaptive_rag.decisions import Stage
 from adaptive_rag.models.lm import Generation, LanguageModel, Message
 from adaptive_rag.query import prompts
-from adaptive_rag.query.answer_routes import RouteResult, _answer, fitting_chunks
-from adaptive_rag.query.signals import REFUSAL, says_unanswerable
+from adaptive_rag.query.answer_routes import RouteResult, _answer, fitting_chunks, rag
+from adaptive_rag.query.signals import REFUSAL
 from adaptive_rag.registry import lookup
 from adaptive_rag.types import SearchHit
 
@@ -126,15 +126,13 @@ class Decompose(Strategy):
         for step, sub in enumerate(subs, 1):
             query = substitute(sub, answers)
             hits = search(q, step, query, trail)
-            context, _ = fitting_chunks(hits, lm.context_window - prompts.overhead_tokens(lm.count_tokens, query)
-                                        - q.engine.config.max_new_tokens, lm.count_tokens)
             started = time.perf_counter()
-            answer_gen = lm.generate(prompts.with_context(query, context), q.engine.config.max_new_tokens)
-            answer = answer_gen.text.strip()
-            refused = says_unanswerable(answer)
+            sub_answer = rag(lm, query, hits, q.engine.config.max_new_tokens)  # RAG's budget, prompt and refusal
+            answer, refused = sub_answer.generation.text.strip(), sub_answer.unanswerable
             answers.append("unknown" if refused else answer)
             trail.notes.append(f"{query} -> {answers[-1]}")
-            record_call(q, lm, answer_gen, step, {"sub_question": query, "partial_answer": answer, "unanswerable": refused},
+            record_call(q, lm, sub_answer.generation, step,
+                        {"sub_question": query, "partial_answer": answer, "unanswerable": refused},
                         "unanswerable" if refused else "answered", started)
 
 

@@ -14,6 +14,16 @@ OTTERS = (SourceDocument("otters", "Sea otters hold hands."),)
 OTTER_FACTS = {"otters": "hold hands"}
 
 
+# the answer cache's tests: a fact the otter reader knows, and a document beside it it does not
+OTTERS_AND_BEAVERS = (SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters"),
+                      SourceDocument("beavers", "Beavers build dams across rivers.", title="Beavers"))
+
+
+def cache_stage(decision):
+    """A decision's `cache` stage, or None."""
+    return next((s for s in decision.stages if s.name == "cache"), None)
+
+
 def otter_reader(name: str = "reader", **kwargs):
     """A FakeLM that answers "hold hands" about otters when its context says so."""
     from adaptive_rag.testing import FakeLM

@@ -8,6 +8,7 @@ from adaptive_rag.answer_cache import CacheIndex, normalise_question, still_vali
 from adaptive_rag.decision_store.cache_sql import CacheEntry
 from adaptive_rag.decisions import SQLiteDecisionStore
 from adaptive_rag.types import SourceDocument
+from tests.unit.helpers import OTTERS_AND_BEAVERS, cache_stage as _stage
 
 
 def _entry(i, vector, threshold=0.9, scope="key-a", policy_key="p", collection="docs", **fields):
@@ -70,20 +71,12 @@ def test_a_cached_answer_holds_only_while_its_documents_and_collection_do(engine
     assert not valid and "cites nothing" in why
 
 
-OTTER_DOCS = [SourceDocument("otters", "Otters are mammals. Sea otters hold hands while they sleep.", title="Otters"),
-              SourceDocument("beavers", "Beavers build dams across rivers.", title="Beavers")]
-
-
 def _engine(engine_for, cache="exact", scope="key", **config):
     from adaptive_rag.testing import FakeLM
 
     reader = FakeLM("reader", facts={"otters": "hold hands"})
-    return engine_for(reader, docs=OTTER_DOCS, collection="kb", cache=cache, cache_scope=scope, top_k=1,
+    return engine_for(reader, docs=OTTERS_AND_BEAVERS, collection="kb", cache=cache, cache_scope=scope, top_k=1,
                       **config), reader
-
-
-def _stage(decision):
-    return next((s for s in decision.stages if s.name == "cache"), None)
 
 
 def test_a_repeated_question_is_served_from_the_cache_without_a_model_call(engine_for):
@@ -128,13 +121,13 @@ def test_a_changed_cited_document_or_any_write_for_uncited_answers_invalidates_t
     engine.answer("kb", "What do otters do asleep?", policy="always_rag")
     engine.answer("kb", "Who is the president?", policy="closed_book")  # cites nothing
     # another document is added: the cited answer holds, the uncited one does not
-    engine_for.ingest([*OTTER_DOCS, SourceDocument("herons", "Herons fish.")], collection="kb")
+    engine_for.ingest([*OTTERS_AND_BEAVERS, SourceDocument("herons", "Herons fish.")], collection="kb")
     engine.decision_store.bump_collection_version("kb")
     assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")).outcome.startswith("exact")
     stale = _stage(engine.answer("kb", "Who is the president?", policy="closed_book"))
     assert "stale entry evicted" in stale.outcome and "cites nothing" in stale.signals["reason"]
     # the cited document changes (a write straight into the store counts too: hashes are checked)
-    engine_for.ingest([SourceDocument("otters", "Sea otters sleep in kelp."), *OTTER_DOCS[1:]], collection="kb")
+    engine_for.ingest([SourceDocument("otters", "Sea otters sleep in kelp."), *OTTERS_AND_BEAVERS[1:]], collection="kb")
     calls = len(reader.calls)
     again = engine.answer("kb", "What do otters do asleep?", policy="always_rag")
     assert "changed" in _stage(again).signals["reason"] and len(reader.calls) > calls
@@ -152,7 +145,7 @@ def test_the_cache_is_off_by_default_and_errors_are_never_cached(engine_for):
         def generate(self, *args, **kwargs):
             raise BackendError("the model server is down")
 
-    engine = engine_for(Down("reader"), docs=OTTER_DOCS, collection="kb", cache="exact", top_k=1)
+    engine = engine_for(Down("reader"), docs=OTTERS_AND_BEAVERS, collection="kb", cache="exact", top_k=1)
     with pytest.raises(BackendError):
         engine.answer("kb", "What do otters do asleep?", policy="always_rag")
     assert engine.decision_store.cache_stats() == {}
@@ -162,7 +155,7 @@ def test_the_api_takes_cache_false(server):
     from adaptive_rag.testing import FakeLM
     from adaptive_rag.usage import Prices
 
-    with server(FakeLM("reader", facts={"otters": "hold hands"}), docs=OTTER_DOCS, prices={"reader": Prices(1, 2)},
+    with server(FakeLM("reader", facts={"otters": "hold hands"}), docs=OTTERS_AND_BEAVERS, prices={"reader": Prices(1, 2)},
                 cache="exact") as client:
         body = {"query": "What do otters do asleep?", "collection": "kb", "policy": "always_rag"}
         assert client.post("/v1/query", json=body).status_code == 200
@@ -192,7 +185,7 @@ def test_writes_through_the_api_and_the_cli_count_as_collection_versions(server,
     from adaptive_rag.testing import FakeLM
     from adaptive_rag.usage import Prices
 
-    with server(FakeLM("reader"), docs=OTTER_DOCS, prices={"reader": Prices(1, 2)}, cache="exact") as client:
+    with server(FakeLM("reader"), docs=OTTERS_AND_BEAVERS, prices={"reader": Prices(1, 2)}, cache="exact") as client:
         log = client.app.state.engine.decision_store
         rows = '{"id": "herons", "text": "Herons fish."}\n'
         assert client.post("/v1/collections/kb/documents", content=rows,
@@ -235,7 +228,7 @@ def test_a_wrong_verdict_evicts_the_answer_and_the_entry_it_was_served_from(serv
     from adaptive_rag.testing import FakeLM
     from adaptive_rag.usage import Prices
 
-    with server(FakeLM("reader", facts={"otters": "hold hands"}), docs=OTTER_DOCS, prices={"reader": Prices(1, 2)},
+    with server(FakeLM("reader", facts={"otters": "hold hands"}), docs=OTTERS_AND_BEAVERS, prices={"reader": Prices(1, 2)},
                 cache="exact") as client:
         body = {"query": "What do otters do asleep?", "collection": "kb", "policy": "always_rag"}
         made = client.post("/v1/query", json=body).json()
@@ -250,108 +243,6 @@ def test_a_wrong_verdict_evicts_the_answer_and_the_entry_it_was_served_from(serv
         assert client.post("/v1/feedback", json={"decision_id": again["id"], "correct": False}).status_code == 200
         assert client.post("/v1/query", json=body).json()["usage"]["total_tokens"] > 0
         assert made["id"] != again["id"]
-
-
-def _semantic_engine(engine_for, similarity=0.5):
-    from adaptive_rag.testing import FakeLM
-
-    class Reader(FakeLM):
-        """The otter reader; a rewrite prompt is answered when the new question is about sleep,
-        and declined otherwise."""
-
-        def generate(self, messages, max_new_tokens, **kwargs):
-            prompt = messages[-1].content
-            if "Earlier question:" not in prompt:
-                return super().generate(messages, max_new_tokens, **kwargs)
-            self.calls.append(list(messages))
-            new = prompt.rsplit("New question:", 1)[1]
-            text = "hold hands" if "sleep" in new else "chase fish" if "dream" in new else "unanswerable"
-            return self._gen(text, -0.2, -0.1 if text == "unanswerable" else -5.0, len(prompt.split()))
-
-    reader = Reader("reader", facts={"otters": "hold hands"})
-    engine = engine_for(reader, docs=OTTER_DOCS, collection="kb", cache="semantic", cache_similarity=similarity,
-                        top_k=1)
-    return engine, reader
-
-
-def test_a_near_question_is_answered_by_a_rewrite_or_declined_and_its_entry_learns(engine_for):
-    engine, reader = _semantic_engine(engine_for)
-    first = engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
-    assert _stage(first).outcome == "miss; answered and added"
-    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
-    stage = _stage(near)
-    assert stage.outcome.startswith("near hit: the cached answer rewritten"), stage
-    assert stage.signals["entry"] and stage.signals["similarity"] >= 0.5 and stage.thresholds["entry_similarity"] == 0.5
-    assert near.answer == "hold hands" and near.route == "rag" and [c.doc_id for c in near.citations] == ["otters"]
-    rewrite = next(s for s in near.stages if s.name == "cache_rewrite")
-    assert rewrite.model == "reader" and rewrite.usage.total_tokens > 0 and near.usage.total_tokens == rewrite.usage.total_tokens
-    # a look-alike the rewrite declines: answered the normal way, and the entry's threshold rises
-    declined = engine.answer("kb", "What do otters do while they eat?", policy="always_rag")
-    stage = _stage(declined)
-    assert stage.outcome.startswith("near hit declined") and stage.signals["threshold_now"] > 0.5
-    assert [s.name for s in declined.stages if s.name in ("cache_rewrite", "rag")] == ["cache_rewrite", "rag"]
-    entry = engine.decision_store.cache_get(stage.signals["entry"])
-    assert entry.threshold == stage.signals["threshold_now"] and (entry.rewrites_ok, entry.rewrites_refused) == (1, 1)
-    assert engine.decision_store.cache_stats()["kb"]["entries"] == 2  # the declined question became an entry
-
-
-def test_a_users_verdict_on_a_near_hit_teaches_its_threshold_and_a_wrong_one_evicts(engine_for):
-    from adaptive_rag.query.cached import cache_feedback
-
-    engine, _ = _semantic_engine(engine_for)
-    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
-    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
-    stage = _stage(near)
-    entry_id, key = stage.signals["entry"], ("kb", "-", _policy_key(engine))
-    log = engine.decision_store
-    assert [w for _, _, w in log.cache_observations(*key, entry_id=entry_id)] == [1.0]  # the rewrite's verdict
-    assert cache_feedback(engine, log.get(near.id), True) == 0
-    assert [(c, w) for _, c, w in log.cache_observations(*key, entry_id=entry_id)] == [(1.0, 3.0), (1.0, 1.0)]
-    before = log.cache_get(entry_id).threshold
-    assert cache_feedback(engine, log.get(near.id), False) == 1  # wrong: learned, then evicted
-    assert log.cache_get(entry_id) is None and len(log.cache_observations(*key)) == 3
-    assert engine.cache_thresholds.default_threshold(log, engine.cache_index, key) >= before
-
-
-def test_a_rewrite_that_changes_the_answer_counts_as_a_decline(engine_for):
-    engine, _ = _semantic_engine(engine_for)
-    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
-    other = engine.answer("kb", "What do otters do while they dream?", policy="always_rag")
-    stage = _stage(other)
-    assert stage.signals["lookup"] == "near_declined" and "changed the answer" in stage.outcome
-    assert stage.signals["rewrite_answer"] == "chase fish" and stage.signals["earlier_answer"] == "hold hands"
-    assert stage.signals["agreement"] == 0.0 and stage.thresholds["rewrite_min_agreement"] == 0.5
-    assert other.answer != "chase fish" and any(s.name == "rag" for s in other.stages)  # answered the normal way
-
-
-def _policy_key(engine):
-    from adaptive_rag.decision_store.cache_sql import policy_key
-
-    return policy_key("always_rag", engine.config.top_k, engine.thresholds)
-
-
-def test_near_hits_respect_scope_and_a_strict_threshold(engine_for):
-    engine, _ = _semantic_engine(engine_for, similarity=1.0)
-    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag", owner="a")
-    assert _stage(engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag",
-                                owner="a")).outcome == "miss; answered and added"
-    engine, _ = _semantic_engine(engine_for, similarity=0.5)
-    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag", owner="a")
-    assert _stage(engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag",
-                                owner="b")).outcome.startswith("miss")
-
-
-def test_the_near_lookup_embeds_the_question_once_for_itself_and_the_retrieval(engine_for):
-    engine, _ = _semantic_engine(engine_for)
-    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")  # builds the profile too
-    embedder = engine.retriever.embedder
-    real, seen = embedder.embed_query, []
-    embedder.embed_query = lambda text: seen.append(text) or real(text)
-    try:
-        engine.answer("kb", "Do beavers build dams?", policy="always_rag")  # a miss in semantic mode
-    finally:
-        embedder.embed_query = real
-    assert seen == ["Do beavers build dams?"]
 
 
 def test_the_cache_bench_times_misses_and_hits_on_a_real_log(tmp_path):
@@ -392,17 +283,3 @@ def test_answers_made_under_other_server_settings_do_not_hit(engine_for):
     assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag")).outcome.startswith("miss")
     assert _stage(engine.answer("kb", "What do otters do asleep?", policy="always_rag",
                                 top_k=2)).outcome.startswith("exact hit")  # the same effective top_k
-
-
-def test_a_checking_rewrite_answers_blind_and_serves_only_an_agreeing_answer(engine_for):
-    from adaptive_rag.testing import FakeLM
-
-    reader = FakeLM("reader", facts={"otters": "hold hands", "beavers": "build dams"})
-    engine = engine_for(reader, docs=OTTER_DOCS, collection="kb", cache="semantic", cache_similarity=0.5, top_k=1,
-                        cache_rewrite="check")
-    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
-    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
-    assert any(s.name == "cache_rewrite" for s in near.stages)
-    prompt = reader.calls[-1][-1].content  # the rewrite's: the last model call
-    assert "Earlier question:" not in prompt and "hold hands" not in prompt.split("Question:")[-1]
-    assert _stage(near).signals["lookup"] == "near_hit" and near.answer == "hold hands"

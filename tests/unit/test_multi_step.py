@@ -119,3 +119,20 @@ def test_the_first_reasoning_step_may_not_answer_so_the_route_retrieves_at_least
     engine.answer("kb", QUESTION, policy="always_multi_step")
     steps = [m[-1].content for m in engine.models.reader.calls if m[-1].content.endswith("Next step:")]
     assert len(steps) == 2 and "So the answer is" not in steps[0] and "So the answer is" in steps[1]
+
+
+def test_the_report_keys_a_later_runs_single_shot_policy_by_its_run_and_lists_its_gold_recall():
+    from eval.multi_step_report import merge_runs, report_md
+
+    merged = merge_runs({"interleaved": {"always_strong_rag": {"q": 1}, "strong_multi_step": {"q": 2}},
+                         "top15": {"always_strong_rag": {"q": 3}}, "decompose": {"strong_multi_step": {"q": 4}}})
+    assert merged == {"always_strong_rag": {"q": 1}, "strong_multi_step:interleaved": {"q": 2},
+                      "always_strong_rag:top15": {"q": 3}, "strong_multi_step:decompose": {"q": 4}}
+    row = {"f1": 0.4, "f1_ci": [0.3, 0.5], "lm_calls_per_query": 1, "retrievals_per_query": 1, "tokens_per_query": 700,
+           "cost_per_query": 1e-4, "latency_p50_ms": 2000, "f1_by_type": {"bridge": 0.5, "comparison": None}}
+    text = report_md({"split": "dev", "questions": 2, "by_type_n": {"bridge": 2, "comparison": 0},
+                      "policies": {"always_strong_rag": row, "always_strong_rag:top15": row},
+                      "vs_always_strong_rag": {"always_strong_rag:top15": {"diff": 0.0, "diff_ci": [-0.1, 0.1]}},
+                      "gold_retrieved": {"single_shot": {"always_strong_rag": 0.5, "always_strong_rag:top15": 1.0}}})
+    assert "| always_strong_rag:top15 | 0.400 [0.300, 0.500] | +0.000 [-0.100, +0.100] | - |" in text
+    assert "always_strong_rag 0.500, always_strong_rag:top15 1.000" in text

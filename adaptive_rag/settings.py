@@ -212,6 +212,14 @@ class Settings(BaseSettings):
         "to adapt; `check` gives it the supporting chunks only, so it answers the new question blind and the "
         "cached answer is served only when the two agree (a small reader shown the cached answer tends to repeat "
         "it for a different question)."))
+    cache_same_question: Literal["off", "reader", "strong"] = Field("off", description=(
+        "Before a near hit's rewrite, ask this panel model whether the cached question and the new one ask for the "
+        "same information (one short call on the two questions); below ARAG_CACHE_SAME_QUESTION_MIN the near hit "
+        "is declined without a rewrite. `strong` separates paraphrases from look-alikes better than similarity "
+        "does, the reader worse (docs/performance.md); `off` skips the check."))
+    cache_same_question_min: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "The P(Yes) the same-question check (ARAG_CACHE_SAME_QUESTION) needs for the rewrite to run. 0.5 keeps about "
+        "90% of paraphrases on the 1.5B model (measured on the data it was chosen on)."))
     cache_scope: Literal["key", "collection"] = Field("key", description=(
         "Whose answers a cached question may be served from: the same API key's (`key`), or any key's on the "
         "collection (`collection`: a hit then shows the answer and citations, not the other key's decision)."))

@@ -18,8 +18,8 @@ The leak and pass rates are read from `python -m eval.bench cache` runs (their t
 
 Similarities are the cache's own (the settings' embedder, cosine). With `--same-question ROLE`
 (reader, strong; repeatable) a panel model is also asked of each pair whether the two questions ask
-for the same information (P(Yes) from its first token's log-probs, through the eval generation
-cache): its AUROC beside similarity's, and the table for a near hit tried only when both the
+for the same information (the cache's ARAG_CACHE_SAME_QUESTION check: P(Yes) from its first
+token's log-probs; through the eval generation cache): its AUROC beside similarity's, and the table for a near hit tried only when both the
 similarity and P(Yes) pass. The gate's P(Yes) is set, in-sample, where it keeps GATE_KEEPS of the
 paraphrases asked (an upper bound on what such a gate buys: it is chosen on the pairs it is scored on).
 That is a candidate check before the rewrite: a prompt of two questions costs a fraction of the
@@ -38,9 +38,6 @@ THRESHOLDS = tuple(round(0.80 + 0.01 * i, 2) for i in range(19))  # 0.80 .. 0.98
 TARGET_WRONG = 0.01  # the issue's wrong-hit target on look-alikes
 TARGET_PARAPHRASES = 0.70  # and its share of paraphrases served
 GATE_KEEPS = 0.9  # the gate passes this share of the paraphrases asked
-SAME_QUESTION_SYSTEM = "You compare two questions. You never answer them."
-SAME_QUESTION_PROMPT = ("Question A: {earlier}\nQuestion B: {new}\n\nDo A and B ask for exactly the same "
-                        "information, so that a correct answer to A is also a correct answer to B? Reply Yes or No.")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -64,18 +61,11 @@ def similarities(settings, pairs: list[tuple[str, str]]) -> list[float]:
 
 
 def same_question(lm, pairs: list[tuple[str, str]]) -> list[float]:
-    """P(Yes) that each (earlier, new) pair asks the same thing, from `lm`'s first token."""
-    from adaptive_rag.models.lm import Message
-    from adaptive_rag.query.verify import NO, YES, p_true_from
+    """P(Yes) that each (earlier, new) pair asks the same thing: the cache's own check
+    (adaptive_rag/query/same_question.py) on `lm`."""
+    from adaptive_rag.query.same_question import same_question as check
 
-    out = []
-    for earlier, new in pairs:
-        gen = lm.generate([Message("system", SAME_QUESTION_SYSTEM),
-                           Message("user", SAME_QUESTION_PROMPT.format(earlier=earlier, new=new))], 1,
-                          first_token_candidates=(YES, NO))
-        value = p_true_from(gen.extra.get("first_token_logprobs") or {})
-        out.append(round(value, 4) if value is not None else 0.0)
-    return out
+    return [round(p, 4) if p is not None else 0.0 for p in (check(lm, a, b)[0] for a, b in pairs)]
 
 
 def _asked(lm, pairs: list[tuple[str, str]], similarity: list[float]) -> list[float]:

@@ -26,6 +26,9 @@ one twice.
   the answer or declines (the question is then answered the normal way). A rewrite that changes
   the answer's content (`rewrite_agreement` below REWRITE_MIN_AGREEMENT) counts as a decline. A
   rewrite is never added to the cache (the entry it came from stays the one to compare with).
+  With ARAG_CACHE_SAME_QUESTION a panel model first judges whether the two questions ask for the
+  same information (query/same_question.py, a `cache_check` stage); below
+  ARAG_CACHE_SAME_QUESTION_MIN the near hit is declined without a rewrite.
 - Thresholds are learned (adaptive_rag/cache_threshold.py): each rewrite's verdict and each
   user's verdict on a cached answer (`cache_feedback`) is an observation of its bucket (collection,
   scope, policy key) and entry, and the entry's threshold becomes the similarity where a hit is
@@ -151,6 +154,8 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
         return False
     if entry is None:
         return False
+    if _other_question(run, stage, key, entry, near):
+        return False
     cited = [SearchHit(c["chunk_id"], c["doc_id"], c["key"], float(c["score"]), c.get("text", ""))
              for c in entry.citations]
     result = run.rewrite_cached(entry.query, entry.answer, cited)
@@ -176,6 +181,31 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     stage.outcome = "near hit: the cached answer rewritten for this question"
     _serve(run, entry.route, result.generation.text,
            [Citation(h.chunk_id, h.doc_id, h.key, h.score, h.text) for h in result.supporting or cited])
+    return True
+
+
+def _other_question(run: "QueryRun", stage: Stage, key: tuple[str, str, str], entry, near) -> bool:
+    """The same-question check before the rewrite (ARAG_CACHE_SAME_QUESTION; a `cache_check`
+    stage): True when it judged the new question another one, which declines the near hit without
+    a rewrite and teaches the entry's threshold like a declined rewrite. False when it is off or
+    judged them the same. A check that gives no P(Yes) declines."""
+    engine = run.engine
+    if engine.config.cache_same_question == "off":
+        return False
+    p_same = run.same_question(entry.query)
+    minimum = engine.config.cache_same_question_min
+    stage.signals.update(entry=entry.id, similarity=round(near.similarity, 6), earlier_question=entry.query,
+                         p_same_question=p_same)
+    stage.thresholds.update(entry_similarity=near.threshold, same_question_min=minimum)
+    if p_same is not None and p_same >= minimum:
+        return False
+    _quietly(engine.decision_store.cache_hit, entry.id, rewrite=False)
+    learned = _learn(engine, key, entry.id, run.decision.id, near.similarity, False, "check")
+    if learned is not None:
+        stage.signals.update(threshold_now=learned.threshold, learned_from=learned.observations)
+        stage.thresholds["target_error"] = engine.config.cache_target_error
+    stage.signals["lookup"] = "near_declined"
+    stage.outcome = "near hit declined: the same-question check judged it another question; answered again"
     return True
 
 

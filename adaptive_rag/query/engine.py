@@ -53,6 +53,8 @@ class QueryConfig:
     cache_similarity: float = 0.9  # a fresh cache's near-hit threshold
     cache_target_error: float = 0.01  # the wrong-hit rate the learned thresholds aim at
     cache_rewrite: str = "adapt"  # adapt (the reader sees the cached answer) | check (it answers blind)
+    cache_same_question: str = "off"  # off | reader | strong: the check before a near hit's rewrite
+    cache_same_question_min: float = 0.5  # the P(Yes) that check needs
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "QueryConfig":
@@ -67,7 +69,8 @@ class QueryConfig:
                    verify_escalation=escalation,
                    thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope,
                    cache_similarity=settings.cache_similarity, cache_target_error=settings.cache_target_error,
-                   cache_rewrite=settings.cache_rewrite)
+                   cache_rewrite=settings.cache_rewrite, cache_same_question=settings.cache_same_question,
+                   cache_same_question_min=settings.cache_same_question_min)
 
 
 class QueryEngine:

@@ -203,6 +203,23 @@ class QueryRun:
                                                  self.engine.config.max_new_tokens,
                                                  show_earlier=self.engine.config.cache_rewrite == "adapt"), lm, started)
 
+    def same_question(self, earlier_question: str) -> float | None:
+        """The answer cache's same-question check (ARAG_CACHE_SAME_QUESTION) of this question
+        against `earlier_question`: P(Yes), recorded as a `cache_check` stage with its tokens and
+        cost. None when the check is off."""
+        role = self.engine.config.cache_same_question
+        if role == "off":
+            return None
+        from adaptive_rag.query.same_question import same_question
+
+        lm, started = self._lm(None, role), time.perf_counter()
+        value, gen = same_question(lm, earlier_question, self.question)
+        minimum = self.engine.config.cache_same_question_min
+        self._charge("cache_check", lm, [gen], {"p_same_question": value, "earlier_question": earlier_question},
+                     {"same_question_min": minimum},
+                     "the same question" if value is not None and value >= minimum else "another question", started)
+        return value
+
     def route(self, route: str, model: str | None = None) -> RouteResult:
         """Run `route` ("closed_book", "rag" or "long_context") on `model`: a (route, model) pair."""
         lookup(dict.fromkeys(routes.ANSWER_ROUTES), route, "route")

@@ -141,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--latency", type=int, default=15, help="with --traffic: originals timed without the generation cache")
     ca.add_argument("--target-error", type=float, default=None, help="with --traffic: ARAG_CACHE_TARGET_ERROR for the run")
     ca.add_argument("--rewrite", choices=("adapt", "check"), default=None, help="with --traffic: ARAG_CACHE_REWRITE")
+    ca.add_argument("--same-question", choices=("off", "reader", "strong"), default=None,
+                    help="with --traffic: ARAG_CACHE_SAME_QUESTION (the check before a near hit's rewrite)")
     ca.add_argument("--seed", type=int, default=0)
     ca.add_argument("--rows-out", type=Path, help="with --traffic: write every question's outcome here (JSON lines)")
     ex = sub.add_parser("exploration", help="user latency with background exploration on and off, real models")

@@ -72,7 +72,8 @@ def _cache_stage(decision) -> dict:
         return {}
     return {"lookup": stage.signals.get("lookup"), "similarity": stage.signals.get("similarity"),
             "threshold": stage.thresholds.get("entry_similarity"), "threshold_now": stage.signals.get("threshold_now"),
-            **{k: stage.signals.get(k) for k in ("earlier_question", "earlier_answer", "rewrite_answer", "agreement")}}
+            **{k: stage.signals.get(k) for k in ("earlier_question", "earlier_answer", "rewrite_answer", "agreement",
+                                                 "p_same_question")}}
 
 
 def _ask(engine, collection: str, question: str, policy: str, use_cache: bool, answers) -> dict:
@@ -242,10 +243,13 @@ def run(args) -> dict[str, Any]:
         update["cache_target_error"] = args.target_error
     if args.rewrite is not None:
         update["cache_rewrite"] = args.rewrite
+    if args.same_question is not None:
+        update["cache_same_question"] = args.same_question
     settings = Settings().model_copy(update=update)
     result: dict[str, Any] = {"machine": machine_info(), "policy": args.policy, "data": str(data),
                               "target_error": settings.cache_target_error, "start_similarity": settings.cache_similarity,
-                              "rewrite": settings.cache_rewrite,
+                              "rewrite": settings.cache_rewrite, "same_question": settings.cache_same_question,
+                              "same_question_min": settings.cache_same_question_min,
                               "command": "python -m eval.bench " + " ".join(args.argv), "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory(prefix="arag-bench-traffic-") as tmp:
         if args.latency:

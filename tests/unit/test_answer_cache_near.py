@@ -121,3 +121,54 @@ def test_a_checking_rewrite_answers_blind_and_serves_only_an_agreeing_answer(eng
     prompt = reader.calls[-1][-1].content  # the rewrite's: the last model call
     assert "Earlier question:" not in prompt and "hold hands" not in prompt.split("Question:")[-1]
     assert _stage(near).signals["lookup"] == "near_hit" and near.answer == "hold hands"
+
+
+def test_the_same_question_check_runs_before_the_rewrite_and_declines_another_question(engine_for):
+    from adaptive_rag.models.lm import Generation
+    from adaptive_rag.query.verify import NO, YES
+    from adaptive_rag.testing import FakeLM
+    from adaptive_rag.usage import TokenUsage
+
+    class Judging(FakeLM):
+        """Says Yes to "same question?" when both questions are about sleep, else No."""
+
+        def generate(self, messages, max_new_tokens=32, first_token_candidates=()):
+            prompt = messages[-1].content
+            if not prompt.startswith("Question A:"):
+                return super().generate(messages, max_new_tokens, first_token_candidates)
+            self.calls.append(list(messages))
+            a, b = prompt.split("Question B:", 1)
+            same = all(("sleep" in q or "asleep" in q) for q in (a, b.split("\n\n", 1)[0]))
+            return Generation(YES if same else NO, (), TokenUsage(len(prompt.split()), 1), self.name,
+                              extra={"first_token_logprobs": {YES: -0.1 if same else -3.0, NO: -3.0 if same else -0.1}})
+
+    reader = Judging("reader", facts={"otters": "hold hands"})
+    engine = engine_for(reader, docs=OTTERS_AND_BEAVERS, collection="kb", cache="semantic", cache_similarity=0.5,
+                        top_k=1, cache_rewrite="check", cache_same_question="reader", cache_same_question_min=0.5)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
+    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
+    names = [s.name for s in near.stages]
+    assert names.index("cache_check") < names.index("cache_rewrite")
+    check = next(s for s in near.stages if s.name == "cache_check")
+    assert check.signals["p_same_question"] > 0.9 and check.thresholds == {"same_question_min": 0.5}
+    assert check.usage.total_tokens > 0 and near.usage.total_tokens > check.usage.total_tokens  # paid, with the rewrite
+    assert _stage(near).signals["lookup"] == "near_hit" and near.answer == "hold hands"
+    rewrites = sum(m[-1].content.startswith("Question A:") is False for m in reader.calls)
+
+    other = engine.answer("kb", "What do otters do while they eat?", policy="always_rag")
+    stage = _stage(other)
+    assert stage.signals["lookup"] == "near_declined" and "same-question check" in stage.outcome
+    assert stage.signals["p_same_question"] < 0.5 and stage.thresholds["same_question_min"] == 0.5
+    assert stage.signals["threshold_now"] > 0.5  # taught like a declined rewrite
+    assert "cache_rewrite" not in [s.name for s in other.stages] and any(s.name == "rag" for s in other.stages)
+    assert sum(m[-1].content.startswith("Question A:") is False for m in reader.calls) == rewrites + 1  # the RAG answer only
+    entry = engine.decision_store.cache_get(stage.signals["entry"])
+    assert entry.rewrites_refused == 1
+
+
+def test_the_same_question_check_is_off_by_default(engine_for):
+    engine, reader = _semantic_engine(engine_for)
+    engine.answer("kb", "What do otters do while they sleep?", policy="always_rag")
+    near = engine.answer("kb", "While asleep, what do sea otters do?", policy="always_rag")
+    assert "cache_check" not in [s.name for s in near.stages]
+    assert not any(m[-1].content.startswith("Question A:") for m in reader.calls)

@@ -46,6 +46,7 @@ class QueryConfig:
     strong_long_context_budget: int = 8000
     multi_step_strategy: str = "interleaved"  # query/multi_step.py: interleaved | decompose
     multi_step_max_steps: int = 3  # retrievals of the multi_step route, at most
+    multi_step_notes: bool = True  # the final call reads the steps' notes beside the chunks
     verify_escalation: tuple[str, str] = ("rag", "strong")  # (route, role) a doubted answer escalates to
     thresholds: Mapping[str, float] = field(default_factory=dict)
     cache: str = "off"  # the answer cache: off | exact | semantic (query/cached.py)
@@ -66,6 +67,7 @@ class QueryConfig:
                    long_context_budget=settings.long_context_budget,
                    strong_long_context_budget=settings.strong_long_context_budget,
                    multi_step_strategy=settings.multi_step_strategy, multi_step_max_steps=settings.multi_step_max_steps,
+                   multi_step_notes=settings.multi_step_notes,
                    verify_escalation=escalation,
                    thresholds=dict(settings.thresholds), cache=settings.cache, cache_scope=settings.cache_scope,
                    cache_similarity=settings.cache_similarity, cache_target_error=settings.cache_target_error,

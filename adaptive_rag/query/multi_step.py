@@ -206,25 +206,33 @@ def decompose_prompt(question: str, steps: int) -> list[Message]:
 
 
 def final_prompt(question: str, context: str, notes_title: str, notes: Sequence[str]) -> list[Message]:
+    """The final answer call. With notes it asks for the answer alone, not a sentence: on HotpotQA
+    dev the 1.5B model, shown reasoning sentences, answered in sentences ("Yes, both X and Y
+    were ...") where RAG's prompt got "Yes"."""
+    if not notes:
+        return prompts.with_context(question, context)
     shown = "\n".join(notes)
     return [Message("system", prompts.SYSTEM),
-            Message("user", f"Context:\n{context}\n\n" + (f"{notes_title}:\n{shown}\n\n" if shown else "") +
-                            "Answer the question with a short phrase copied from the context. "
+            Message("user", f"Context:\n{context}\n\n{notes_title}:\n{shown}\n\n"
+                            "Answer the question with a short phrase copied from the context (or yes or no), "
+                            "never a whole sentence. "
                             f"If the context does not contain the answer, reply exactly \"{REFUSAL}\".\n"
                             f"Question: {question}\nAnswer:")]
 
 
 def multi_step(q: "QueryRun", lm: LanguageModel, strategy: str, steps: int, max_new_tokens: int,
-               before_answer=lambda: None) -> RouteResult:
-    """Run `strategy`'s steps on `lm`, then the final answer call (see the module docstring);
+               before_answer=lambda: None, notes: bool = True) -> RouteResult:
+    """Run `strategy`'s steps on `lm`, then the final answer call (see the module docstring), which
+    reads the steps' notes beside the chunks unless `notes` is False (ARAG_MULTI_STEP_NOTES);
     `before_answer()` runs between them (a streaming client hears only the final call's text).
     Returns the final call's RouteResult (route `multi_step`), not yet recorded."""
     chosen = lookup(STRATEGIES, strategy, "multi-step strategy (ARAG_MULTI_STEP_STRATEGY)")()
     trail = Trail()
     chosen.gather(q, lm, max(1, steps), trail)
-    context, used = _context(lm, q.question, trail, max_new_tokens)
+    shown = trail.notes if notes else []
+    context, used = _context(lm, q.question, Trail(trail.hits, shown), max_new_tokens)
     before_answer()
-    result = _answer(ROUTE, lm, final_prompt(q.question, context, chosen.notes_title, trail.notes), max_new_tokens,
+    result = _answer(ROUTE, lm, final_prompt(q.question, context, chosen.notes_title, shown), max_new_tokens,
                      used, lm.count_tokens(context))
     signals = {**result.signals, "strategy": chosen.name, "steps": sum(1 for s in q.decision.stages
                                                                        if s.name == HOP and s.signals.get("kind") == "retrieve"),

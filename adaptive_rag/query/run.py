@@ -186,7 +186,8 @@ class QueryRun:
         streaming, self.control.on_text = self.control.on_text, None  # the hops' text is not the answer's
         try:
             result = multi_step(self, lm, config.multi_step_strategy, config.multi_step_max_steps, config.max_new_tokens,
-                                before_answer=lambda: setattr(self.control, "on_text", streaming))
+                                before_answer=lambda: setattr(self.control, "on_text", streaming),
+                                notes=config.multi_step_notes)
         finally:
             self.control.on_text = streaming
         hops_ms = sum(s.latency_ms for s in self.decision.stages[before:])

@@ -46,7 +46,7 @@ class QueryConfig:
     strong_long_context_budget: int = 8000
     multi_step_strategy: str = "interleaved"  # query/multi_step.py: interleaved | decompose
     multi_step_max_steps: int = 3  # retrievals of the multi_step route, at most
-    multi_step_notes: bool = True  # the final call reads the steps' notes beside the chunks
+    multi_step_notes: bool = False  # the final call reads the steps' notes beside the chunks
     verify_escalation: tuple[str, str] = ("rag", "strong")  # (route, role) a doubted answer escalates to
     thresholds: Mapping[str, float] = field(default_factory=dict)
     cache: str = "off"  # the answer cache: off | exact | semantic (query/cached.py)

@@ -138,17 +138,17 @@ def test_the_report_keys_a_later_runs_single_shot_policy_by_its_run_and_lists_it
     assert "always_strong_rag 0.500, always_strong_rag:top15 1.000" in text
 
 
-def test_the_final_call_reads_the_notes_and_asks_for_no_sentence_unless_notes_are_off(engine_for):
+def test_the_final_call_reads_the_chunks_only_unless_notes_are_on_and_then_asks_for_no_sentence(engine_for):
     from adaptive_rag.query.prompts import with_context
 
     reader = Hopper("reader", facts={"directed": "Ada Vance", "born": "Lisbon"})
-    with_notes = engine_for(reader, docs=DOCS, collection="kb", top_k=1).answer("kb", QUESTION, policy="always_multi_step")
+    with_notes = engine_for(reader, docs=DOCS, collection="kb", top_k=1, multi_step_notes=True).answer(
+        "kb", QUESTION, policy="always_multi_step")
     final = reader.calls[-1][-1].content
     assert "Reasoning so far:\nI need where Ada Vance was born." in final and "never a whole sentence" in final
     assert with_notes.answer == "Lisbon"
     reader = Hopper("reader", facts={"directed": "Ada Vance", "born": "Lisbon"})
-    plain = engine_for(reader, docs=DOCS, collection="kb", top_k=1, multi_step_notes=False).answer(
-        "kb", QUESTION, policy="always_multi_step")
+    plain = engine_for(reader, docs=DOCS, collection="kb", top_k=1).answer("kb", QUESTION, policy="always_multi_step")
     final = reader.calls[-1]
     assert [m.content for m in final] == [m.content for m in with_context(QUESTION, final[-1].content.split(
         "Context:\n", 1)[1].split("\n\nAnswer the question", 1)[0])]  # RAG's prompt over the chunks found

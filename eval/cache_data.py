@@ -156,19 +156,29 @@ def proper_nouns(question: str) -> set[str]:
     return {w for w in _WORD.findall(question)[1:] if len(w) >= 4 and w[0].isupper()}
 
 
-def _add_similarity(settings, rows: list[dict]) -> None:
-    """Each pair's cosine similarity under the settings' embedder (what the cache compares)."""
+def pair_similarities(settings, pairs: list[tuple[str, str]], as_queries: bool = False) -> list[float]:
+    """Cosine similarity of each (earlier, new) pair under the settings' embedder: document
+    embeddings in batches, or with `as_queries` each text's query embedding, one at a time, as the
+    answer cache computes it (batched embedding differs in the third decimal)."""
     import numpy as np
 
     from adaptive_rag.models.embedder import load_embedder
 
-    texts = sorted({r["earlier"] for r in rows} | {r["question"] for r in rows})
+    texts = sorted({t for pair in pairs for t in pair})
     embedder = load_embedder(settings)
-    vectors = np.vstack([embedder.embed_documents(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+    if as_queries:
+        vectors = np.vstack([embedder.embed_query(t) for t in texts])
+    else:
+        vectors = np.vstack([embedder.embed_documents(texts[i:i + 256]) for i in range(0, len(texts), 256)])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     at = {t: i for i, t in enumerate(texts)}
-    for r in rows:
-        r["similarity"] = round(float(vectors[at[r["earlier"]]] @ vectors[at[r["question"]]]), 4)
+    return [round(float(vectors[at[a]] @ vectors[at[b]]), 4) for a, b in pairs]
+
+
+def _add_similarity(settings, rows: list[dict]) -> None:
+    """Each pair's cosine similarity (document embeddings: what the committed data were built with)."""
+    for r, value in zip(rows, pair_similarities(settings, [(r["earlier"], r["question"]) for r in rows])):
+        r["similarity"] = value
 
 
 def select_disjoint(rows: list[dict], keep: dict[str, int], paraphrases: tuple[set, set]) -> list[dict]:
@@ -189,11 +199,16 @@ def select_disjoint(rows: list[dict], keep: dict[str, int], paraphrases: tuple[s
     return chosen
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file (blank lines skipped)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _paraphrase_texts(out: Path) -> tuple[set, set]:
     path = out / "paraphrases.jsonl"
     if not path.is_file():
         return set(), set()
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     return {r["original"] for r in rows}, {r["paraphrase"] for r in rows}
 
 

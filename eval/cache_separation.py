@@ -40,26 +40,6 @@ TARGET_PARAPHRASES = 0.70  # and its share of paraphrases served
 GATE_KEEPS = 0.9  # the gate passes this share of the paraphrases asked
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def similarities(settings, pairs: list[tuple[str, str]]) -> list[float]:
-    """Cosine similarity of each (earlier, new) pair as the cache computes it: the settings'
-    embedder's query embedding of each text, one at a time (batched document embedding differs in
-    the third decimal, enough to move pairs across a threshold)."""
-    import numpy as np
-
-    from adaptive_rag.models.embedder import load_embedder
-
-    texts = sorted({t for pair in pairs for t in pair})
-    embedder = load_embedder(settings)
-    vectors = np.vstack([embedder.embed_query(t) for t in texts])
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    at = {t: i for i, t in enumerate(texts)}
-    return [round(float(vectors[at[a]] @ vectors[at[b]]), 4) for a, b in pairs]
-
-
 def same_question(lm, pairs: list[tuple[str, str]]) -> list[float]:
     """P(Yes) that each (earlier, new) pair asks the same thing: the cache's own check
     (adaptive_rag/query/same_question.py) on `lm`."""
@@ -122,14 +102,14 @@ def table(para: list[float], neg: list[float], verifiers: dict[str, dict]) -> li
 
 def build(data: Path, runs: dict[str, Path], judges: tuple[str, ...] = ()) -> dict:
     from adaptive_rag.settings import Settings
-    from eval.cache_data import _distribution
+    from eval.cache_data import _distribution, pair_similarities, read_jsonl
 
-    paraphrases = _jsonl(data / "paraphrases.jsonl")
-    negatives = _jsonl(data / "hard_negatives.jsonl")
-    scored = similarities(Settings(), [(r["original"], r["paraphrase"]) for r in paraphrases]
-                          + [(r["earlier"], r["question"]) for r in negatives])
+    paraphrases = read_jsonl(data / "paraphrases.jsonl")
+    negatives = read_jsonl(data / "hard_negatives.jsonl")
+    scored = pair_similarities(Settings(), [(r["original"], r["paraphrase"]) for r in paraphrases]
+                               + [(r["earlier"], r["question"]) for r in negatives], as_queries=True)
     para, neg = scored[:len(paraphrases)], scored[len(paraphrases):]
-    verifiers = {name: rewrite_rates(_jsonl(path)) for name, path in runs.items()}
+    verifiers = {name: rewrite_rates(read_jsonl(path)) for name, path in runs.items()}
     near_para, near_neg = [x for x in para if x >= THRESHOLDS[0]], [x for x in neg if x >= THRESHOLDS[0]]
     out = {"paraphrases": len(para), "look_alikes": len(neg), "auroc_similarity": round(auroc(para, neg), 4),
            "auroc_similarity_near": round(auroc(near_para, near_neg), 4),

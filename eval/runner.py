@@ -38,12 +38,14 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
     else:
         em, f1 = exact_match(answer, sample.answers), f1_score(answer, sample.answers)
         ragas = ragas_metrics.score(answer, sample.answers, cited, sample.gold_doc_ids, score_cache)
-    hop_calls = [s for s in stages if s["name"] == "hop" and s["signals"].get("kind") == "generate"]
-    hop_searches = [s for s in stages if s["name"] == "hop" and s["signals"].get("kind") == "retrieve"]
+    def hop(s, kind):
+        return s["name"] == "hop" and s["signals"].get("kind") == kind
+
+    hop_calls = [s for s in stages if hop(s, "generate")]
+    searches = [s for s in stages if s["name"] == "retrieve" or hop(s, "retrieve")]  # in the order they ran
     latency = sum(s["signals"].get("generation_ms", 0.0) for s in stages if s["name"] in LM_STAGES)
     latency += sum(s["signals"].get("generation_ms", 0.0) for s in hop_calls)
-    latency += sum(s["latency_ms"] for s in stages if s["name"] == "retrieve") + sum(s["latency_ms"] for s in hop_searches)
-    searches = [s for s in stages if s["name"] == "retrieve" or (s["name"] == "hop" and s["signals"].get("kind") == "retrieve")]
+    latency += sum(s["latency_ms"] for s in searches)
     retrieved = list(dict.fromkeys(d for s in searches for d in s["signals"].get("doc_ids") or ()))
     return {
         "id": sample.id, "question": sample.question, "policy": decision["policy"], "route": decision["route"],
@@ -52,7 +54,7 @@ def record_for(sample: EvalSample, decision: dict, judge=None, score_cache=None)
         "input_tokens": decision["usage"]["input_tokens"], "output_tokens": decision["usage"]["output_tokens"],
         "total_tokens": decision["usage"]["total_tokens"], "cost": decision["cost"],
         "lm_calls": sum(1 for s in stages if s["name"] in LM_STAGES) + len(hop_calls),
-        "retrieval_calls": sum(1 for s in stages if s["name"] == "retrieve") + len(hop_searches),
+        "retrieval_calls": len(searches),
         # every document any retrieval of the decision returned, and whether they hold all gold ones
         "retrieved_docs": retrieved,
         "gold_all_retrieved": set(sample.gold_doc_ids) <= set(retrieved) if sample.gold_doc_ids else None,

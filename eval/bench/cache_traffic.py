@@ -45,10 +45,6 @@ def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
     return 1.0 if k >= n else float(beta.ppf(1 - (1 - level) / 2, k + 1, n - k))
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _engine(settings, tmp: Path, generation_cache: bool):
     """An engine with the semantic cache on a fresh decision log in `tmp`; with the eval
     generation cache (replays) or without (timings). Returns (engine, cache or None)."""
@@ -236,8 +232,10 @@ def run(args) -> dict[str, Any]:
     from adaptive_rag.settings import Settings
 
     data = Path(args.traffic)
-    paraphrases = _jsonl(data / "paraphrases.jsonl")
-    negatives = _jsonl(data / "hard_negatives.jsonl")[: args.negatives or None]
+    from eval.cache_data import read_jsonl
+
+    paraphrases = read_jsonl(data / "paraphrases.jsonl")
+    negatives = read_jsonl(data / "hard_negatives.jsonl")[: args.negatives or None]
     update = {"data_dir": args.data_dir.resolve(), "qdrant_url": None, "decisions_url": None}
     if args.target_error is not None:
         update["cache_target_error"] = args.target_error

@@ -240,7 +240,7 @@ class CacheQueries:
         and the verdicts the thresholds learned from."""
         with self._session() as execute:
             rows = execute("SELECT collection, COUNT(*), COALESCE(SUM(hits), 0), COALESCE(SUM(rewrites_ok), 0), "
-                           "COALESCE(SUM(rewrites_refused), 0), MIN(threshold) FROM answer_cache GROUP BY collection "
+                           "COALESCE(SUM(rewrites_refused), 0) FROM answer_cache GROUP BY collection "
                            "ORDER BY collection", ()).fetchall()
             thresholds = execute("SELECT collection, threshold FROM answer_cache ORDER BY collection, threshold",
                                  ()).fetchall()
@@ -251,5 +251,6 @@ class CacheQueries:
             by_collection.setdefault(name, []).append(float(value))
         return {r[0]: {"entries": int(r[1]), "exact_hits": int(r[2]), "rewrites_ok": int(r[3]),
                        "rewrites_refused": int(r[4]), "verdicts": int(verdicts.get(r[0], 0)),
-                       "threshold_median": float(np.median(by_collection[r[0]])), "threshold_min": float(r[5])}
+                       "threshold_median": float(np.median(by_collection[r[0]])),
+                       "threshold_min": by_collection[r[0]][0]}  # the thresholds come sorted
                 for r in rows}

@@ -167,11 +167,7 @@ def serve_near(run: "QueryRun", request: CacheRequest) -> bool:
     stage.signals.update(signals)
     stage.thresholds.update(thresholds)
     answered = agreement is not None and agreement >= REWRITE_MIN_AGREEMENT
-    _quietly(log_.cache_hit, entry.id, rewrite=answered)
-    learned = _learn(engine, key, entry.id, decision.id, near.similarity, answered, "rewrite")
-    if learned is not None:
-        stage.signals.update(threshold_now=learned.threshold, learned_from=learned.observations)
-        stage.thresholds["target_error"] = engine.config.cache_target_error
+    _verdict(run, stage, key, entry.id, near.similarity, answered, "rewrite")
     if not answered:
         stage.signals["lookup"] = "near_declined"
         stage.outcome = ("near hit declined by the rewrite: answered again" if result.unanswerable else
@@ -199,11 +195,7 @@ def _other_question(run: "QueryRun", stage: Stage, key: tuple[str, str, str], en
     stage.thresholds.update(entry_similarity=near.threshold, same_question_min=minimum)
     if p_same is not None and p_same >= minimum:
         return False
-    _quietly(engine.decision_store.cache_hit, entry.id, rewrite=False)
-    learned = _learn(engine, key, entry.id, run.decision.id, near.similarity, False, "check")
-    if learned is not None:
-        stage.signals.update(threshold_now=learned.threshold, learned_from=learned.observations)
-        stage.thresholds["target_error"] = engine.config.cache_target_error
+    _verdict(run, stage, key, entry.id, near.similarity, False, "check")
     stage.signals["lookup"] = "near_declined"
     stage.outcome = "near hit declined: the same-question check judged it another question; answered again"
     return True
@@ -215,6 +207,18 @@ def rewrite_agreement(rewrite: str, cached: str) -> float:
     from adaptive_rag.answers import token_recall
 
     return max(token_recall(rewrite, cached), token_recall(cached, rewrite))
+
+
+def _verdict(run: "QueryRun", stage: Stage, key: tuple[str, str, str], entry_id: int, similarity: float, right: bool,
+             source: str) -> None:
+    """A near hit's verdict (served or declined, by `source`): counted on the entry, learned into
+    its threshold, and the learned threshold shown in the cache stage."""
+    engine = run.engine
+    _quietly(engine.decision_store.cache_hit, entry_id, rewrite=right)
+    learned = _learn(engine, key, entry_id, run.decision.id, similarity, right, source)
+    if learned is not None:
+        stage.signals.update(threshold_now=learned.threshold, learned_from=learned.observations)
+        stage.thresholds["target_error"] = engine.config.cache_target_error
 
 
 def _learn(engine, key: tuple[str, str, str], entry_id: int, decision_id: str, similarity: float, correct: bool,

@@ -73,12 +73,12 @@ def _hop_signals(step: int, query: str, hits: Sequence[SearchHit], new: Sequence
             "new_chunks": len(new)}
 
 
-def _context(lm: LanguageModel, question: str, trail: Trail, max_new_tokens: int) -> tuple[str, list[SearchHit]]:
-    """The chunks read so far that fit the model's window beside the prompt and the notes."""
-    notes = "\n".join(trail.notes)
-    budget = (lm.context_window - prompts.overhead_tokens(lm.count_tokens, question) - lm.count_tokens(notes)
+def _context(lm: LanguageModel, question: str, hits: Sequence[SearchHit], notes: Sequence[str],
+             max_new_tokens: int) -> tuple[str, list[SearchHit]]:
+    """The chunks read so far that fit the model's window beside the prompt and the notes shown."""
+    budget = (lm.context_window - prompts.overhead_tokens(lm.count_tokens, question) - lm.count_tokens("\n".join(notes))
               - max_new_tokens - 16)
-    return fitting_chunks(trail.hits, budget, lm.count_tokens)
+    return fitting_chunks(hits, budget, lm.count_tokens)
 
 
 class Strategy(ABC):
@@ -102,7 +102,7 @@ class Interleaved(Strategy):
             search(q, step, query, trail)
             if step == steps:
                 return
-            context, _ = _context(lm, q.question, trail, STEP_TOKENS)
+            context, _ = _context(lm, q.question, trail.hits, trail.notes, STEP_TOKENS)
             started = time.perf_counter()
             gen = lm.generate(reasoning_prompt(q.question, context, trail.notes, may_answer=step > 1), STEP_TOKENS)
             sentence = first_sentence(gen.text)
@@ -232,7 +232,7 @@ def multi_step(q: "QueryRun", lm: LanguageModel, strategy: str, steps: int, max_
     trail = Trail()
     chosen.gather(q, lm, max(1, steps), trail)
     shown = trail.notes if notes else []
-    context, used = _context(lm, q.question, Trail(trail.hits, shown), max_new_tokens)
+    context, used = _context(lm, q.question, trail.hits, shown, max_new_tokens)
     before_answer()
     result = _answer(ROUTE, lm, final_prompt(q.question, context, chosen.notes_title, shown), max_new_tokens,
                      used, lm.count_tokens(context))
